@@ -1,0 +1,99 @@
+/// The decision engine: pure rules, no I/O, time passed in.
+///
+/// A decision is made in two steps so a store can make it atomically:
+/// `prepare` settles what needs no stored state (stage, exemptions and lists
+/// in later versions) or returns the triplet to look up; `decide` turns the
+/// stored state of that triplet into a verdict and the writes that go with it.
+public struct Engine: Sendable {
+    public var policy: GreylistPolicy
+
+    public init(policy: GreylistPolicy = GreylistPolicy()) {
+        self.policy = policy
+    }
+
+    /// The outcome of the first step.
+    public enum Preparation: Sendable, Hashable {
+        /// Decided without the store.
+        case decided(Verdict)
+        /// Look up this triplet and call `decide`.
+        case lookup(Triplet)
+    }
+
+    /// First step: everything that is decided without stored state, in the
+    /// order of ARCHITECTURE.md.
+    public func prepare(_ query: GreylistQuery) -> Preparation {
+        guard query.stage == .rcpt else {
+            return .decided(Verdict(action: .pass, reason: .notRecipientStage))
+        }
+        // Place for: authenticated/trusted clients, blacklist, whitelists,
+        // recipient scope (opt-in / opt-out).
+        guard let triplet = triplet(for: query) else {
+            let reason: DecisionReason = IPAddress(query.clientAddress) == nil ? .noClientAddress : .noRecipient
+            return .decided(Verdict(action: .pass, reason: reason))
+        }
+        return .lookup(triplet)
+    }
+
+    /// The triplet a query is keyed by, or nil without a usable client
+    /// address or recipient.
+    public func triplet(for query: GreylistQuery) -> Triplet? {
+        guard let address = IPAddress(query.clientAddress) else { return nil }
+        let recipient = AddressNormalizer.recipient(query.recipient)
+        guard !recipient.isEmpty else { return nil }
+        return Triplet(network: policy.keying.network(of: address),
+                       sender: AddressNormalizer.sender(query.sender, normalize: policy.normalizeSender),
+                       recipient: recipient)
+    }
+
+    /// Second step: the verdict for a triplet given its stored state at `now`.
+    public func decide(_ triplet: Triplet, state: TripletState, now: Int64) -> Decision {
+        let p = policy
+        if p.clientAutowhitelist > 0 && state.clientPassedTriplets >= p.clientAutowhitelist {
+            return Decision(verdict: Verdict(action: .pass, reason: .clientAutowhitelisted, triplet: triplet),
+                            change: StoreChange(client: .refresh(expires: now + p.passTTL)))
+        }
+        if var record = state.record, record.recordExpires >= now {
+            record.lastSeen = now
+            if record.hasPassed {
+                record.passedCount += 1
+                record.recordExpires = max(record.recordExpires, now + p.passTTL)
+                let client: StoreChange.ClientChange = p.clientAutowhitelist > 0 ? .refresh(expires: now + p.passTTL) : .none
+                return Decision(verdict: Verdict(action: .pass, reason: .knownTriplet, triplet: triplet),
+                                change: StoreChange(record: record, client: client))
+            }
+            if now < record.blockExpires {
+                record.blockedCount += 1
+                return deferral(Verdict(action: .defer, reason: .tooEarly, timeLeft: record.blockExpires - now,
+                                        triplet: triplet), record: record)
+            }
+            record.passedCount = 1
+            record.recordExpires = now + p.passTTL
+            let client: StoreChange.ClientChange = p.clientAutowhitelist > 0 ? .countPass(expires: now + p.passTTL) : .none
+            return Decision(verdict: Verdict(action: .pass, reason: .delayElapsed, delayed: now - record.firstSeen,
+                                             triplet: triplet),
+                            change: StoreChange(record: record, client: client))
+        }
+        // Unknown, or its record expired: start over.
+        if p.delay <= 0 {
+            let record = GreylistRecord(triplet: triplet, firstSeen: now, lastSeen: now, blockExpires: now,
+                                        recordExpires: now + p.passTTL, blockedCount: 0, passedCount: 1)
+            return Decision(verdict: Verdict(action: .pass, reason: .delayElapsed, delayed: 0, triplet: triplet),
+                            change: StoreChange(record: record))
+        }
+        let record = GreylistRecord(triplet: triplet, firstSeen: now, lastSeen: now, blockExpires: now + p.delay,
+                                    recordExpires: now + p.retryWindow, blockedCount: 1, passedCount: 0)
+        return deferral(Verdict(action: .defer, reason: .newTriplet, timeLeft: p.delay, triplet: triplet),
+                        record: record)
+    }
+
+    /// A defer, or in dry-run mode the pass that replaces it. The record is
+    /// written either way, so dry-run learns the same state as live mode.
+    func deferral(_ verdict: Verdict, record: GreylistRecord) -> Decision {
+        var v = verdict
+        if policy.dryRun {
+            v.action = .pass
+            v.wouldDefer = true
+        }
+        return Decision(verdict: v, change: StoreChange(record: record))
+    }
+}

@@ -1,0 +1,159 @@
+/// An IPv4 or IPv6 address parsed from the text forms MTAs send.
+///
+/// IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`) are folded into IPv4, so a
+/// client is keyed the same whichever socket family the MTA accepted it on.
+public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
+    case v4(UInt32)
+    case v6(high: UInt64, low: UInt64)
+
+    /// Parses a bare address, tolerating the decorations MTAs add:
+    /// `[192.0.2.1]`, `IPv6:2001:db8::1` (Sendmail) and a `%zone` suffix.
+    public init?(_ text: some StringProtocol) {
+        var s = Substring(text)
+        if s.hasPrefix("["), s.hasSuffix("]") { s = s.dropFirst().dropLast() }
+        if s.count > 5, s.prefix(5).lowercased() == "ipv6:" { s = s.dropFirst(5) }
+        if let zone = s.firstIndex(of: "%") { s = s[..<zone] }
+        if s.isEmpty || s.count > 45 { return nil }
+        if s.contains(":") {
+            guard let (high, low) = IPAddress.parseV6(s) else { return nil }
+            if high == 0 && (low >> 32) == 0xFFFF {
+                self = .v4(UInt32(truncatingIfNeeded: low))
+            } else {
+                self = .v6(high: high, low: low)
+            }
+        } else {
+            guard let v4 = IPAddress.parseV4(s) else { return nil }
+            self = .v4(v4)
+        }
+    }
+
+    /// Whether this is an IPv4 address (including one that arrived IPv4-mapped).
+    public var isIPv4: Bool {
+        if case .v4 = self { return true }
+        return false
+    }
+
+    /// The address with all bits after the first `prefix` bits cleared.
+    public func masked(to prefix: Int) -> IPAddress {
+        switch self {
+        case .v4(let a):
+            let p = max(0, min(32, prefix))
+            let mask: UInt32 = p == 0 ? 0 : ~UInt32(0) << (32 - p)
+            return .v4(a & mask)
+        case .v6(let high, let low):
+            let p = max(0, min(128, prefix))
+            let highMask: UInt64 = p >= 64 ? ~0 : (p == 0 ? 0 : ~UInt64(0) << (64 - p))
+            let lowMask: UInt64 = p <= 64 ? 0 : (p == 128 ? ~0 : ~UInt64(0) << (128 - p))
+            return .v6(high: high & highMask, low: low & lowMask)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .v4(let a):
+            return "\(a >> 24).\((a >> 16) & 0xFF).\((a >> 8) & 0xFF).\(a & 0xFF)"
+        case .v6(let high, let low):
+            return IPAddress.formatV6(high: high, low: low)
+        }
+    }
+
+    // MARK: - Parsing
+
+    static func parseV4(_ s: Substring) -> UInt32? {
+        var value: UInt32 = 0
+        var octets = 0
+        var current: UInt32 = 0
+        var digits = 0
+        for byte in s.utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, octets < 3 else { return nil }
+                value = value << 8 | current
+                octets += 1
+                current = 0
+                digits = 0
+            } else if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                // A leading zero is refused: "010" is octal to some parsers.
+                if digits == 1 && current == 0 { return nil }
+                current = current * 10 + UInt32(byte - UInt8(ascii: "0"))
+                digits += 1
+                guard current <= 255 else { return nil }
+            } else {
+                return nil
+            }
+        }
+        guard digits > 0, octets == 3 else { return nil }
+        return value << 8 | current
+    }
+
+    static func parseV6(_ s: Substring) -> (UInt64, UInt64)? {
+        var groups: [UInt16] = []
+        var gapIndex: Int? = nil
+        var rest = s
+        if rest.hasPrefix("::") {
+            gapIndex = 0
+            rest = rest.dropFirst(2)
+        } else if rest.hasPrefix(":") {
+            return nil
+        }
+        var trailingV4: UInt32? = nil
+        while !rest.isEmpty {
+            let end = rest.firstIndex(of: ":") ?? rest.endIndex
+            let part = rest[rest.startIndex..<end]
+            if part.contains(".") {
+                // An embedded IPv4 tail must be last.
+                guard end == rest.endIndex, let v4 = parseV4(part) else { return nil }
+                trailingV4 = v4
+                rest = rest[end...]
+                break
+            }
+            guard !part.isEmpty, part.count <= 4, let g = UInt16(part, radix: 16) else { return nil }
+            groups.append(g)
+            rest = rest[end...]
+            if rest.hasPrefix("::") {
+                guard gapIndex == nil else { return nil }
+                gapIndex = groups.count
+                rest = rest.dropFirst(2)
+            } else if rest.hasPrefix(":") {
+                rest = rest.dropFirst()
+                if rest.isEmpty { return nil }
+            }
+        }
+        if let v4 = trailingV4 {
+            groups.append(UInt16(v4 >> 16))
+            groups.append(UInt16(v4 & 0xFFFF))
+        }
+        if let gap = gapIndex {
+            guard groups.count <= 7 else { return nil }
+            groups.insert(contentsOf: Array(repeating: 0, count: 8 - groups.count), at: gap)
+        }
+        guard groups.count == 8 else { return nil }
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for i in 0..<4 { high = high << 16 | UInt64(groups[i]) }
+        for i in 4..<8 { low = low << 16 | UInt64(groups[i]) }
+        return (high, low)
+    }
+
+    /// RFC 5952 text: lower case, longest run of zero groups compressed.
+    static func formatV6(high: UInt64, low: UInt64) -> String {
+        var groups = [UInt16](repeating: 0, count: 8)
+        for i in 0..<4 {
+            groups[i] = UInt16((high >> (48 - 16 * UInt64(i))) & 0xFFFF)
+            groups[i + 4] = UInt16((low >> (48 - 16 * UInt64(i))) & 0xFFFF)
+        }
+        var bestStart = -1, bestLength = 0, runStart = -1
+        for i in 0...8 {
+            if i < 8 && groups[i] == 0 {
+                if runStart < 0 { runStart = i }
+            } else if runStart >= 0 {
+                if i - runStart > bestLength && i - runStart >= 2 { bestStart = runStart; bestLength = i - runStart }
+                runStart = -1
+            }
+        }
+        func hex(_ range: Range<Int>) -> String {
+            groups[range].map { String($0, radix: 16) }.joined(separator: ":")
+        }
+        if bestStart < 0 { return hex(0..<8) }
+        return hex(0..<bestStart) + "::" + hex((bestStart + bestLength)..<8)
+    }
+}

@@ -1,0 +1,62 @@
+/// Why a decision was made. The raw values appear in logs and metrics.
+public enum DecisionReason: String, Sendable, Hashable, CaseIterable {
+    /// Not a recipient-stage query: greylisting has no opinion.
+    case notRecipientStage = "not_rcpt_stage"
+    /// The client address could not be parsed, so no triplet can be formed.
+    case noClientAddress = "no_client_address"
+    /// No recipient in the query.
+    case noRecipient = "no_recipient"
+    /// The client network has passed enough triplets to skip greylisting.
+    case clientAutowhitelisted = "client_autowhitelisted"
+    /// First time this triplet is seen (or its old record expired).
+    case newTriplet = "new_triplet"
+    /// Retried before the delay was over.
+    case tooEarly = "too_early"
+    /// Retried after the delay, within the retry window: first pass.
+    case delayElapsed = "delay_elapsed"
+    /// Already passed earlier and not expired.
+    case knownTriplet = "known_triplet"
+    /// The store could not be asked; the configured failure mode applied.
+    case storeUnavailable = "store_unavailable"
+}
+
+/// What greylisting answers for one recipient.
+public struct Verdict: Sendable, Hashable {
+    public enum Action: String, Sendable, Hashable {
+        case pass
+        case `defer`
+        case reject
+    }
+
+    public var action: Action
+    public var reason: DecisionReason
+    /// For a defer: seconds until a retry will pass.
+    public var timeLeft: Int64?
+    /// On the first pass after a delay: seconds since the triplet was first seen.
+    public var delayed: Int64?
+    /// The triplet the decision was about, when one was formed.
+    public var triplet: Triplet?
+    /// Dry-run turned a defer into this pass.
+    public var wouldDefer: Bool
+
+    public init(action: Action, reason: DecisionReason, timeLeft: Int64? = nil, delayed: Int64? = nil,
+                triplet: Triplet? = nil, wouldDefer: Bool = false) {
+        self.action = action
+        self.reason = reason
+        self.timeLeft = timeLeft
+        self.delayed = delayed
+        self.triplet = triplet
+        self.wouldDefer = wouldDefer
+    }
+}
+
+/// A verdict together with the writes that make it true in the store.
+public struct Decision: Sendable, Hashable {
+    public var verdict: Verdict
+    public var change: StoreChange
+
+    public init(verdict: Verdict, change: StoreChange = .none) {
+        self.verdict = verdict
+        self.change = change
+    }
+}

@@ -1,0 +1,48 @@
+import GreylagCore
+import GreylagStore
+import Logging
+import PolicyProtocol
+
+/// Everything `greylag serve` runs with. Every field has a default, so no
+/// file is needed; `ConfigurationLoader` documents the TOML keys.
+public struct GreylagConfiguration: Sendable {
+    /// What the store does when it cannot answer within `storeTimeout`.
+    public enum FailureMode: String, Sendable, CaseIterable {
+        /// Let the mail through and log (greylisting must not stop mail).
+        case pass
+        /// Defer the recipient (mail is retried later).
+        case `defer`
+    }
+
+    // [greylist]
+    public var policy = GreylistPolicy()
+
+    // [policy]
+    public var policyListeners: [ListenAddress] = [.tcp(host: "127.0.0.1", port: 10023)]
+    public var replies: PolicyReplyConfig = {
+        var r = PolicyReplyConfig()
+        r.software = GreylagVersion.software
+        return r
+    }()
+    /// Idle policy connections are closed after this many seconds.
+    public var idleTimeout: Int64 = 600
+    /// Permissions of unix sockets greylag creates.
+    public var socketMode: Int = 0o666
+
+    // [store]
+    public var storePath = "greylag.db"
+    public var synchronous: SQLiteStore.Synchronous = .full
+    public var expiryInterval: Int64 = 60
+    public var expiryBatch = 500
+    /// Seconds a decision may wait for the store before `failureMode` applies.
+    public var storeTimeout: Double = 5
+    public var failureMode: FailureMode = .pass
+
+    // [log]
+    public var logLevel: Logger.Level = .info
+
+    /// Where the configuration came from ("defaults" or a path), for logs.
+    public var source = "defaults"
+
+    public init() {}
+}

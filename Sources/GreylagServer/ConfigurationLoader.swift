@@ -1,0 +1,383 @@
+import Foundation
+import GreylagCore
+import GreylagStore
+import Logging
+import TOMLKit
+
+/// One problem in a configuration file, located by file, line and key.
+public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var key: String?
+    public var message: String
+
+    public var description: String {
+        var where_ = file
+        if let line { where_ += ":\(line)" }
+        if let key { return "\(where_): \(key): \(message)" }
+        return "\(where_): \(message)"
+    }
+}
+
+/// All problems found in a configuration file; the file is refused as a whole.
+public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
+    public var errors: [ConfigurationError]
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}
+
+/// Reads greylag's TOML configuration.
+///
+/// ```toml
+/// [greylist]
+/// delay = "5m"                  # alias: block_expire (minutes), greylist
+/// retry_window = "2d"           # alias: record_expire (minutes)
+/// pass_ttl = "36d"              # alias: record_expire_good (days), autowhite
+/// client_autowhitelist = 5      # 0 turns it off
+/// ipv4_prefix = 24              # 32 keys by exact address
+/// ipv6_prefix = 64              # 128 keys by exact address
+/// normalize_sender = true
+/// dry_run = false
+///
+/// [policy]
+/// listen = ["127.0.0.1:10023"]  # also "[::1]:10023", "unix:/run/greylag/policy.sock"
+/// defer_action = "DEFER_IF_PERMIT"
+/// defer_text = "Greylisted, please try again in {seconds} seconds"
+/// reject_action = "REJECT"
+/// reject_text = "Refused by greylag policy"
+/// add_header = true
+/// hostname = ""                 # empty: this host's name
+/// idle_timeout = "10m"
+/// socket_mode = "0666"
+///
+/// [store]
+/// backend = "sqlite"
+/// path = "greylag.db"
+/// synchronous = "full"          # or "normal"
+/// expiry_interval = "1m"
+/// expiry_batch = 500
+/// timeout = "5s"
+/// failure_mode = "pass"         # or "defer"
+///
+/// [log]
+/// level = "info"                # trace, debug, info, notice, warning, error, critical
+/// ```
+public enum ConfigurationLoader {
+    /// Loads `path`, or the defaults when `path` is nil.
+    public static func load(path: String?) throws -> GreylagConfiguration {
+        guard let path else { return GreylagConfiguration() }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationErrors(errors: [ConfigurationError(file: path, line: nil, key: nil,
+                                                                  message: "cannot read: \(error.localizedDescription)")])
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Parses configuration text; `file` names it in errors.
+    public static func parse(_ text: String, file: String) throws -> GreylagConfiguration {
+        var reader = Reader(file: file, locator: TOMLKeyLocator(text: text))
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigurationErrors(errors: [ConfigurationError(file: file, line: error.source.begin.line, key: nil,
+                                                                  message: error.description)])
+        }
+        var config = GreylagConfiguration()
+        config.source = file
+        reader.read(table, into: &config)
+        if !reader.errors.isEmpty { throw ConfigurationErrors(errors: reader.errors) }
+        return config
+    }
+}
+
+/// Walks the parsed TOML, filling a configuration and collecting errors.
+private struct Reader {
+    let file: String
+    let locator: TOMLKeyLocator
+    var errors: [ConfigurationError] = []
+
+    init(file: String, locator: TOMLKeyLocator) {
+        self.file = file
+        self.locator = locator
+    }
+
+    mutating func fail(_ key: String, _ message: String) {
+        errors.append(ConfigurationError(file: file, line: locator.line(of: key), key: key, message: message))
+    }
+
+    mutating func read(_ root: TOMLTable, into config: inout GreylagConfiguration) {
+        for (name, value) in root {
+            guard let section = value.table else {
+                fail(name, "unknown top-level key; expected a section: [greylist], [policy], [store] or [log]")
+                continue
+            }
+            switch name {
+            case "greylist": readGreylist(section, into: &config)
+            case "policy": readPolicy(section, into: &config)
+            case "store": readStore(section, into: &config)
+            case "log": readLog(section, into: &config)
+            default: fail(name, "unknown section [\(name)]; expected [greylist], [policy], [store] or [log]")
+            }
+        }
+        let p = config.policy
+        if p.retryWindow <= p.delay {
+            fail("greylist.retry_window", "must be longer than delay (\(DurationText.format(p.delay)))")
+        }
+    }
+
+    // MARK: Sections
+
+    mutating func readGreylist(_ t: TOMLTable, into c: inout GreylagConfiguration) {
+        var seen: [String: String] = [:]  // canonical name -> key that set it
+        func claim(_ reader: inout Reader, _ canonical: String, _ key: String) -> Bool {
+            if let other = seen[canonical] {
+                reader.fail("greylist.\(key)", "sets the same value as \(other); keep one of them")
+                return false
+            }
+            seen[canonical] = key
+            return true
+        }
+        for (key, value) in t {
+            let k = "greylist.\(key)"
+            switch key {
+            case "delay", "greylist":
+                if claim(&self, "delay", key), let v = duration(k, value, unit: 1) { c.policy.delay = v }
+            case "block_expire":
+                if claim(&self, "delay", key), let v = duration(k, value, unit: 60) { c.policy.delay = v }
+            case "retry_window":
+                if claim(&self, "retry_window", key), let v = duration(k, value, unit: 1) { c.policy.retryWindow = v }
+            case "record_expire":
+                if claim(&self, "retry_window", key), let v = duration(k, value, unit: 60) { c.policy.retryWindow = v }
+            case "pass_ttl", "autowhite":
+                if claim(&self, "pass_ttl", key), let v = duration(k, value, unit: 1) { c.policy.passTTL = v }
+            case "record_expire_good":
+                if claim(&self, "pass_ttl", key), let v = duration(k, value, unit: 86_400) { c.policy.passTTL = v }
+            case "client_autowhitelist":
+                if let v = integer(k, value, in: 0...1_000_000) { c.policy.clientAutowhitelist = Int64(v) }
+            case "ipv4_prefix":
+                if let v = integer(k, value, in: 0...32) { c.policy.keying.ipv4Prefix = v }
+            case "ipv6_prefix":
+                if let v = integer(k, value, in: 0...128) { c.policy.keying.ipv6Prefix = v }
+            case "normalize_sender":
+                if let v = boolean(k, value) { c.policy.normalizeSender = v }
+            case "dry_run":
+                if let v = boolean(k, value) { c.policy.dryRun = v }
+            default:
+                fail(k, "unknown key")
+            }
+        }
+        if c.policy.passTTL <= 0 { fail("greylist.pass_ttl", "must be more than 0") }
+    }
+
+    mutating func readPolicy(_ t: TOMLTable, into c: inout GreylagConfiguration) {
+        for (key, value) in t {
+            let k = "policy.\(key)"
+            switch key {
+            case "listen":
+                if let list = strings(k, value) {
+                    var out: [ListenAddress] = []
+                    for item in list {
+                        if let a = ListenAddress(item) { out.append(a) } else {
+                            fail(k, "\"\(item)\" is not HOST:PORT, [IPV6]:PORT or unix:/path")
+                        }
+                    }
+                    c.policyListeners = out
+                }
+            case "defer_action":
+                if let v = string(k, value) {
+                    if Self.isAction(v, allowed: ["DEFER_IF_PERMIT", "DEFER", "DEFER_IF_REJECT"], codeClass: "4") {
+                        c.replies.deferAction = v
+                    } else {
+                        fail(k, "\"\(v)\" is not DEFER_IF_PERMIT, DEFER, DEFER_IF_REJECT or a 4xx code such as \"450 4.7.1\"")
+                    }
+                }
+            case "reject_action":
+                if let v = string(k, value) {
+                    if Self.isAction(v, allowed: ["REJECT"], codeClass: "5") { c.replies.rejectAction = v } else {
+                        fail(k, "\"\(v)\" is not REJECT or a 5xx code such as \"550 5.7.1\"")
+                    }
+                }
+            case "defer_text":
+                if let v = text(k, value) { c.replies.deferText = v }
+            case "reject_text":
+                if let v = text(k, value) { c.replies.rejectText = v }
+            case "add_header":
+                if let v = boolean(k, value) { c.replies.addHeader = v }
+            case "hostname":
+                if let v = string(k, value) {
+                    if v.contains(where: { $0.isWhitespace || $0 == ";" }) { fail(k, "must be one host name") } else {
+                        c.replies.hostname = v
+                    }
+                }
+            case "idle_timeout":
+                if let v = duration(k, value, unit: 1) {
+                    if v > 0 { c.idleTimeout = v } else { fail(k, "must be more than 0") }
+                }
+            case "socket_mode":
+                if let v = mode(k, value) { c.socketMode = v }
+            default:
+                fail(k, "unknown key")
+            }
+        }
+    }
+
+    mutating func readStore(_ t: TOMLTable, into c: inout GreylagConfiguration) {
+        for (key, value) in t {
+            let k = "store.\(key)"
+            switch key {
+            case "backend":
+                if let v = string(k, value), v != "sqlite" {
+                    fail(k, "\"\(v)\" is not a supported backend; this version has \"sqlite\"")
+                }
+            case "path":
+                if let v = string(k, value) {
+                    if v.isEmpty { fail(k, "must not be empty") } else { c.storePath = v }
+                }
+            case "synchronous":
+                if let v = string(k, value) {
+                    if let s = SQLiteStore.Synchronous(rawValue: v.lowercased()) { c.synchronous = s } else {
+                        fail(k, "\"\(v)\" is not \"full\" or \"normal\"")
+                    }
+                }
+            case "expiry_interval":
+                if let v = duration(k, value, unit: 1) {
+                    if v > 0 { c.expiryInterval = v } else { fail(k, "must be more than 0") }
+                }
+            case "expiry_batch":
+                if let v = integer(k, value, in: 1...100_000) { c.expiryBatch = v }
+            case "timeout":
+                if let v = duration(k, value, unit: 1) {
+                    if v > 0 { c.storeTimeout = Double(v) } else { fail(k, "must be more than 0") }
+                }
+            case "failure_mode":
+                if let v = string(k, value) {
+                    if let m = GreylagConfiguration.FailureMode(rawValue: v.lowercased()) { c.failureMode = m } else {
+                        fail(k, "\"\(v)\" is not \"pass\" or \"defer\"")
+                    }
+                }
+            default:
+                fail(k, "unknown key")
+            }
+        }
+    }
+
+    mutating func readLog(_ t: TOMLTable, into c: inout GreylagConfiguration) {
+        for (key, value) in t {
+            let k = "log.\(key)"
+            switch key {
+            case "level":
+                if let v = string(k, value) {
+                    if let level = Logger.Level(rawValue: v.lowercased()) { c.logLevel = level } else {
+                        fail(k, "\"\(v)\" is not one of trace, debug, info, notice, warning, error, critical")
+                    }
+                }
+            default:
+                fail(k, "unknown key")
+            }
+        }
+    }
+
+    // MARK: Values
+
+    mutating func string(_ key: String, _ value: any TOMLValueConvertible) -> String? {
+        if let s = value.string { return s }
+        fail(key, "expected a string, found \(value.type)")
+        return nil
+    }
+
+    /// A reply text: one line, placeholders known.
+    mutating func text(_ key: String, _ value: any TOMLValueConvertible) -> String? {
+        guard let s = string(key, value) else { return nil }
+        if s.contains(where: { $0 == "\n" || $0 == "\r" }) {
+            fail(key, "must be one line")
+            return nil
+        }
+        var rest = Substring(s)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            let name = String(rest[rest.index(after: open)..<close])
+            if !ReplyTemplate.placeholders.contains(name) {
+                fail(key, "unknown placeholder {\(name)}; known: "
+                     + ReplyTemplate.placeholders.sorted().map { "{\($0)}" }.joined(separator: ", "))
+                return nil
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return s
+    }
+
+    mutating func strings(_ key: String, _ value: any TOMLValueConvertible) -> [String]? {
+        if let s = value.string { return [s] }
+        if let array = value.array {
+            var out: [String] = []
+            for item in array {
+                guard let s = item.string else {
+                    fail(key, "expected strings, found \(item.type)")
+                    return nil
+                }
+                out.append(s)
+            }
+            return out
+        }
+        fail(key, "expected a string or an array of strings, found \(value.type)")
+        return nil
+    }
+
+    mutating func boolean(_ key: String, _ value: any TOMLValueConvertible) -> Bool? {
+        if let b = value.bool { return b }
+        fail(key, "expected true or false, found \(value.type)")
+        return nil
+    }
+
+    mutating func integer(_ key: String, _ value: any TOMLValueConvertible, in range: ClosedRange<Int>) -> Int? {
+        guard let i = value.int else {
+            fail(key, "expected an integer, found \(value.type)")
+            return nil
+        }
+        guard range.contains(i) else {
+            fail(key, "\(i) is out of range \(range.lowerBound)...\(range.upperBound)")
+            return nil
+        }
+        return i
+    }
+
+    /// A duration: a string such as "5m" or "2d", or an integer counted in `unit` seconds.
+    mutating func duration(_ key: String, _ value: any TOMLValueConvertible, unit: Int64) -> Int64? {
+        if let i = value.int {
+            guard i >= 0 else {
+                fail(key, "must not be negative")
+                return nil
+            }
+            return Int64(i) * unit
+        }
+        if let s = value.string {
+            if let v = DurationText.parse(s) { return v }
+            fail(key, "\"\(s)\" is not a duration such as \"300\", \"90s\", \"5m\", \"2h\", \"36d\"")
+            return nil
+        }
+        fail(key, "expected a duration, found \(value.type)")
+        return nil
+    }
+
+    mutating func mode(_ key: String, _ value: any TOMLValueConvertible) -> Int? {
+        if let s = value.string, let m = Int(s, radix: 8), (0...0o777).contains(m) { return m }
+        fail(key, "expected an octal mode string such as \"0660\"")
+        return nil
+    }
+
+    /// An action keyword or a reply code of the given class, with an optional enhanced code.
+    static func isAction(_ v: String, allowed: Set<String>, codeClass: Character) -> Bool {
+        if allowed.contains(v) { return true }
+        let parts = v.split(separator: " ")
+        guard (1...2).contains(parts.count), parts[0].count == 3, parts[0].first == codeClass,
+              parts[0].allSatisfy(\.isNumber) else { return false }
+        if parts.count == 2 {
+            let e = parts[1].split(separator: ".", omittingEmptySubsequences: false)
+            guard e.count == 3, e[0] == String(codeClass),
+                  e.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) }) else { return false }
+        }
+        return true
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import GreylagCore
+import GreylagStore
+import Logging
+import NIOCore
+import NIOPosix
+import PolicyProtocol
+import ServiceLifecycle
+
+/// The greylag daemon as a service: opens the store, binds the listeners,
+/// expires old records in the background, and on graceful shutdown stops
+/// accepting, lets every connection finish its request and closes the store.
+public final class GreylagDaemon: Service {
+    public let configuration: GreylagConfiguration
+    private let logger: Logger
+    private let group: any EventLoopGroup
+    private let onListening: @Sendable ([String]) -> Void
+    private let openStore: @Sendable (GreylagConfiguration) throws -> any GreylistStore
+    private let clock: @Sendable () -> Int64
+
+    /// - Parameters:
+    ///   - openStore: opens the store; SQLite at `storePath` by default.
+    ///   - clock: Unix seconds; the wall clock by default.
+    ///   - onListening: called with the bound listener addresses once the
+    ///     daemon accepts connections.
+    public init(configuration: GreylagConfiguration, logger: Logger,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                openStore: @escaping @Sendable (GreylagConfiguration) throws -> any GreylistStore = GreylagDaemon.openSQLite,
+                clock: @escaping @Sendable () -> Int64 = unixNow,
+                onListening: @escaping @Sendable ([String]) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.logger = logger
+        self.group = group
+        self.openStore = openStore
+        self.clock = clock
+        self.onListening = onListening
+    }
+
+    /// The default store: the SQLite file of the configuration.
+    @Sendable public static func openSQLite(_ config: GreylagConfiguration) throws -> any GreylistStore {
+        try SQLiteStore(path: config.storePath, synchronous: config.synchronous)
+    }
+
+    public func run() async throws {
+        let config = configuration
+        let store: any GreylistStore
+        do {
+            store = try openStore(config)
+        } catch {
+            logger.critical("cannot open store \(config.storePath): \(error)")
+            throw error
+        }
+        let service = GreylistService(policy: config.policy, store: store, failureMode: config.failureMode,
+                                      logger: logger, clock: clock)
+        let tracker = ConnectionTracker()
+        let mailboxes = EventLoopMailboxes(group: group)
+        var servers: [any Channel] = []
+        do {
+            for address in config.policyListeners {
+                servers.append(try await bindPolicy(address, service: service, tracker: tracker, mailboxes: mailboxes))
+            }
+        } catch {
+            for server in servers { try? await server.close() }
+            try? await store.close()
+            throw error
+        }
+        let bound = servers.compactMap { $0.localAddress.map(Self.describe) }
+        let banner = "greylag \(GreylagVersion.string) serving policy on \(bound.joined(separator: ", ")); "
+            + "store sqlite:\(config.storePath); delay \(DurationText.format(config.policy.delay))"
+            + (config.policy.dryRun ? "; DRY RUN" : "")
+        logger.notice("\(banner)")
+        onListening(bound)
+
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { await Self.expiryLoop(store: store, config: config, clock: self.clock, logger: self.logger) }
+            try? await gracefulShutdown()
+            logger.notice("shutting down: closing listeners, finishing \(tracker.count) connection(s)")
+            for server in servers { try? await server.close() }
+            await tracker.drainAll(timeout: .seconds(10))
+            tasks.cancelAll()
+        }
+        try await store.close()
+        logger.notice("greylag stopped")
+    }
+
+    private func bindPolicy(_ address: ListenAddress, service: GreylistService, tracker: ConnectionTracker,
+                            mailboxes: EventLoopMailboxes) async throws -> any Channel {
+        let config = configuration
+        let logger = self.logger
+        var replies = config.replies
+        if replies.hostname.isEmpty || replies.hostname == "localhost" { replies.hostname = Self.hostName() }
+        let session = PolicySession(config: replies)
+        let timeout = TimeAmount.milliseconds(Int64(config.storeTimeout * 1000))
+        let idle = TimeAmount.seconds(config.idleTimeout)
+        var isTCP = false
+        if case .tcp = address { isTCP = true }
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if isTCP { try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: 1) }
+                    tracker.add(channel)
+                    try channel.pipeline.syncOperations.addHandlers([
+                        IdleStateHandler(readTimeout: idle),
+                        ByteToMessageHandler(PolicyRequestDecoder()),
+                        MessageToByteHandler(PolicyReplyEncoder()),
+                        PolicyServerHandler(session: session, service: service, decisionTimeout: timeout,
+                                            mailbox: mailboxes.mailbox(for: channel.eventLoop), logger: logger),
+                    ])
+                }
+            }
+        do {
+            switch address {
+            case .tcp(let host, let port):
+                return try await bootstrap.bind(host: host, port: port).get()
+            case .unix(let path):
+                try Self.removeStaleSocket(path)
+                let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
+                if chmod(path, mode_t(config.socketMode)) != 0 {
+                    logger.warning("cannot set mode \(String(config.socketMode, radix: 8)) on \(path)")
+                }
+                return channel
+            }
+        } catch {
+            logger.critical("cannot listen on \(address): \(error)")
+            throw error
+        }
+    }
+
+    /// Deletes a socket file left by an earlier run; refuses to delete anything else.
+    static func removeStaleSocket(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+            throw ListenError(message: "\(path) exists and is not a socket")
+        }
+        unlink(path)
+    }
+
+    struct ListenError: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+
+    static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case .unixDomainSocket: return "unix:\(address.pathname ?? "?")"
+        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
+        default: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        }
+    }
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
+        return String(cString: buffer)
+    }
+
+    /// Removes expired records every `expiryInterval`, in batches of
+    /// `expiryBatch` so decisions queue behind at most one small delete.
+    static func expiryLoop(store: any GreylistStore, config: GreylagConfiguration,
+                           clock: @Sendable () -> Int64, logger: Logger) async {
+        while !Task.isCancelled {
+            var removed = 0
+            do {
+                while !Task.isCancelled {
+                    let n = try await store.expire(now: clock(), limit: config.expiryBatch)
+                    removed += n
+                    if n < config.expiryBatch { break }
+                    await Task.yield()
+                }
+                if removed > 0 { logger.info("expired \(removed) record(s)") }
+            } catch {
+                logger.error("expiry failed: \(error)")
+            }
+            try? await Task.sleep(for: .seconds(config.expiryInterval))
+        }
+    }
+}

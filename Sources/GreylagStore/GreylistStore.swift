@@ -1,0 +1,83 @@
+import GreylagCore
+
+/// Which records a listing returns.
+public struct RecordFilter: Sendable, Hashable {
+    public enum State: String, Sendable, Hashable, CaseIterable {
+        case any, pending, passed
+    }
+
+    /// Exact client network text, or nil for any.
+    public var network: String?
+    public var sender: String?
+    public var recipient: String?
+    public var state: State = .any
+    public var limit: Int = 100
+
+    public init(network: String? = nil, sender: String? = nil, recipient: String? = nil,
+                state: State = .any, limit: Int = 100) {
+        self.network = network
+        self.sender = sender
+        self.recipient = recipient
+        self.state = state
+        self.limit = limit
+    }
+}
+
+/// Counts of live records.
+public struct StoreCounts: Sendable, Hashable {
+    /// Deferred triplets waiting for their retry.
+    public var pending: Int64
+    /// Triplets that passed and are still remembered.
+    public var passed: Int64
+    /// Client networks with passed triplets.
+    public var clients: Int64
+
+    public init(pending: Int64, passed: Int64, clients: Int64) {
+        self.pending = pending
+        self.passed = passed
+        self.clients = clients
+    }
+}
+
+/// The narrow interface every storage backend implements. The store keeps
+/// state; the engine decides. `decide` is the one place where both meet: the
+/// store reads the triplet's state, calls the engine's decision with it and
+/// writes the resulting change, atomically, and returns only once the change
+/// is durable.
+public protocol GreylistStore: Sendable {
+    /// Reads `triplet` and its client network at `now`, applies `decide` and
+    /// stores its change in one transaction, then calls `completion` (on any
+    /// thread). This is the hot path; callers on an event loop use it to
+    /// avoid a hop through the task pool.
+    func decide(_ triplet: Triplet, now: Int64, _ decide: @escaping @Sendable (TripletState) -> Decision,
+                completion: @escaping @Sendable (Result<Decision, any Error>) -> Void)
+
+    /// The record of one triplet, expired or not.
+    func record(for triplet: Triplet) async throws -> GreylistRecord?
+
+    /// Live records matching a filter, most recently seen first.
+    func records(matching filter: RecordFilter, now: Int64) async throws -> [GreylistRecord]
+
+    /// Removes one triplet; true if it existed.
+    func delete(_ triplet: Triplet) async throws -> Bool
+
+    /// Removes at most `limit` records that expired before `now`; returns
+    /// how many were removed. Called repeatedly in small batches.
+    func expire(now: Int64, limit: Int) async throws -> Int
+
+    /// Counts of live records at `now`.
+    func counts(now: Int64) async throws -> StoreCounts
+
+    /// Finishes pending writes and closes the store.
+    func close() async throws
+}
+
+extension GreylistStore {
+    /// `decide` for async callers.
+    public func decide(_ triplet: Triplet, now: Int64,
+                       _ decide: @escaping @Sendable (TripletState) -> Decision) async throws -> Decision {
+        try await withCheckedThrowingContinuation { continuation in
+            self.decide(triplet, now: now, decide) { continuation.resume(with: $0) }
+        }
+    }
+}

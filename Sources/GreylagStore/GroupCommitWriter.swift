@@ -1,0 +1,123 @@
+import Dispatch
+import GRDB
+import Synchronization
+
+/// Serialises writes to one SQLite database and commits them in groups.
+///
+/// Callers submit work; a single drain loop takes everything submitted so far
+/// (up to `maxBatch`), runs it in one `BEGIN IMMEDIATE` transaction, commits,
+/// and only then resumes the callers. Work submitted during a commit forms
+/// the next group, so under load one fsync serves many decisions.
+final class GroupCommitWriter: Sendable {
+    private struct Job: Sendable {
+        /// Runs inside the transaction; returns what to do after the commit.
+        let run: @Sendable (Database) -> @Sendable () -> Void
+        /// Called instead when the transaction could not be committed.
+        let abort: @Sendable (any Error) -> Void
+    }
+
+    private struct State: ~Copyable {
+        var pending: [Job] = []
+        var draining = false
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let pool: DatabasePool
+    private let maxBatch: Int
+    private let state = Mutex(State())
+    private let queue = DispatchQueue(label: "greylag.store.writer")
+    private let commits = Atomic<Int>(0)
+
+    /// Transactions committed so far (each may hold many writes).
+    var commitCount: Int { commits.load(ordering: .relaxed) }
+
+    init(pool: DatabasePool, maxBatch: Int) {
+        self.pool = pool
+        self.maxBatch = max(1, maxBatch)
+    }
+
+    /// Runs `body` in the next group transaction and returns its result once
+    /// that transaction is committed.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            submit(body) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Runs `body` in the next group transaction and calls `completion` with
+    /// its result once that transaction is committed (on the writer thread).
+    func submit<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T,
+                             completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
+        let job = Job(
+            run: { db in
+                do {
+                    let value = try body(db)
+                    return { completion(.success(value)) }
+                } catch {
+                    return { completion(.failure(error)) }
+                }
+            },
+            abort: { error in completion(.failure(error)) })
+        let startDrain = state.withLock { state -> Bool in
+            state.pending.append(job)
+            if state.draining { return false }
+            state.draining = true
+            return true
+        }
+        if startDrain { queue.async { self.drain() } }
+    }
+
+    /// Returns once everything submitted so far is committed.
+    func drained() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let idle = state.withLock { state -> Bool in
+                if !state.draining { return true }
+                state.idleWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+
+    private func drain() {
+        while true {
+            let batch: [Job]? = state.withLock { state in
+                if state.pending.isEmpty {
+                    state.draining = false
+                    return nil
+                }
+                if state.pending.count <= maxBatch {
+                    defer { state.pending.removeAll(keepingCapacity: true) }
+                    return state.pending
+                }
+                let head = Array(state.pending.prefix(maxBatch))
+                state.pending.removeFirst(maxBatch)
+                return head
+            }
+            guard let batch else {
+                let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                    // A writer may have been submitted between the two locks.
+                    if state.draining { return [] }
+                    defer { state.idleWaiters.removeAll() }
+                    return state.idleWaiters
+                }
+                waiters.forEach { $0.resume() }
+                return
+            }
+            var completions: [@Sendable () -> Void] = []
+            completions.reserveCapacity(batch.count)
+            do {
+                try pool.writeWithoutTransaction { db in
+                    try db.inTransaction(.immediate) {
+                        for job in batch { completions.append(job.run(db)) }
+                        return .commit
+                    }
+                }
+                commits.add(1, ordering: .relaxed)
+                completions.forEach { $0() }
+            } catch {
+                batch.forEach { $0.abort(error) }
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import GRDB
+import GreylagCore
+
+/// The SQLite schema, its migrations and the statements on it.
+///
+/// Table `triplets` has the columns of the qmail/MySQL greylisting setups
+/// (relay IP, sender, recipient, block and record expiry, blocked and passed
+/// counts, origin); table `clients` counts passed triplets per client network
+/// for client auto-whitelisting. Times are Unix seconds.
+enum SQLiteSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: triplets and clients") { db in
+            try db.execute(sql: """
+                CREATE TABLE triplets (
+                    client_network TEXT NOT NULL,
+                    sender TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    first_seen INTEGER NOT NULL,
+                    last_seen INTEGER NOT NULL,
+                    block_expires INTEGER NOT NULL,
+                    record_expires INTEGER NOT NULL,
+                    blocked_count INTEGER NOT NULL DEFAULT 0,
+                    passed_count INTEGER NOT NULL DEFAULT 0,
+                    origin TEXT NOT NULL DEFAULT 'AUTO' CHECK (origin IN ('AUTO', 'MANUAL')),
+                    PRIMARY KEY (client_network, sender, recipient)
+                ) WITHOUT ROWID;
+                CREATE INDEX triplets_record_expires ON triplets (record_expires);
+                CREATE TABLE clients (
+                    client_network TEXT NOT NULL PRIMARY KEY,
+                    passed_triplets INTEGER NOT NULL,
+                    first_seen INTEGER NOT NULL,
+                    last_seen INTEGER NOT NULL,
+                    record_expires INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX clients_record_expires ON clients (record_expires);
+                """)
+        }
+        return migrator
+    }
+
+    static let columns = """
+        client_network, sender, recipient, first_seen, last_seen, block_expires, record_expires, \
+        blocked_count, passed_count, origin
+        """
+
+    static func state(of triplet: Triplet, now: Int64, in db: Database) throws -> TripletState {
+        let select = try db.cachedStatement(sql: """
+            SELECT \(columns) FROM triplets WHERE client_network = ? AND sender = ? AND recipient = ?
+            """)
+        let record = try Row.fetchOne(select, arguments: [triplet.network, triplet.sender, triplet.recipient])
+            .map(decode)
+        let client = try db.cachedStatement(sql: """
+            SELECT passed_triplets FROM clients WHERE client_network = ? AND record_expires >= ?
+            """)
+        let passed = try Int64.fetchOne(client, arguments: [triplet.network, now]) ?? 0
+        return TripletState(record: record, clientPassedTriplets: passed)
+    }
+
+    static func apply(_ change: StoreChange, for triplet: Triplet, in db: Database) throws {
+        if let record = change.record { try upsert(record, in: db) }
+        switch change.client {
+        case .none:
+            break
+        case .refresh(let expires):
+            let update = try db.cachedStatement(sql: """
+                UPDATE clients SET last_seen = ?, record_expires = max(record_expires, ?) WHERE client_network = ?
+                """)
+            try update.execute(arguments: [expires, expires, triplet.network])
+        case .countPass(let expires):
+            let upsert = try db.cachedStatement(sql: """
+                INSERT INTO clients (client_network, passed_triplets, first_seen, last_seen, record_expires)
+                VALUES (?, 1, ?, ?, ?)
+                ON CONFLICT (client_network) DO UPDATE SET
+                    passed_triplets = CASE WHEN clients.record_expires >= excluded.last_seen
+                                           THEN clients.passed_triplets + 1 ELSE 1 END,
+                    last_seen = excluded.last_seen,
+                    record_expires = excluded.record_expires
+                """)
+            let now = change.record?.lastSeen ?? expires
+            try upsert.execute(arguments: [triplet.network, now, now, expires])
+        }
+    }
+
+    static func upsert(_ r: GreylistRecord, in db: Database) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO triplets (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (client_network, sender, recipient) DO UPDATE SET
+                first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+                block_expires = excluded.block_expires, record_expires = excluded.record_expires,
+                blocked_count = excluded.blocked_count, passed_count = excluded.passed_count,
+                origin = excluded.origin
+            """)
+        try statement.execute(arguments: [
+            r.triplet.network, r.triplet.sender, r.triplet.recipient, r.firstSeen, r.lastSeen,
+            r.blockExpires, r.recordExpires, r.blockedCount, r.passedCount, r.origin.rawValue,
+        ])
+    }
+
+    static func record(_ triplet: Triplet, in db: Database) throws -> GreylistRecord? {
+        try Row.fetchOne(db, sql: "SELECT \(columns) FROM triplets WHERE client_network = ? AND sender = ? AND recipient = ?",
+                         arguments: [triplet.network, triplet.sender, triplet.recipient]).map(decode)
+    }
+
+    static func records(_ filter: RecordFilter, now: Int64, in db: Database) throws -> [GreylistRecord] {
+        var conditions = ["record_expires >= ?"]
+        var arguments: StatementArguments = [now]
+        if let network = filter.network { conditions.append("client_network = ?"); arguments += [network] }
+        if let sender = filter.sender { conditions.append("sender = ?"); arguments += [sender] }
+        if let recipient = filter.recipient { conditions.append("recipient = ?"); arguments += [recipient] }
+        switch filter.state {
+        case .any: break
+        case .pending: conditions.append("passed_count = 0")
+        case .passed: conditions.append("passed_count > 0")
+        }
+        arguments += [max(0, filter.limit)]
+        let sql = "SELECT \(columns) FROM triplets WHERE \(conditions.joined(separator: " AND ")) "
+            + "ORDER BY last_seen DESC LIMIT ?"
+        return try Row.fetchAll(db, sql: sql, arguments: arguments).map(decode)
+    }
+
+    static func expire(now: Int64, limit: Int, in db: Database) throws -> Int {
+        try db.execute(sql: """
+            DELETE FROM triplets WHERE (client_network, sender, recipient) IN (
+                SELECT client_network, sender, recipient FROM triplets WHERE record_expires < ? LIMIT ?)
+            """, arguments: [now, limit])
+        var removed = db.changesCount
+        if removed < limit {
+            try db.execute(sql: """
+                DELETE FROM clients WHERE client_network IN (
+                    SELECT client_network FROM clients WHERE record_expires < ? LIMIT ?)
+                """, arguments: [now, limit - removed])
+            removed += db.changesCount
+        }
+        return removed
+    }
+
+    static func counts(now: Int64, in db: Database) throws -> StoreCounts {
+        let row = try Row.fetchOne(db, sql: """
+            SELECT coalesce(sum(passed_count = 0), 0), coalesce(sum(passed_count > 0), 0)
+            FROM triplets WHERE record_expires >= ?
+            """, arguments: [now])
+        let clients = try Int64.fetchOne(db, sql: "SELECT count(*) FROM clients WHERE record_expires >= ?",
+                                         arguments: [now]) ?? 0
+        return StoreCounts(pending: row?[0] ?? 0, passed: row?[1] ?? 0, clients: clients)
+    }
+
+    static func decode(_ row: Row) -> GreylistRecord {
+        GreylistRecord(
+            triplet: Triplet(network: row[0], sender: row[1], recipient: row[2]),
+            firstSeen: row[3], lastSeen: row[4], blockExpires: row[5], recordExpires: row[6],
+            blockedCount: row[7], passedCount: row[8],
+            origin: RecordOrigin(rawValue: row[9]) ?? .auto)
+    }
+}

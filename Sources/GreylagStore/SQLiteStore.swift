@@ -1,0 +1,95 @@
+import Foundation
+import GRDB
+import GreylagCore
+
+/// The embedded store: one SQLite file in WAL mode.
+///
+/// Decisions are written through a group-commit writer: every decision that
+/// arrives while a transaction is being committed joins the next one, so the
+/// cost of the fsync is shared and each caller is answered only after the
+/// commit that holds its change.
+public final class SQLiteStore: GreylistStore {
+    /// How hard SQLite syncs at commit (PRAGMA synchronous).
+    public enum Synchronous: String, Sendable, CaseIterable {
+        /// The WAL is synced at every commit: survives power loss.
+        case full
+        /// Synced at checkpoints only: survives a crash of greylag, not of the machine.
+        case normal
+    }
+
+    public let path: String
+    private let pool: DatabasePool
+    private let writer: GroupCommitWriter
+
+    /// Opens (creating if needed) the store at `path` and migrates its schema.
+    public init(path: String, synchronous: Synchronous = .full, maxBatch: Int = 1024) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.label = "greylag"
+        let sync = synchronous.rawValue.uppercased()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(sync)")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try SQLiteSchema.migrator.migrate(pool)
+        writer = GroupCommitWriter(pool: pool, maxBatch: maxBatch)
+    }
+
+    /// Transactions committed so far; with group commit, fewer than writes.
+    public var commitCount: Int { writer.commitCount }
+
+    /// The applied schema migrations, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try pool.read { db in try SQLiteSchema.migrator.appliedMigrations(db) }
+    }
+
+    public func decide(_ triplet: Triplet, now: Int64, _ decide: @escaping @Sendable (TripletState) -> Decision,
+                       completion: @escaping @Sendable (Result<Decision, any Error>) -> Void) {
+        writer.submit({ db in
+            let state = try SQLiteSchema.state(of: triplet, now: now, in: db)
+            let decision = decide(state)
+            try SQLiteSchema.apply(decision.change, for: triplet, in: db)
+            return decision
+        }, completion: completion)
+    }
+
+    public func record(for triplet: Triplet) async throws -> GreylistRecord? {
+        try await pool.read { db in try SQLiteSchema.record(triplet, in: db) }
+    }
+
+    public func records(matching filter: RecordFilter, now: Int64) async throws -> [GreylistRecord] {
+        try await pool.read { db in try SQLiteSchema.records(filter, now: now, in: db) }
+    }
+
+    public func delete(_ triplet: Triplet) async throws -> Bool {
+        try await writer.write { db in
+            try db.execute(sql: "DELETE FROM triplets WHERE client_network = ? AND sender = ? AND recipient = ?",
+                           arguments: [triplet.network, triplet.sender, triplet.recipient])
+            return db.changesCount > 0
+        }
+    }
+
+    public func expire(now: Int64, limit: Int) async throws -> Int {
+        try await writer.write { db in try SQLiteSchema.expire(now: now, limit: limit, in: db) }
+    }
+
+    public func counts(now: Int64) async throws -> StoreCounts {
+        try await pool.read { db in try SQLiteSchema.counts(now: now, in: db) }
+    }
+
+    /// Writes a record as it is (imports, tests, manual entries).
+    public func put(_ record: GreylistRecord) async throws {
+        try await writer.write { db in try SQLiteSchema.upsert(record, in: db) }
+    }
+
+    /// Runs SQLite's integrity check; "ok" when the file is sound.
+    public func integrityCheck() async throws -> String {
+        try await pool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
+    }
+
+    public func close() async throws {
+        await writer.drained()
+        try pool.close()
+    }
+}

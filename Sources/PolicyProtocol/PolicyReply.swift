@@ -1,0 +1,34 @@
+import NIOCore
+
+/// One policy reply: `action=<ACTION text>` and an empty line.
+public struct PolicyReply: Sendable, Hashable {
+    /// The action with its text, e.g. `DUNNO` or `DEFER_IF_PERMIT Greylisted`.
+    public var action: String
+
+    public init(action: String) {
+        self.action = action
+    }
+
+    public static let dunno = PolicyReply(action: "DUNNO")
+
+    /// Writes the reply. CR and LF in the action are replaced by spaces: a
+    /// newline would end the reply early and desynchronise the connection.
+    public func write(into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("action=")
+        for byte in action.utf8 {
+            buffer.writeInteger(byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") ? UInt8(ascii: " ") : byte)
+        }
+        buffer.writeStaticString("\n\n")
+    }
+}
+
+/// Encodes replies onto the channel.
+public struct PolicyReplyEncoder: MessageToByteEncoder {
+    public typealias OutboundIn = PolicyReply
+
+    public init() {}
+
+    public func encode(data: PolicyReply, out: inout ByteBuffer) throws {
+        data.write(into: &out)
+    }
+}

@@ -1,0 +1,90 @@
+import GreylagCore
+
+/// How verdicts are worded on the policy protocol.
+public struct PolicyReplyConfig: Sendable, Hashable {
+    /// Action for a deferred recipient (`DEFER_IF_PERMIT`, `DEFER`, `450`, `451 4.7.1`).
+    public var deferAction = "DEFER_IF_PERMIT"
+    /// Text after the defer action; placeholders as in `ReplyTemplate`.
+    public var deferText = "Greylisted, please try again in {seconds} seconds"
+    /// Action for a refused recipient (`REJECT`, `550`, `554 5.7.1`).
+    public var rejectAction = "REJECT"
+    /// Text after the reject action.
+    public var rejectText = "Refused by greylag policy"
+    /// Add `X-Greylist` on the first pass after a delay.
+    public var addHeader = true
+    /// Program name and version in the header, e.g. `greylag-0.1.0`.
+    public var software = "greylag"
+    /// Host name in the header.
+    public var hostname = "localhost"
+
+    public init() {}
+}
+
+/// Per-connection policy protocol logic: which requests need a greylisting
+/// decision and how a verdict becomes a reply. Holds the `instance` of the
+/// last header so a message gets one `X-Greylist` however many recipients
+/// it has.
+public struct PolicySession: Sendable {
+    public var config: PolicyReplyConfig
+    private var headerInstance: String? = nil
+
+    public init(config: PolicyReplyConfig) {
+        self.config = config
+    }
+
+    /// What to do with a request.
+    public enum Action: Sendable, Hashable {
+        /// Answer at once.
+        case reply(PolicyReply)
+        /// Ask for a greylisting decision, then call `verdictReceived`.
+        case decide(GreylistQuery)
+    }
+
+    /// A request arrived.
+    public func requestReceived(_ request: PolicyRequest) -> Action {
+        let kind = request["request"]
+        if !kind.isEmpty && kind != "smtpd_access_policy" { return .reply(.dunno) }
+        let state = request["protocol_state"]
+        let stage: ProtocolStage = state.isEmpty
+            ? (request["recipient"].isEmpty ? .other : .rcpt)  // Exim builds its own minimal request
+            : ProtocolStage(policyState: state)
+        guard stage == .rcpt else { return .reply(.dunno) }
+        return .decide(Self.query(from: request, stage: stage))
+    }
+
+    /// The greylisting query a request stands for.
+    public static func query(from request: PolicyRequest, stage: ProtocolStage = .rcpt) -> GreylistQuery {
+        var name = request["client_name"]
+        if name == "unknown" { name = "" }
+        return GreylistQuery(stage: stage, clientAddress: request["client_address"], clientName: name,
+                             heloName: request["helo_name"], sender: request["sender"],
+                             recipient: request["recipient"], authenticatedUser: request["sasl_username"],
+                             origin: "policy")
+    }
+
+    /// The decision for a request arrived; `now` dates the header.
+    public mutating func verdictReceived(_ verdict: Verdict, for request: PolicyRequest, now: Int64) -> PolicyReply {
+        let query = Self.query(from: request)
+        switch verdict.action {
+        case .defer:
+            return PolicyReply(action: joined(config.deferAction,
+                                              ReplyTemplate.expand(config.deferText, verdict: verdict, query: query)))
+        case .reject:
+            return PolicyReply(action: joined(config.rejectAction,
+                                              ReplyTemplate.expand(config.rejectText, verdict: verdict, query: query)))
+        case .pass:
+            guard config.addHeader, let delayed = verdict.delayed, delayed > 0 else { return .dunno }
+            let instance = request["instance"]
+            if !instance.isEmpty {
+                if instance == headerInstance { return .dunno }
+                headerInstance = instance
+            }
+            return PolicyReply(action: "PREPEND X-Greylist: delayed \(delayed) seconds by \(config.software) at "
+                               + "\(config.hostname); \(MailDate.format(epochSeconds: now))")
+        }
+    }
+
+    private func joined(_ action: String, _ text: String) -> String {
+        text.isEmpty ? action : action + " " + text
+    }
+}

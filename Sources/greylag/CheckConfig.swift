@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import GreylagCore
+import GreylagServer
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Check a configuration file and print the settings in force.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config: GreylagConfiguration
+        do {
+            config = try ConfigurationLoader.load(path: options.config)
+        } catch let error as ConfigurationErrors {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(78)  // EX_CONFIG
+        }
+        let p = config.policy
+        print("""
+            \(config.source): OK
+            delay \(DurationText.format(p.delay)), retry window \(DurationText.format(p.retryWindow)), \
+            pass TTL \(DurationText.format(p.passTTL)), client auto-whitelist \(p.clientAutowhitelist)
+            keys: IPv4 /\(p.keying.ipv4Prefix), IPv6 /\(p.keying.ipv6Prefix), \
+            sender normalisation \(p.normalizeSender ? "on" : "off")\(p.dryRun ? ", DRY RUN" : "")
+            policy: \(config.policyListeners.map(\.description).joined(separator: ", "))
+            store: sqlite:\(config.storePath) (synchronous \(config.synchronous.rawValue))
+            """)
+    }
+}

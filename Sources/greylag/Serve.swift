@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import GreylagServer
+import Logging
+import ServiceLifecycle
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon (the default command).")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: "Override the log level (trace, debug, info, notice, warning, error, critical).")
+    var logLevel: String?
+
+    func run() async throws {
+        var config: GreylagConfiguration
+        do {
+            config = try ConfigurationLoader.load(path: options.config)
+        } catch let error as ConfigurationErrors {
+            FileHandle.standardError.write(Data("greylag: configuration refused:\n\(error)\n".utf8))
+            throw ExitCode(78)  // EX_CONFIG
+        }
+        if let logLevel {
+            guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
+                throw ValidationError("unknown log level \(logLevel)")
+            }
+            config.logLevel = level
+        }
+        let level = config.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "greylag")
+        let daemon = GreylagDaemon(configuration: config, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [daemon],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+}

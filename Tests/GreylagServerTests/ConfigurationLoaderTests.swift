@@ -1,0 +1,146 @@
+import GreylagCore
+import GreylagServer
+import Testing
+
+@Suite struct ConfigurationLoaderTests {
+    func errors(_ text: String) -> [ConfigurationError] {
+        do {
+            _ = try ConfigurationLoader.parse(text, file: "/etc/greylag/greylag.toml")
+            return []
+        } catch let e as ConfigurationErrors {
+            return e.errors
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return []
+        }
+    }
+
+    @Test func defaultsNeedNoFile() throws {
+        let c = try ConfigurationLoader.load(path: nil)
+        #expect(c.policy.delay == 300)
+        #expect(c.policy.retryWindow == 172_800)
+        #expect(c.policy.passTTL == 36 * 86_400)
+        #expect(c.policy.clientAutowhitelist == 5)
+        #expect(c.policy.keying == NetworkKeying(ipv4Prefix: 24, ipv6Prefix: 64))
+        #expect(c.policyListeners == [.tcp(host: "127.0.0.1", port: 10023)])
+        #expect(c.storePath == "greylag.db")
+        #expect(c.replies.deferAction == "DEFER_IF_PERMIT")
+    }
+
+    @Test func readsEverySection() throws {
+        let c = try ConfigurationLoader.parse("""
+            [greylist]
+            delay = "2s"
+            retry_window = "1h"
+            pass_ttl = "10d"
+            client_autowhitelist = 0
+            ipv4_prefix = 32
+            ipv6_prefix = 128
+            normalize_sender = false
+            dry_run = true
+
+            [policy]
+            listen = ["[::1]:10030", "unix:/run/greylag/policy.sock", "*:10031"]
+            defer_action = "450 4.7.1"
+            defer_text = "Try again in {left}"
+            reject_action = "554 5.7.1"
+            add_header = false
+            hostname = "mx1.example.net"
+            idle_timeout = "2m"
+            socket_mode = "0660"
+
+            [store]
+            path = "/var/lib/greylag/greylag.db"
+            synchronous = "normal"
+            expiry_interval = "30s"
+            expiry_batch = 100
+            timeout = "2s"
+            failure_mode = "defer"
+
+            [log]
+            level = "debug"
+            """, file: "t.toml")
+        #expect(c.policy.delay == 2 && c.policy.retryWindow == 3600 && c.policy.passTTL == 864_000)
+        #expect(c.policy.clientAutowhitelist == 0 && !c.policy.normalizeSender && c.policy.dryRun)
+        #expect(c.policy.keying == NetworkKeying(ipv4Prefix: 32, ipv6Prefix: 128))
+        #expect(c.policyListeners == [.tcp(host: "::1", port: 10030), .unix(path: "/run/greylag/policy.sock"),
+                                      .tcp(host: "::", port: 10031)])
+        #expect(c.replies.deferAction == "450 4.7.1" && c.replies.deferText == "Try again in {left}")
+        #expect(c.replies.rejectAction == "554 5.7.1" && !c.replies.addHeader && c.replies.hostname == "mx1.example.net")
+        #expect(c.idleTimeout == 120 && c.socketMode == 0o660)
+        #expect(c.storePath == "/var/lib/greylag/greylag.db" && c.synchronous == .normal)
+        #expect(c.expiryInterval == 30 && c.expiryBatch == 100 && c.storeTimeout == 2 && c.failureMode == .defer)
+        #expect(c.logLevel == .debug)
+    }
+
+    @Test func seedToolTimingNamesAreAliases() throws {
+        let c = try ConfigurationLoader.parse("""
+            [greylist]
+            block_expire = 2          # minutes, as in the qmail-spp plugin
+            record_expire = 300       # minutes
+            record_expire_good = 36   # days
+            """, file: "t.toml")
+        #expect(c.policy.delay == 120)
+        #expect(c.policy.retryWindow == 18_000)
+        #expect(c.policy.passTTL == 36 * 86_400)
+        let m = try ConfigurationLoader.parse("[greylist]\ngreylist = \"30m\"\nautowhite = \"1d\"\n", file: "t.toml")
+        #expect(m.policy.delay == 1800 && m.policy.passTTL == 86_400)
+    }
+
+    @Test func errorsNameFileLineAndKey() {
+        let found = errors("""
+            [greylist]
+            delay = "5 minutes"
+            client_autowhitelist = -1
+
+            [policy]
+            listen = "localhost"
+            defer_action = "OK"
+            colour = "grey"
+            defer_text = "wait {minutes}"
+
+            [stroe]
+            path = "x"
+            """)
+        let rendered = found.map(\.description)
+        #expect(rendered.contains(
+            "/etc/greylag/greylag.toml:2: greylist.delay: \"5 minutes\" is not a duration such as \"300\", \"90s\", \"5m\", \"2h\", \"36d\""))
+        #expect(rendered.contains("/etc/greylag/greylag.toml:3: greylist.client_autowhitelist: -1 is out of range 0...1000000"))
+        #expect(rendered.contains(
+            "/etc/greylag/greylag.toml:6: policy.listen: \"localhost\" is not HOST:PORT, [IPV6]:PORT or unix:/path"))
+        #expect(found.contains { $0.line == 7 && $0.key == "policy.defer_action" })
+        #expect(rendered.contains("/etc/greylag/greylag.toml:8: policy.colour: unknown key"))
+        #expect(found.contains { $0.line == 9 && $0.key == "policy.defer_text" && $0.message.contains("{minutes}") })
+        #expect(found.contains { $0.line == 11 && $0.key == "stroe" })
+        #expect(found.count == 7)
+    }
+
+    @Test func aliasAndCanonicalNameTogetherIsAnError() {
+        let found = errors("[greylist]\ndelay = \"5m\"\nblock_expire = 5\n")
+        #expect(found.count == 1)
+        #expect(found.first?.key == "greylist.block_expire" || found.first?.key == "greylist.delay")
+    }
+
+    @Test func retryWindowMustExceedDelay() {
+        let found = errors("[greylist]\ndelay = \"1h\"\nretry_window = \"30m\"\n")
+        #expect(found.map(\.description) == ["/etc/greylag/greylag.toml:3: greylist.retry_window: must be longer than delay (1h)"])
+    }
+
+    @Test func syntaxErrorsCarryTheirLine() {
+        let found = errors("[greylist]\ndelay = \"5m\"\nretry_window = \n")
+        #expect(found.count == 1)
+        #expect(found.first?.line == 3)
+    }
+
+    @Test func wrongTypesAreNamed() {
+        let found = errors("[greylist]\ndry_run = \"yes\"\n[store]\nexpiry_batch = \"many\"\n")
+        #expect(found.map(\.description).sorted() == [
+            "/etc/greylag/greylag.toml:2: greylist.dry_run: expected true or false, found string",
+            "/etc/greylag/greylag.toml:4: store.expiry_batch: expected an integer, found string",
+        ])
+    }
+
+    @Test func unreadableFileIsNamed() {
+        #expect(throws: ConfigurationErrors.self) { try ConfigurationLoader.load(path: "/nonexistent/greylag.toml") }
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import GreylagCore
+import GreylagServer
+import GreylagStore
+import Testing
+
+/// A store whose decisions fail or stall, for the failure-mode paths.
+final class BrokenStore: GreylistStore {
+    enum Mode { case fail, hang, slow(Duration) }
+    let mode: Mode
+    let inner: SQLiteStore
+
+    init(_ mode: Mode, config: GreylagConfiguration) throws {
+        self.mode = mode
+        inner = try SQLiteStore(path: config.storePath)
+    }
+
+    struct Broken: Error {}
+
+    func decide(_ triplet: Triplet, now: Int64, _ decide: @escaping @Sendable (TripletState) -> Decision,
+                completion: @escaping @Sendable (Result<Decision, any Error>) -> Void) {
+        let mode = self.mode, inner = self.inner
+        Task {
+            switch mode {
+            case .fail:
+                completion(.failure(Broken()))
+                return
+            case .hang: try? await Task.sleep(for: .seconds(30))
+            case .slow(let d): try? await Task.sleep(for: d)
+            }
+            inner.decide(triplet, now: now, decide, completion: completion)
+        }
+    }
+
+    func record(for triplet: Triplet) async throws -> GreylistRecord? { try await inner.record(for: triplet) }
+    func records(matching filter: RecordFilter, now: Int64) async throws -> [GreylistRecord] {
+        try await inner.records(matching: filter, now: now)
+    }
+    func delete(_ triplet: Triplet) async throws -> Bool { try await inner.delete(triplet) }
+    func expire(now: Int64, limit: Int) async throws -> Int { try await inner.expire(now: now, limit: limit) }
+    func counts(now: Int64) async throws -> StoreCounts { try await inner.counts(now: now) }
+    func close() async throws { try await inner.close() }
+}
+
+extension BrokenStore: @unchecked Sendable {}
+
+@Suite(.serialized) struct PolicyServerTests {
+    @Test func defersThenPassesWithOneHeaderPerMessage() async throws {
+        let clock = ManualClock()
+        let log = CapturedLog()
+        try await withDaemon(clock: clock, log: log) { addresses, _ in
+            let client = try await PolicyTestClient(addresses[0])
+            #expect(try await client.ask(rcptRequest())
+                    == "action=DEFER_IF_PERMIT Greylisted, please try again in 300 seconds")
+            clock.advance(100)
+            #expect(try await client.ask(rcptRequest())
+                    == "action=DEFER_IF_PERMIT Greylisted, please try again in 200 seconds")
+            clock.advance(200)
+            let pass = try #require(try await client.ask(rcptRequest(instance: "m2")))
+            #expect(pass.hasPrefix("action=PREPEND X-Greylist: delayed 300 seconds by greylag-\(GreylagVersion.string) at "))
+            #expect(pass.hasSuffix("; \(MailDate.format(epochSeconds: clock.now))"))
+            // Same message, same recipient asked again (another policy lookup): no second header.
+            #expect(try await client.ask(rcptRequest(instance: "m2")) == "action=DUNNO")
+            #expect(try await client.ask(rcptRequest(instance: "m3")) == "action=DUNNO")
+            // Non-RCPT states are not greylisted.
+            var mail = rcptRequest(recipient: "")
+            mail[1] = ("protocol_state", "MAIL")
+            #expect(try await client.ask(mail) == "action=DUNNO")
+        }
+        #expect(log.contains("defer: client=192.0.2.7 network=192.0.2.0/24 sender=<alice@example.org> "
+                             + "recipient=<bob@example.net> reason=new_triplet retry_in=300s via=policy"))
+        #expect(log.contains("pass: client=192.0.2.7 network=192.0.2.0/24 sender=<alice@example.org> "
+                             + "recipient=<bob@example.net> reason=delay_elapsed delayed=300s via=policy"))
+    }
+
+    @Test func manyPersistentConnectionsAtOnce() async throws {
+        try await withDaemon { addresses, _ in
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for c in 0..<12 {
+                    group.addTask {
+                        let client = try await PolicyTestClient(addresses[0])
+                        var answered = 0
+                        for i in 0..<15 {
+                            let reply = try await client.ask(rcptRequest(sender: "s\(c)-\(i)@example.org"))
+                            if reply?.hasPrefix("action=DEFER_IF_PERMIT ") == true { answered += 1 }
+                        }
+                        return answered
+                    }
+                }
+                var total = 0
+                for try await n in group { total += n }
+                #expect(total == 12 * 15)
+            }
+        }
+    }
+
+    @Test func oversizedLineClosesOnlyThatConnection() async throws {
+        let log = CapturedLog()
+        try await withDaemon(log: log) { addresses, _ in
+            let good = try await PolicyTestClient(addresses[0])
+            let bad = try await PolicyTestClient(addresses[0])
+            #expect(try await good.ask(rcptRequest()) != nil)
+            try await bad.send("sender=" + String(repeating: "a", count: 9000))
+            #expect(try await bad.isClosedByServer())
+            #expect(try await good.ask(rcptRequest(sender: "x@example.org"))?.hasPrefix("action=DEFER_IF_PERMIT") == true)
+        }
+        #expect(log.contains("closing policy connection: line too long"))
+    }
+
+    @Test func garbageClosesTheConnection() async throws {
+        let log = CapturedLog()
+        try await withDaemon(log: log) { addresses, _ in
+            let bad = try await PolicyTestClient(addresses[0])
+            try await bad.send("\u{16}\u{3}\u{1}\u{0}binary junk\n\n")
+            #expect(try await bad.isClosedByServer())
+        }
+        #expect(log.contains("closing policy connection: malformed attribute line"))
+    }
+
+    @Test func requestEndedByEOFIsAnsweredThenClosed() async throws {
+        try await withDaemon { addresses, _ in
+            let exim = try await PolicyTestClient(addresses[0])
+            try await exim.send("client_address=192.0.2.7\nsender=a@example.org\nrecipient=b@example.net")
+            exim.shutdownWrite()
+            #expect(try await exim.reply() == "action=DEFER_IF_PERMIT Greylisted, please try again in 300 seconds")
+            #expect(try await exim.isClosedByServer())
+        }
+    }
+
+    @Test func storeFailurePassesByDefaultAndDefersWhenConfigured() async throws {
+        let log = CapturedLog()
+        try await withDaemon(store: { try BrokenStore(.fail, config: $0) }, log: log) { addresses, _ in
+            let client = try await PolicyTestClient(addresses[0])
+            #expect(try await client.ask(rcptRequest()) == "action=DUNNO")
+        }
+        #expect(log.contains("store failed, passing"))
+        #expect(log.contains("reason=store_unavailable"))
+        try await withDaemon(configure: { $0.failureMode = .defer },
+                             store: { try BrokenStore(.fail, config: $0) }) { addresses, _ in
+            let client = try await PolicyTestClient(addresses[0])
+            #expect(try await client.ask(rcptRequest())?.hasPrefix("action=DEFER_IF_PERMIT ") == true)
+        }
+    }
+
+    @Test func hangingStoreIsAnsweredWithinTheTimeout() async throws {
+        let log = CapturedLog()
+        try await withDaemon(configure: { $0.storeTimeout = 0.3 },
+                             store: { try BrokenStore(.hang, config: $0) }, log: log) { addresses, _ in
+            let client = try await PolicyTestClient(addresses[0])
+            let start = ContinuousClock.now
+            #expect(try await client.ask(rcptRequest()) == "action=DUNNO")
+            #expect(ContinuousClock.now - start < .seconds(5))
+        }
+        #expect(log.contains("decision not ready after 300 ms"))
+    }
+
+    @Test func shutdownFinishesTheQueryInFlight() async throws {
+        try await withDaemon(store: { try BrokenStore(.slow(.milliseconds(600)), config: $0) }) { addresses, shutdown in
+            let client = try await PolicyTestClient(addresses[0])
+            try await client.send(rcptRequest().map { "\($0.0)=\($0.1)\n" }.joined() + "\n")
+            try await Task.sleep(for: .milliseconds(150))
+            await shutdown()
+            #expect(try await client.reply() == "action=DEFER_IF_PERMIT Greylisted, please try again in 300 seconds")
+            #expect(try await client.isClosedByServer())
+        }
+    }
+
+    @Test func unixSocketListener() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/policy.sock"
+        try await withDaemon(configure: { $0.policyListeners = [.unix(path: path)]; $0.socketMode = 0o660 }) { addresses, _ in
+            #expect(addresses == ["unix:\(path)"])
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            #expect((attributes[.posixPermissions] as? Int) == 0o660)
+            let client = try await PolicyTestClient("unix:\(path)")
+            #expect(try await client.ask(rcptRequest())?.hasPrefix("action=DEFER_IF_PERMIT ") == true)
+        }
+    }
+}

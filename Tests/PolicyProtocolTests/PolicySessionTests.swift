@@ -1,0 +1,95 @@
+import GreylagCore
+import PolicyProtocol
+import Testing
+
+@Suite struct PolicySessionTests {
+    func request(_ state: String = "RCPT", recipient: String = "bob@example.net", instance: String = "abc.1",
+                 extra: [String: String] = [:]) -> PolicyRequest {
+        var attributes = ["request": "smtpd_access_policy", "protocol_state": state, "client_address": "192.0.2.7",
+                          "client_name": "unknown", "sender": "alice@example.org", "recipient": recipient,
+                          "instance": instance, "sasl_username": ""]
+        attributes.merge(extra) { $1 }
+        return PolicyRequest(attributes: attributes)
+    }
+
+    var config: PolicyReplyConfig {
+        var c = PolicyReplyConfig()
+        c.software = "greylag-9.9"
+        c.hostname = "mx.example.net"
+        return c
+    }
+
+    @Test func nonRecipientStatesAnswerDunno() {
+        let session = PolicySession(config: config)
+        for state in ["CONNECT", "EHLO", "HELO", "MAIL", "DATA", "END-OF-MESSAGE", "VRFY", "ETRN"] {
+            #expect(session.requestReceived(request(state)) == .reply(.dunno))
+        }
+        #expect(session.requestReceived(PolicyRequest(attributes: ["request": "junk", "protocol_state": "RCPT"]))
+                == .reply(.dunno))
+    }
+
+    @Test func recipientStateAsksForADecision() {
+        let session = PolicySession(config: config)
+        guard case .decide(let query) = session.requestReceived(request()) else {
+            Issue.record("expected a decision")
+            return
+        }
+        #expect(query.clientAddress == "192.0.2.7")
+        #expect(query.clientName == "")  // "unknown" means unverified
+        #expect(query.sender == "alice@example.org")
+        #expect(query.recipient == "bob@example.net")
+        #expect(query.stage == .rcpt)
+    }
+
+    @Test func eximRequestWithoutProtocolStateIsTakenAsRecipientStage() {
+        let session = PolicySession(config: config)
+        let exim = PolicyRequest(attributes: ["client_address": "192.0.2.7", "sender": "a@b", "recipient": "c@d"])
+        guard case .decide = session.requestReceived(exim) else {
+            Issue.record("expected a decision")
+            return
+        }
+    }
+
+    @Test func deferUsesConfiguredActionAndText() {
+        var c = config
+        var session = PolicySession(config: c)
+        let v = Verdict(action: .defer, reason: .newTriplet, timeLeft: 300)
+        #expect(session.verdictReceived(v, for: request(), now: 0).action
+                == "DEFER_IF_PERMIT Greylisted, please try again in 300 seconds")
+        c.deferAction = "450 4.7.1"
+        c.deferText = "Greylisted for {left}, see https://example.net/greylisting"
+        session = PolicySession(config: c)
+        #expect(session.verdictReceived(v, for: request(), now: 0).action
+                == "450 4.7.1 Greylisted for 5m, see https://example.net/greylisting")
+    }
+
+    @Test func rejectUsesRejectAction() {
+        var session = PolicySession(config: config)
+        let v = Verdict(action: .reject, reason: .newTriplet)
+        #expect(session.verdictReceived(v, for: request(), now: 0).action == "REJECT Refused by greylag policy")
+    }
+
+    @Test func headerOncePerInstanceOnFirstPassAfterDelay() {
+        var session = PolicySession(config: config)
+        let delayed = Verdict(action: .pass, reason: .delayElapsed, delayed: 312)
+        let now: Int64 = 1_795_292_186
+        let first = session.verdictReceived(delayed, for: request(instance: "m1"), now: now)
+        #expect(first.action == "PREPEND X-Greylist: delayed 312 seconds by greylag-9.9 at mx.example.net; "
+                + "Sat, 21 Nov 2026 20:16:26 +0000")
+        // A second recipient of the same message: no second header.
+        #expect(session.verdictReceived(delayed, for: request(recipient: "c@example.net", instance: "m1"), now: now)
+                == .dunno)
+        // The next message gets its own.
+        #expect(session.verdictReceived(delayed, for: request(instance: "m2"), now: now).action.hasPrefix("PREPEND "))
+    }
+
+    @Test func plainPassesAndDisabledHeaderAnswerDunno() {
+        var session = PolicySession(config: config)
+        #expect(session.verdictReceived(Verdict(action: .pass, reason: .knownTriplet), for: request(), now: 0) == .dunno)
+        var c = config
+        c.addHeader = false
+        session = PolicySession(config: c)
+        #expect(session.verdictReceived(Verdict(action: .pass, reason: .delayElapsed, delayed: 300),
+                                        for: request(), now: 0) == .dunno)
+    }
+}
