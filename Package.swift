@@ -52,7 +52,7 @@ let package = Package(
         ]),
         .testTarget(name: "GreylagStoreTests", dependencies: ["GreylagStore"]),
         .testTarget(name: "GreylagServerTests", dependencies: [
-            "GreylagServer", "GreylagBench",
+            "GreylagServer", "GreylagBench", "GreylagStore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -58,7 +58,7 @@ struct CapturingHandler: LogHandler {
 func withDaemon<T: Sendable>(
     configure: (inout GreylagConfiguration) -> Void = { _ in },
     store: (@Sendable (GreylagConfiguration) throws -> any GreylistStore)? = nil,
-    clock: ManualClock = ManualClock(),
+    clock: ManualClock? = ManualClock(),
     log: CapturedLog = CapturedLog(),
     _ body: @Sendable (_ addresses: [String], _ shutdown: @Sendable () async -> Void) async throws -> T
 ) async throws -> T {
@@ -69,9 +69,11 @@ func withDaemon<T: Sendable>(
     configure(&config)
     let logger = Logger(label: "test") { _ in CapturingHandler(log: log) }
     let (stream, continuation) = AsyncStream.makeStream(of: [String].self)
+    let now: @Sendable () -> Int64
+    if let clock { now = { clock.now } } else { now = unixNow }
     let daemon = GreylagDaemon(configuration: config, logger: logger,
                                openStore: store ?? GreylagDaemon.openSQLite,
-                               clock: { clock.now }, onListening: { continuation.yield($0) })
+                               clock: now, onListening: { continuation.yield($0) })
     let group = ServiceGroup(configuration: .init(services: [daemon], logger: logger))
     let running = Task { try await group.run() }
     var iterator = stream.makeAsyncIterator()

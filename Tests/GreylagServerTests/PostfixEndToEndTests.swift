@@ -1,0 +1,68 @@
+import Foundation
+import GreylagCore
+import GreylagServer
+import Testing
+
+/// Greylisting through a real Postfix: `scripts/test.sh` starts a private
+/// Postfix on loopback (IPv4 and IPv6) whose recipient restrictions query
+/// greylag on GREYLAG_E2E_POLICY_PORT; each test serves that port itself
+/// with a 2 second delay and talks SMTP to Postfix with swaks.
+@Suite(.serialized, .enabled(if: E2E.enabled)) struct PostfixEndToEndTests {
+    @Test func greylistsOverIPv4() async throws {
+        try await greylist(server: "127.0.0.1", tag: "v4")
+    }
+
+    @Test func greylistsOverIPv6() async throws {
+        try await greylist(server: "::1", tag: "v6")
+    }
+
+    func greylist(server: String, tag: String) async throws {
+        let smtpPort = try E2E.value("GREYLAG_E2E_SMTP_PORT")
+        let policyPort = try #require(Int(try E2E.value("GREYLAG_E2E_POLICY_PORT")))
+        let maildir = try E2E.value("GREYLAG_E2E_MAILDIR")
+        let id = UUID().uuidString
+        let sender = "sender-\(tag)-\(id.prefix(8))@example.org"
+        let recipient = "user-\(tag)@example.net"
+        let swaks = ["--server", server, "--port", smtpPort, "--from", sender, "--to", recipient,
+                     "--header", "X-Greylag-Test: \(id)", "--timeout", "30"]
+        let log = CapturedLog()
+        try await withDaemon(configure: {
+            $0.policy.delay = 2
+            $0.policyListeners = [.tcp(host: "127.0.0.1", port: policyPort)]
+            $0.replies.hostname = "mx.greylag.test"
+        }, clock: nil, log: log) { _, _ in
+            let first = try await runProgram("/usr/bin/swaks", swaks)
+            #expect(first.status != 0, "the first attempt must be refused")
+            #expect(first.output.contains("450 4.7.1 <\(recipient)>: Recipient address rejected: Greylisted, please try again in"),
+                    "\(first.output)")
+            try await Task.sleep(for: .milliseconds(2500))
+            let second = try await runProgram("/usr/bin/swaks", swaks)
+            #expect(second.status == 0, "\(second.output)")
+            #expect(second.output.contains("250 2.0.0 Ok: queued as"), "\(second.output)")
+        }
+        let message = try #require(try await waitForMessage(in: maildir, containing: id), "no delivered message")
+        let header = message.split(separator: "\n").first { $0.hasPrefix("X-Greylist: ") }
+        let line = try #require(header, "no X-Greylist header in:\n\(message)")
+        #expect(line.hasPrefix("X-Greylist: delayed "))
+        #expect(line.contains(" seconds by greylag-\(GreylagVersion.string) at mx.greylag.test; "))
+        let client = server == "::1" ? "client=::1 network=::/64" : "client=127.0.0.1 network=127.0.0.0/24"
+        #expect(log.contains("defer: \(client) sender=<\(sender)> recipient=<\(recipient)> reason=new_triplet"))
+        #expect(log.contains("pass: \(client) sender=<\(sender)> recipient=<\(recipient)> reason=delay_elapsed"))
+    }
+
+    /// Polls the maildir for a message holding `marker`.
+    func waitForMessage(in maildir: String, containing marker: String) async throws -> String? {
+        for _ in 0..<100 {
+            for sub in ["new", "cur"] {
+                let dir = maildir + "/" + sub
+                for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+                    if let text = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8), text.contains(marker) {
+                        return text
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return nil
+    }
+}

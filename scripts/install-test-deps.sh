@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Install the Debian packages that the integration tests need: a real Postfix
+# (throwaway instances only), swaks (SMTP client), postgrey (reference policy
+# server) and the SQLite headers used by the build.
+#
+# Idempotent and non-interactive (works with no stdin, e.g. in CI). Must run
+# as root. Packages are installed without letting their maintainer scripts
+# start system services: a temporary /usr/sbin/policy-rc.d that exits 101 is
+# put in place for the duration of the install (an existing one is kept).
+#
+# Extra packages can be requested with EXTRA_TEST_PACKAGES="pkg1 pkg2".
+set -euo pipefail
+
+PACKAGES=(postfix swaks postgrey libsqlite3-dev)
+if [[ -n "${EXTRA_TEST_PACKAGES:-}" ]]; then
+    # shellcheck disable=SC2206 # word splitting is intended here
+    PACKAGES+=(${EXTRA_TEST_PACKAGES})
+fi
+
+log() { printf 'install-test-deps: %s\n' "$*" >&2; }
+
+if [[ "$(id -u)" -ne 0 ]]; then
+    log "must run as root"
+    exit 1
+fi
+
+# Return 0 if the given package is fully installed.
+pkg_installed() {
+    local status
+    status="$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)"
+    [[ "$status" == "installed" ]]
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    pkg_installed "$p" || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    log "all packages already installed: ${PACKAGES[*]}"
+    exit 0
+fi
+log "missing packages: ${missing[*]}"
+
+export DEBIAN_FRONTEND=noninteractive
+export DEBCONF_NONINTERACTIVE_SEEN=true
+export LC_ALL=C
+
+# Never let a package start its daemon: invoke-rc.d consults policy-rc.d and
+# exit code 101 means "action forbidden". Only install our own if none exists,
+# and remove it again on exit.
+POLICY_RC="${POLICY_RC_PATH:-/usr/sbin/policy-rc.d}" # overridable for testing only
+created_policy_rc=0
+cleanup() {
+    if [[ $created_policy_rc -eq 1 ]]; then
+        rm -f "$POLICY_RC"
+    fi
+}
+trap cleanup EXIT
+if [[ ! -e "$POLICY_RC" ]]; then
+    printf '#!/bin/sh\n# temporary, created by install-test-deps.sh\nexit 101\n' >"$POLICY_RC"
+    chmod 755 "$POLICY_RC"
+    created_policy_rc=1
+fi
+
+# Postfix: "No configuration" leaves /etc/postfix/main.cf alone; the tests
+# run private instances with their own config directory.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+
+# Run "apt-get update" only when the package lists do not know one of the
+# missing packages (fresh image with empty lists, or stale lists).
+need_update=0
+for p in "${missing[@]}"; do
+    candidate="$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ {print $2}')"
+    if [[ -z "$candidate" || "$candidate" == "(none)" ]]; then
+        need_update=1
+        break
+    fi
+done
+apt_update() {
+    log "running apt-get update"
+    apt-get update -q -o Acquire::Retries=3 </dev/null
+}
+apt_install() {
+    apt-get install -y -q --no-install-recommends \
+        -o Acquire::Retries=3 \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "${missing[@]}" </dev/null
+}
+if [[ $need_update -eq 1 ]]; then
+    apt_update
+fi
+
+log "installing: ${missing[*]}"
+if ! apt_install; then
+    # Stale package lists (e.g. a version no longer on the mirror): refresh
+    # once and retry, unless we just did.
+    if [[ $need_update -eq 1 ]]; then
+        exit 1
+    fi
+    log "install failed; refreshing package lists and retrying"
+    apt_update
+    apt_install
+fi
+
+# Belt and braces: if a maintainer script started a system-wide daemon anyway
+# (e.g. because an existing policy-rc.d allowed it), stop it again. The tests
+# only ever use private instances.
+if pgrep -x postgrey >/dev/null 2>&1 || pgrep -f '^/usr/sbin/postgrey' >/dev/null 2>&1; then
+    if [[ -x /etc/init.d/postgrey ]]; then
+        /etc/init.d/postgrey stop </dev/null >/dev/null 2>&1 || true
+    fi
+fi
+if [[ -f /etc/postfix/main.cf ]] && /usr/sbin/postfix status >/dev/null 2>&1; then
+    /usr/sbin/postfix stop >/dev/null 2>&1 || true
+fi
+
+log "done"

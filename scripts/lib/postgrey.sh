@@ -1,0 +1,153 @@
+# shellcheck shell=bash
+# Helpers to run a throwaway postgrey (reference greylisting policy server)
+# on loopback. Source this file; it defines functions only.
+#
+#   postgrey_start DIR PORT [extra postgrey args...]   e.g. --delay=2
+#   postgrey_stop DIR
+#
+# PORT is either a bare port (listens on 127.0.0.1:PORT) or HOST:PORT.
+# Layout under DIR (created if missing; DIR and its parents must be
+# traversable by the "postgrey" user, so DIR itself is chmod'ed 755):
+#   DIR/db                    Berkeley DB files, owned by postgrey
+#   DIR/whitelist_clients     empty whitelists, so the distribution's lists
+#   DIR/whitelist_recipients  (/etc/postgrey/...) do not affect the tests
+#   DIR/postgrey.log          postgrey's log (it runs in the foreground and
+#                             logs to stderr; no syslog is needed)
+#   DIR/postgrey.pid          pid of the running postgrey
+#
+# Default passed before the extra args: --auto-whitelist-clients=0, so that
+# the many triplets of a test run from 127.0.0.1 / ::1 never get the client
+# auto-whitelisted (a later --auto-whitelist-clients=N in the extra args
+# overrides it). Everything else is stock postgrey (e.g. triplets keyed on
+# the /24 or /64 network; add --lookup-by-host to key on the exact address).
+#
+# Requires root (postgrey binds as root and then switches to user postgrey).
+
+POSTGREY_BIN="${POSTGREY_BIN:-/usr/sbin/postgrey}"
+# Seconds to wait for postgrey to accept connections after start.
+POSTGREY_START_TIMEOUT="${POSTGREY_START_TIMEOUT:-30}"
+
+_pg_log() { printf 'postgrey.sh: %s\n' "$*" >&2; }
+
+# _pg_port_open HOST PORT: status 0 if a TCP connection to HOST:PORT succeeds.
+_pg_port_open() {
+    # shellcheck disable=SC2016 # $1/$2 expand in the child bash
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+}
+
+postgrey_start() {
+    if (($# < 2)); then
+        _pg_log "usage: postgrey_start DIR PORT [extra postgrey args...]"
+        return 2
+    fi
+    local dir="$1" listen="$2"
+    shift 2
+
+    if [[ "$dir" != /* ]]; then
+        _pg_log "DIR must be an absolute path: '$dir'"
+        return 2
+    fi
+    if [[ "$(id -u)" -ne 0 ]]; then
+        _pg_log "must run as root"
+        return 1
+    fi
+    if [[ ! -x "$POSTGREY_BIN" ]] || ! getent passwd postgrey >/dev/null; then
+        _pg_log "postgrey is not installed (run scripts/install-test-deps.sh)"
+        return 1
+    fi
+
+    # HOST:PORT or bare PORT; derive the address to probe for readiness.
+    local host port
+    if [[ "$listen" == *:* ]]; then
+        host="${listen%:*}"
+        port="${listen##*:}"
+    else
+        host="127.0.0.1"
+        port="$listen"
+        listen="127.0.0.1:$port"
+    fi
+    local probe_host="${host#[}"
+    probe_host="${probe_host%]}"
+
+    if [[ -s "$dir/postgrey.pid" ]] && kill -0 "$(<"$dir/postgrey.pid")" 2>/dev/null; then
+        _pg_log "postgrey already running for $dir (pid $(<"$dir/postgrey.pid"))"
+        return 1
+    fi
+
+    # Something else already listening there would make the readiness probe
+    # below succeed even if our postgrey fails to bind.
+    if _pg_port_open "$probe_host" "$port"; then
+        _pg_log "$listen is already in use"
+        return 1
+    fi
+
+    mkdir -p "$dir/db"
+    chmod 755 "$dir"
+    chown postgrey:postgrey "$dir/db"
+    chmod 700 "$dir/db"
+    : >"$dir/whitelist_clients"
+    : >"$dir/whitelist_recipients"
+    chmod 644 "$dir/whitelist_clients" "$dir/whitelist_recipients"
+
+    # Foreground mode (no --daemonize): logs go to stderr, captured in the
+    # log file, and $! is postgrey's own pid. stdin/stdout are redirected so
+    # that a caller using $(...) does not hang on the inherited pipe.
+    "$POSTGREY_BIN" \
+        --inet="$listen" \
+        --dbdir="$dir/db" \
+        --user=postgrey --group=postgrey \
+        --whitelist-clients="$dir/whitelist_clients" \
+        --whitelist-recipients="$dir/whitelist_recipients" \
+        --auto-whitelist-clients=0 \
+        "$@" \
+        </dev/null >>"$dir/postgrey.log" 2>&1 &
+    local pid=$!
+    echo "$pid" >"$dir/postgrey.pid"
+
+    local i
+    for ((i = 0; i < POSTGREY_START_TIMEOUT * 10; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            _pg_log "postgrey exited during startup; log follows"
+            cat "$dir/postgrey.log" >&2 || true
+            rm -f "$dir/postgrey.pid"
+            return 1
+        fi
+        if _pg_port_open "$probe_host" "$port"; then
+            _pg_log "postgrey up: pid $pid on $listen, dbdir $dir/db"
+            return 0
+        fi
+        sleep 0.1
+    done
+    _pg_log "postgrey did not listen on $listen within ${POSTGREY_START_TIMEOUT}s; log follows"
+    cat "$dir/postgrey.log" >&2 || true
+    postgrey_stop "$dir" || true
+    return 1
+}
+
+postgrey_stop() {
+    local dir="${1:?usage: postgrey_stop DIR}"
+    local pid i
+    [[ -s "$dir/postgrey.pid" ]] || return 0
+    pid="$(<"$dir/postgrey.pid")"
+
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            _pg_log "postgrey (pid $pid) did not exit on TERM, killing"
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.1
+        fi
+    fi
+    # Reap it if it is our child (ignore "not a child" errors).
+    wait "$pid" 2>/dev/null || true
+    rm -f "$dir/postgrey.pid"
+    if kill -0 "$pid" 2>/dev/null; then
+        _pg_log "postgrey (pid $pid) still running"
+        return 1
+    fi
+    return 0
+}

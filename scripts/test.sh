@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine with the Swift toolchain:
+# installs what the tests need (apt), builds, starts a throwaway Postfix on
+# loopback (127.0.0.1 and ::1) that asks greylag for policy, runs
+# `swift test` (unit tests, live-daemon tests, the Postfix end-to-end test
+# and the kill -9 test), and stops Postfix again whatever happens.
+#
+# Environment: GREYLAG_TEST_SMTP_PORT (default 12525) and
+# GREYLAG_TEST_POLICY_PORT (default 10991) choose the loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMTP_PORT="${GREYLAG_TEST_SMTP_PORT:-12525}"
+POLICY_PORT="${GREYLAG_TEST_POLICY_PORT:-10991}"
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+
+bash scripts/install-test-deps.sh
+
+log "building (debug, with tests)"
+swift build --build-tests
+BIN_DIR="$(swift build --show-bin-path)"
+
+# shellcheck source=scripts/lib/postfix.sh
+source scripts/lib/postfix.sh
+
+WORK="$(mktemp -d /tmp/greylag-test.XXXXXX)"
+chmod 755 "$WORK"
+cleanup() {
+    local status=$?
+    postfix_stop "$WORK/postfix" >/dev/null 2>&1 || true
+    if [[ $status -ne 0 && -f "$WORK/postfix/maillog" ]]; then
+        log "Postfix log (last 30 lines):"
+        tail -n 30 "$WORK/postfix/maillog" >&2 || true
+    fi
+    rm -rf "$WORK"
+    exit $status
+}
+trap cleanup EXIT INT TERM
+
+if ! postfix_has_ipv6; then
+    log "IPv6 loopback (::1) is not configured: the IPv6 end-to-end test will fail"
+fi
+log "starting Postfix on 127.0.0.1:$SMTP_PORT and [::1]:$SMTP_PORT, policy at 127.0.0.1:$POLICY_PORT"
+postfix_start "$WORK/postfix" "$SMTP_PORT" "127.0.0.1:$POLICY_PORT"
+
+export GREYLAG_E2E=1
+export GREYLAG_E2E_SMTP_PORT="$SMTP_PORT"
+export GREYLAG_E2E_POLICY_PORT="$POLICY_PORT"
+GREYLAG_E2E_MAILDIR="$(postfix_maildir "$WORK/postfix")"
+export GREYLAG_E2E_MAILDIR
+export GREYLAG_BINARY="$BIN_DIR/greylag"
+
+log "running swift test"
+swift test --disable-xctest
