@@ -20,6 +20,7 @@ public final class SQLiteStore: GreylistStore {
     public let path: String
     private let pool: DatabasePool
     private let writer: GroupCommitWriter
+    private let checkpointer: WALCheckpointer
 
     /// Opens (creating if needed) the store at `path` and migrates its schema.
     public init(path: String, synchronous: Synchronous = .full, maxBatch: Int = 1024) throws {
@@ -30,10 +31,14 @@ public final class SQLiteStore: GreylistStore {
         let sync = synchronous.rawValue.uppercased()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(sync)")
+            // Checkpoints run beside the writer (WALCheckpointer), not in its commits.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try SQLiteSchema.migrator.migrate(pool)
         writer = GroupCommitWriter(pool: pool, maxBatch: maxBatch)
+        checkpointer = try WALCheckpointer(path: path, synchronous: sync, interval: .milliseconds(200))
     }
 
     /// Transactions committed so far; with group commit, fewer than writes.
@@ -90,6 +95,7 @@ public final class SQLiteStore: GreylistStore {
 
     public func close() async throws {
         await writer.drained()
+        try checkpointer.close()
         try pool.close()
     }
 }

@@ -1,0 +1,45 @@
+import Dispatch
+import GRDB
+
+/// Moves the write-ahead log into the database file from a connection of
+/// its own, on a timer.
+///
+/// SQLite's automatic checkpoint runs inside the commit that crosses its
+/// threshold, so every decision waiting on that commit also waits for the
+/// copy and its fsync: that was the slowest 1% of answers. The writer turns
+/// automatic checkpoints off; this passive checkpoint runs beside it, never
+/// blocking the writer or readers. A passive checkpoint cannot rewind the
+/// log while the writer keeps appending, so once the log passes
+/// `restartFrames` a RESTART checkpoint briefly holds the writer back (the
+/// frames are already copied by then) and the log starts over instead of
+/// growing without end.
+final class WALCheckpointer: @unchecked Sendable {  // DispatchSource is thread-safe
+    private let queue: DatabaseQueue
+    private let timer: any DispatchSourceTimer
+
+    init(path: String, synchronous: String, interval: DispatchTimeInterval, restartFrames: Int = 4096) throws {
+        var configuration = Configuration()
+        configuration.label = "greylag.checkpointer"
+        configuration.busyMode = .timeout(1)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+        }
+        queue = try DatabaseQueue(path: path, configuration: configuration)
+        timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "greylag.store.checkpoint", qos: .utility))
+        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(20))
+        timer.setEventHandler { [queue] in
+            try? queue.writeWithoutTransaction { db in
+                let (frames, _) = try db.checkpoint(.passive)
+                if frames > restartFrames { _ = try db.checkpoint(.restart) }
+            }
+        }
+        timer.resume()
+    }
+
+    /// Stops the timer and closes the connection.
+    func close() throws {
+        timer.cancel()
+        try queue.close()
+    }
+}
