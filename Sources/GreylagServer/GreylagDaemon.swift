@@ -80,7 +80,11 @@ public final class GreylagDaemon: Service {
             tasks.cancelAll()
         }
         try await store.close()
-        logger.notice("greylag stopped")
+        if let sqlite = store as? SQLiteStore {
+            logger.notice("greylag stopped; store committed \(sqlite.writeCount) writes in \(sqlite.commitCount) transactions")
+        } else {
+            logger.notice("greylag stopped")
+        }
     }
 
     private func bindPolicy(_ address: ListenAddress, service: GreylistService, tracker: ConnectionTracker,

@@ -27,9 +27,12 @@ final class GroupCommitWriter: Sendable {
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "greylag.store.writer")
     private let commits = Atomic<Int>(0)
+    private let writes = Atomic<Int>(0)
 
     /// Transactions committed so far (each may hold many writes).
     var commitCount: Int { commits.load(ordering: .relaxed) }
+    /// Writes committed so far.
+    var writeCount: Int { writes.load(ordering: .relaxed) }
 
     init(pool: DatabasePool, maxBatch: Int) {
         self.pool = pool
@@ -114,6 +117,7 @@ final class GroupCommitWriter: Sendable {
                     }
                 }
                 commits.add(1, ordering: .relaxed)
+                writes.add(batch.count, ordering: .relaxed)
                 completions.forEach { $0() }
             } catch {
                 batch.forEach { $0.abort(error) }

@@ -43,6 +43,8 @@ public final class SQLiteStore: GreylistStore {
 
     /// Transactions committed so far; with group commit, fewer than writes.
     public var commitCount: Int { writer.commitCount }
+    /// Writes committed so far.
+    public var writeCount: Int { writer.writeCount }
 
     /// The applied schema migrations, oldest first.
     public func appliedMigrations() throws -> [String] {

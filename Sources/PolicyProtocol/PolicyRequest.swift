@@ -7,26 +7,70 @@
 // readsocket sends one request and half-closes instead of sending the final
 // empty line; such a request is taken at end of input.
 
+import NIOCore
+
 /// One policy request: its attributes in the order received.
 ///
-/// Kept as a list rather than a dictionary: a request has about thirty
-/// attributes and a decision reads a handful, so a scan is cheaper than
-/// hashing every name. When a name repeats, the last value counts.
+/// The request keeps its bytes and an index of where each name and value
+/// lies; a value becomes a `String` only when asked for. A request has about
+/// thirty attributes and a decision reads a handful. When a name repeats,
+/// the last value counts.
 public struct PolicyRequest: Sendable, Hashable, CustomStringConvertible {
-    public private(set) var attributes: [(name: String, value: String)]
+    private var bytes: ByteBuffer
+    /// Offsets into `bytes`: name start, "=" position, line end.
+    private var index: [(name: Int32, equals: Int32, end: Int32)]
 
     public init(attributes: [String: String] = [:]) {
-        self.attributes = attributes.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
+        var text = ""
+        for (name, value) in attributes.sorted(by: { $0.key < $1.key }) { text += "\(name)=\(value)\n" }
+        self.init(unchecked: ByteBuffer(string: text))
     }
 
-    public init(pairs: [(name: String, value: String)]) {
-        self.attributes = pairs
+    /// Indexes `buffer`, which holds `name=value` lines (each with its LF, the
+    /// last may lack it) that the decoder has already checked.
+    init(unchecked buffer: ByteBuffer) {
+        bytes = buffer
+        index = []
+        index.reserveCapacity(32)
+        let view = buffer.readableBytesView
+        let base = view.startIndex
+        var lineStart = base
+        while lineStart < view.endIndex {
+            let end = view[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? view.endIndex
+            if end > lineStart, let eq = view[lineStart..<end].firstIndex(of: UInt8(ascii: "=")) {
+                var valueEnd = end
+                if valueEnd > eq + 1 && view[valueEnd - 1] == UInt8(ascii: "\r") { valueEnd -= 1 }
+                index.append((Int32(lineStart - base), Int32(eq - base), Int32(valueEnd - base)))
+            }
+            lineStart = end + 1
+        }
     }
 
     /// The value of an attribute, or "" when absent.
     public subscript(_ name: String) -> String {
-        for attribute in attributes.reversed() where attribute.name == name { return attribute.value }
-        return ""
+        var name = name
+        return name.withUTF8 { wanted in
+            bytes.readableBytesView.withContiguousStorageIfAvailable { raw -> String in
+                for entry in index.reversed() {
+                    let length = Int(entry.equals - entry.name)
+                    guard length == wanted.count else { continue }
+                    if memcmp(raw.baseAddress! + Int(entry.name), wanted.baseAddress!, length) == 0 {
+                        return String(decoding: raw[Int(entry.equals + 1)..<Int(entry.end)], as: UTF8.self)
+                    }
+                }
+                return ""
+            } ?? ""
+        }
+    }
+
+    /// The attributes in the order received.
+    public var attributes: [(name: String, value: String)] {
+        let view = bytes.readableBytesView
+        let base = view.startIndex
+        return index.map { entry in
+            (String(decoding: view[(base + Int(entry.name))..<(base + Int(entry.equals))], as: UTF8.self),
+             String(decoding: view[(base + Int(entry.equals) + 1)..<(base + Int(entry.end))], as: UTF8.self))
+        }
     }
 
     /// The attributes as a dictionary (last value of a repeated name).
@@ -34,11 +78,7 @@ public struct PolicyRequest: Sendable, Hashable, CustomStringConvertible {
         Dictionary(attributes.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
     }
 
-    mutating func append(_ name: String, _ value: String) {
-        attributes.append((name, value))
-    }
-
-    var isEmpty: Bool { attributes.isEmpty }
+    var isEmpty: Bool { index.isEmpty }
 
     public static func == (lhs: PolicyRequest, rhs: PolicyRequest) -> Bool {
         lhs.dictionary == rhs.dictionary
@@ -52,3 +92,9 @@ public struct PolicyRequest: Sendable, Hashable, CustomStringConvertible {
         attributes.map { "\($0.name)=\($0.value)" }.joined(separator: "\n")
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -21,6 +21,10 @@ public struct PolicyProtocolError: Error, Hashable, Sendable, CustomStringConver
 }
 
 /// Splits a byte stream into policy requests, enforcing the size limits.
+///
+/// Lines are checked as they arrive but left in the buffer until the empty
+/// line that ends the request; the request is then cut out whole (no copy)
+/// and indexed.
 public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = PolicyRequest
 
@@ -29,8 +33,9 @@ public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
     /// Longest accepted request, all lines included.
     public let maxRequestLength: Int
 
-    private var request = PolicyRequest()
-    private var requestBytes = 0
+    /// Bytes of the current request already checked (complete lines).
+    private var checked = 0
+    private var hasAttributes = false
 
     public init(maxLineLength: Int = 8 * 1024, maxRequestLength: Int = 64 * 1024) {
         self.maxLineLength = maxLineLength
@@ -40,34 +45,35 @@ public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
     public mutating func decode(buffer: inout ByteBuffer) throws -> PolicyRequest? {
         while true {
             let view = buffer.readableBytesView
-            guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
-                if view.count > maxLineLength {
+            let lineStart = view.startIndex + checked
+            guard let newline = view[lineStart...].firstIndex(of: UInt8(ascii: "\n")) else {
+                let partial = view.endIndex - lineStart
+                if partial > maxLineLength {
                     throw PolicyProtocolError(.lineTooLong, "more than \(maxLineLength) bytes without a newline")
                 }
-                if requestBytes + view.count > maxRequestLength {
+                if checked + partial > maxRequestLength {
                     throw PolicyProtocolError(.requestTooLong, "more than \(maxRequestLength) bytes")
                 }
                 return nil
             }
-            let length = newline - view.startIndex
+            let length = newline - lineStart
             if length > maxLineLength {
                 throw PolicyProtocolError(.lineTooLong, "line of \(length) bytes, limit \(maxLineLength)")
             }
-            requestBytes += length + 1
-            if requestBytes > maxRequestLength {
+            if checked + length + 1 > maxRequestLength {
                 throw PolicyProtocolError(.requestTooLong, "more than \(maxRequestLength) bytes")
             }
-            let line = buffer.readSlice(length: length)!
-            buffer.moveReaderIndex(forwardBy: 1)
             if length == 0 {
-                if request.isEmpty {
+                if !hasAttributes {
                     // A stray empty line between requests: nothing to answer.
-                    requestBytes = 0
+                    buffer.moveReaderIndex(forwardBy: 1)
                     continue
                 }
-                return finish()
+                return finish(&buffer, consuming: checked + 1)
             }
-            try addLine(line)
+            try check(view[lineStart..<newline])
+            checked += length + 1
+            hasAttributes = true
         }
     }
 
@@ -75,29 +81,26 @@ public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
         if let request = try decode(buffer: &buffer) { return request }
         guard seenEOF else { return nil }
         // A last line without its newline still counts (readsocket clients).
-        if buffer.readableBytes > 0 {
-            let line = buffer.readSlice(length: buffer.readableBytes)!
-            try addLine(line)
+        let rest = buffer.readableBytes - checked
+        if rest > 0 {
+            let view = buffer.readableBytesView
+            try check(view[(view.startIndex + checked)...])
+            hasAttributes = true
         }
-        return request.isEmpty ? nil : finish()
+        return hasAttributes ? finish(&buffer, consuming: buffer.readableBytes) : nil
     }
 
-    private mutating func addLine(_ line: ByteBuffer) throws {
-        let bytes = line.readableBytesView
-        guard let eq = bytes.firstIndex(of: UInt8(ascii: "=")), eq != bytes.startIndex else {
-            let shown = String(decoding: bytes.prefix(64), as: UTF8.self)
+    private func check(_ line: ByteBufferView.SubSequence) throws {
+        guard let eq = line.firstIndex(of: UInt8(ascii: "=")), eq != line.startIndex else {
+            let shown = String(decoding: line.prefix(64), as: UTF8.self)
             throw PolicyProtocolError(.malformedLine, "no name=value in \"\(shown.logEscaped)\"")
         }
-        var value = bytes[(eq + 1)...]
-        if value.last == UInt8(ascii: "\r") { value = value.dropLast() }  // tolerate CRLF clients
-        let name = String(decoding: bytes[bytes.startIndex..<eq], as: UTF8.self)
-        request.append(name, String(decoding: value, as: UTF8.self))
     }
 
-    private mutating func finish() -> PolicyRequest {
-        let finished = request
-        request = PolicyRequest()
-        requestBytes = 0
-        return finished
+    private mutating func finish(_ buffer: inout ByteBuffer, consuming count: Int) -> PolicyRequest {
+        let slice = buffer.readSlice(length: count)!
+        checked = 0
+        hasAttributes = false
+        return PolicyRequest(unchecked: slice)
     }
 }

@@ -99,12 +99,23 @@ import Testing
         #expect(decodeError(input)?.code == .malformedLine)
     }
 
+    @Test func repeatedNamesKeepTheLastValueAndOrder() throws {
+        var buffer = ByteBuffer(string: "b=1\na=2\nb=3\nempty=\n\n")
+        var decoder = PolicyRequestDecoder()
+        let request = try #require(try decoder.decode(buffer: &buffer))
+        #expect(request["b"] == "3")
+        #expect(request["empty"] == "")
+        #expect(request["missing"] == "")
+        #expect(request.attributes.map(\.name) == ["b", "a", "b", "empty"])
+    }
+
     @Test func crlfClientsAreTolerated() throws {
         var buffer = ByteBuffer(string: "a=1\r\n")
         var decoder = PolicyRequestDecoder()
         #expect(try decoder.decode(buffer: &buffer) == nil)
-        var end = ByteBuffer(string: "\n")
-        #expect(try decoder.decode(buffer: &end) == PolicyRequest(attributes: ["a": "1"]))
+        buffer.writeString("\n")
+        #expect(try decoder.decode(buffer: &buffer) == PolicyRequest(attributes: ["a": "1"]))
+        #expect(buffer.readableBytes == 0)
     }
 }
 
