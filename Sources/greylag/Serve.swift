@@ -28,17 +28,19 @@ struct Serve: AsyncParsableCommand {
             config.logLevel = level
         }
         let level = config.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in GreylagLogHandler(label: label, level: level) }
+        defer { LogWriter.standardError.flush() }
         let logger = Logger(label: "greylag")
         let daemon = GreylagDaemon(configuration: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [daemon],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            LogWriter.standardError.flush()
+            throw error
+        }
     }
 }
