@@ -24,11 +24,13 @@ public final class LogWriter: Sendable {
     private let fd: Int32
     private let maxBuffered: Int
     private let state = Mutex(State())
-    private let queue = DispatchQueue(label: "greylag.log")
+    private let queue: DispatchQueue
 
-    public init(fd: Int32, maxBuffered: Int = 8 << 20) {
+    /// - Parameter queue: the serial queue that writes (tests pass one they suspend).
+    public init(fd: Int32, maxBuffered: Int = 8 << 20, queue: DispatchQueue = DispatchQueue(label: "greylag.log")) {
         self.fd = fd
         self.maxBuffered = maxBuffered
+        self.queue = queue
     }
 
     /// Queues one line (a newline is added).
