@@ -144,17 +144,23 @@ private struct Reader {
             let k = "greylist.\(key)"
             switch key {
             case "delay", "greylist":
-                if claim(&self, "delay", key), let v = duration(k, value, unit: 1) { c.policy.delay = v }
+                let first = claim(&self, "delay", key)
+                if let v = duration(k, value, unit: 1), first { c.policy.delay = v }
             case "block_expire":
-                if claim(&self, "delay", key), let v = duration(k, value, unit: 60) { c.policy.delay = v }
+                let first = claim(&self, "delay", key)
+                if let v = duration(k, value, unit: 60), first { c.policy.delay = v }
             case "retry_window":
-                if claim(&self, "retry_window", key), let v = duration(k, value, unit: 1) { c.policy.retryWindow = v }
+                let first = claim(&self, "retry_window", key)
+                if let v = duration(k, value, unit: 1), first { c.policy.retryWindow = v }
             case "record_expire":
-                if claim(&self, "retry_window", key), let v = duration(k, value, unit: 60) { c.policy.retryWindow = v }
+                let first = claim(&self, "retry_window", key)
+                if let v = duration(k, value, unit: 60), first { c.policy.retryWindow = v }
             case "pass_ttl", "autowhite":
-                if claim(&self, "pass_ttl", key), let v = duration(k, value, unit: 1) { c.policy.passTTL = v }
+                let first = claim(&self, "pass_ttl", key)
+                if let v = duration(k, value, unit: 1), first { c.policy.passTTL = v }
             case "record_expire_good":
-                if claim(&self, "pass_ttl", key), let v = duration(k, value, unit: 86_400) { c.policy.passTTL = v }
+                let first = claim(&self, "pass_ttl", key)
+                if let v = duration(k, value, unit: 86_400), first { c.policy.passTTL = v }
             case "client_autowhitelist":
                 if let v = integer(k, value, in: 0...1_000_000) { c.policy.clientAutowhitelist = Int64(v) }
             case "ipv4_prefix":
