@@ -11,13 +11,7 @@ struct CheckConfig: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let config: GreylagConfiguration
-        do {
-            config = try ConfigurationLoader.load(path: options.config)
-        } catch let error as ConfigurationErrors {
-            FileHandle.standardError.write(Data("\(error)\n".utf8))
-            throw ExitCode(78)  // EX_CONFIG
-        }
+        let config = try options.load()
         let p = config.policy
         print("""
             \(config.source): OK

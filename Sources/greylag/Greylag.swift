@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import GreylagCore
 import GreylagServer
 
@@ -16,4 +17,16 @@ struct Greylag: AsyncParsableCommand {
 struct ConfigOptions: ParsableArguments {
     @Option(name: .shortAndLong, help: "TOML configuration file (defaults apply without one).")
     var config: String?
+
+    /// The configuration in force; on errors prints each (file:line: key:
+    /// message) to standard error and exits with EX_CONFIG (78).
+    func load(errorHeading: String? = nil) throws -> GreylagConfiguration {
+        do {
+            return try ConfigurationLoader.load(path: config)
+        } catch let error as ConfigurationErrors {
+            let heading = errorHeading.map { "\($0)\n" } ?? ""
+            FileHandle.standardError.write(Data("\(heading)\(error)\n".utf8))
+            throw ExitCode(78)
+        }
+    }
 }

@@ -14,13 +14,7 @@ struct Serve: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
-        var config: GreylagConfiguration
-        do {
-            config = try ConfigurationLoader.load(path: options.config)
-        } catch let error as ConfigurationErrors {
-            FileHandle.standardError.write(Data("greylag: configuration refused:\n\(error)\n".utf8))
-            throw ExitCode(78)  // EX_CONFIG
-        }
+        var config = try options.load(errorHeading: "greylag: configuration refused:")
         if let logLevel {
             guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
                 throw ValidationError("unknown log level \(logLevel)")
