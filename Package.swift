@@ -24,6 +24,7 @@ let package = Package(
         .target(name: "GreylagStore", dependencies: [
             "GreylagCore",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         .target(name: "GreylagServer", dependencies: [
             "GreylagCore", "PolicyProtocol", "GreylagStore",

@@ -44,59 +44,6 @@ enum SQLiteSchema {
         blocked_count, passed_count, origin
         """
 
-    static func state(of triplet: Triplet, now: Int64, in db: Database) throws -> TripletState {
-        let select = try db.cachedStatement(sql: """
-            SELECT \(columns) FROM triplets WHERE client_network = ? AND sender = ? AND recipient = ?
-            """)
-        let record = try Row.fetchOne(select, arguments: [triplet.network, triplet.sender, triplet.recipient])
-            .map(decode)
-        let client = try db.cachedStatement(sql: """
-            SELECT passed_triplets FROM clients WHERE client_network = ? AND record_expires >= ?
-            """)
-        let passed = try Int64.fetchOne(client, arguments: [triplet.network, now]) ?? 0
-        return TripletState(record: record, clientPassedTriplets: passed)
-    }
-
-    static func apply(_ change: StoreChange, for triplet: Triplet, in db: Database) throws {
-        if let record = change.record { try upsert(record, in: db) }
-        switch change.client {
-        case .none:
-            break
-        case .refresh(let expires):
-            let update = try db.cachedStatement(sql: """
-                UPDATE clients SET last_seen = ?, record_expires = max(record_expires, ?) WHERE client_network = ?
-                """)
-            try update.execute(arguments: [expires, expires, triplet.network])
-        case .countPass(let expires):
-            let upsert = try db.cachedStatement(sql: """
-                INSERT INTO clients (client_network, passed_triplets, first_seen, last_seen, record_expires)
-                VALUES (?, 1, ?, ?, ?)
-                ON CONFLICT (client_network) DO UPDATE SET
-                    passed_triplets = CASE WHEN clients.record_expires >= excluded.last_seen
-                                           THEN clients.passed_triplets + 1 ELSE 1 END,
-                    last_seen = excluded.last_seen,
-                    record_expires = excluded.record_expires
-                """)
-            let now = change.record?.lastSeen ?? expires
-            try upsert.execute(arguments: [triplet.network, now, now, expires])
-        }
-    }
-
-    static func upsert(_ r: GreylistRecord, in db: Database) throws {
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO triplets (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (client_network, sender, recipient) DO UPDATE SET
-                first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-                block_expires = excluded.block_expires, record_expires = excluded.record_expires,
-                blocked_count = excluded.blocked_count, passed_count = excluded.passed_count,
-                origin = excluded.origin
-            """)
-        try statement.execute(arguments: [
-            r.triplet.network, r.triplet.sender, r.triplet.recipient, r.firstSeen, r.lastSeen,
-            r.blockExpires, r.recordExpires, r.blockedCount, r.passedCount, r.origin.rawValue,
-        ])
-    }
-
     static func record(_ triplet: Triplet, in db: Database) throws -> GreylistRecord? {
         try Row.fetchOne(db, sql: "SELECT \(columns) FROM triplets WHERE client_network = ? AND sender = ? AND recipient = ?",
                          arguments: [triplet.network, triplet.sender, triplet.recipient]).map(decode)

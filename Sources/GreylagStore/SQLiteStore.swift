@@ -54,9 +54,9 @@ public final class SQLiteStore: GreylistStore {
     public func decide(_ triplet: Triplet, now: Int64, _ decide: @escaping @Sendable (TripletState) -> Decision,
                        completion: @escaping @Sendable (Result<Decision, any Error>) -> Void) {
         writer.submit({ db in
-            let state = try SQLiteSchema.state(of: triplet, now: now, in: db)
+            let state = try SQLiteHotPath.state(of: triplet, now: now, in: db)
             let decision = decide(state)
-            try SQLiteSchema.apply(decision.change, for: triplet, in: db)
+            try SQLiteHotPath.apply(decision.change, for: triplet, now: now, in: db)
             return decision
         }, completion: completion)
     }
@@ -87,7 +87,7 @@ public final class SQLiteStore: GreylistStore {
 
     /// Writes a record as it is (imports, tests, manual entries).
     public func put(_ record: GreylistRecord) async throws {
-        try await writer.write { db in try SQLiteSchema.upsert(record, in: db) }
+        try await writer.write { db in try SQLiteHotPath.upsert(record, in: db) }
     }
 
     /// Runs SQLite's integrity check; "ok" when the file is sound.

@@ -1,0 +1,122 @@
+import GRDB
+import GRDBSQLite
+import GreylagCore
+
+/// The statements every decision runs, bound and read through SQLite's C
+/// API on statements GRDB prepared and caches. GRDB's row and argument
+/// types cost more than the queries themselves on this path; everything
+/// else in the store goes through GRDB as usual.
+enum SQLiteHotPath {
+    /// SQLite copies bound text (the Swift string's buffer is temporary).
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    static let selectTriplet = """
+        SELECT first_seen, last_seen, block_expires, record_expires, blocked_count, passed_count, origin
+        FROM triplets WHERE client_network = ?1 AND sender = ?2 AND recipient = ?3
+        """
+    static let selectClient = """
+        SELECT passed_triplets FROM clients WHERE client_network = ?1 AND record_expires >= ?2
+        """
+
+    /// The triplet's record and its network's passed count at `now`.
+    static func state(of triplet: Triplet, now: Int64, in db: Database) throws -> TripletState {
+        let select = try db.cachedStatement(sql: selectTriplet).sqliteStatement
+        defer { sqlite3_reset(select) }
+        bind(triplet, to: select)
+        var record: GreylistRecord? = nil
+        switch sqlite3_step(select) {
+        case SQLITE_ROW:
+            let origin = sqlite3_column_text(select, 6).map { String(cString: $0) } ?? "AUTO"
+            record = GreylistRecord(
+                triplet: triplet,
+                firstSeen: sqlite3_column_int64(select, 0), lastSeen: sqlite3_column_int64(select, 1),
+                blockExpires: sqlite3_column_int64(select, 2), recordExpires: sqlite3_column_int64(select, 3),
+                blockedCount: sqlite3_column_int64(select, 4), passedCount: sqlite3_column_int64(select, 5),
+                origin: RecordOrigin(rawValue: origin) ?? .auto)
+        case SQLITE_DONE:
+            break
+        case let code:
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
+        let client = try db.cachedStatement(sql: selectClient).sqliteStatement
+        defer { sqlite3_reset(client) }
+        sqlite3_bind_text(client, 1, triplet.network, -1, transient)
+        sqlite3_bind_int64(client, 2, now)
+        var passed: Int64 = 0
+        switch sqlite3_step(client) {
+        case SQLITE_ROW: passed = sqlite3_column_int64(client, 0)
+        case SQLITE_DONE: break
+        case let code:
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
+        return TripletState(record: record, clientPassedTriplets: passed)
+    }
+
+    static let upsertTriplet = """
+        INSERT INTO triplets (\(SQLiteSchema.columns)) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+        ON CONFLICT (client_network, sender, recipient) DO UPDATE SET
+            first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+            block_expires = excluded.block_expires, record_expires = excluded.record_expires,
+            blocked_count = excluded.blocked_count, passed_count = excluded.passed_count,
+            origin = excluded.origin
+        """
+
+    /// Inserts or replaces a record.
+    static func upsert(_ r: GreylistRecord, in db: Database) throws {
+        let statement = try db.cachedStatement(sql: upsertTriplet).sqliteStatement
+        defer { sqlite3_reset(statement) }
+        bind(r.triplet, to: statement)
+        sqlite3_bind_int64(statement, 4, r.firstSeen)
+        sqlite3_bind_int64(statement, 5, r.lastSeen)
+        sqlite3_bind_int64(statement, 6, r.blockExpires)
+        sqlite3_bind_int64(statement, 7, r.recordExpires)
+        sqlite3_bind_int64(statement, 8, r.blockedCount)
+        sqlite3_bind_int64(statement, 9, r.passedCount)
+        sqlite3_bind_text(statement, 10, r.origin.rawValue, -1, transient)
+        try run(statement, in: db)
+    }
+
+    static let refreshClient = """
+        UPDATE clients SET last_seen = ?2, record_expires = max(record_expires, ?3) WHERE client_network = ?1
+        """
+    static let countClientPass = """
+        INSERT INTO clients (client_network, passed_triplets, first_seen, last_seen, record_expires)
+        VALUES (?1, 1, ?2, ?2, ?3)
+        ON CONFLICT (client_network) DO UPDATE SET
+            passed_triplets = CASE WHEN clients.record_expires >= excluded.last_seen
+                                   THEN clients.passed_triplets + 1 ELSE 1 END,
+            last_seen = excluded.last_seen,
+            record_expires = excluded.record_expires
+        """
+
+    /// Writes a decision's change.
+    static func apply(_ change: StoreChange, for triplet: Triplet, now: Int64, in db: Database) throws {
+        if let record = change.record { try upsert(record, in: db) }
+        let sql: String
+        let expires: Int64
+        switch change.client {
+        case .none: return
+        case .refresh(let e): (sql, expires) = (refreshClient, e)
+        case .countPass(let e): (sql, expires) = (countClientPass, e)
+        }
+        let statement = try db.cachedStatement(sql: sql).sqliteStatement
+        defer { sqlite3_reset(statement) }
+        sqlite3_bind_text(statement, 1, triplet.network, -1, transient)
+        sqlite3_bind_int64(statement, 2, now)
+        sqlite3_bind_int64(statement, 3, expires)
+        try run(statement, in: db)
+    }
+
+    private static func bind(_ t: Triplet, to statement: OpaquePointer) {
+        sqlite3_bind_text(statement, 1, t.network, -1, transient)
+        sqlite3_bind_text(statement, 2, t.sender, -1, transient)
+        sqlite3_bind_text(statement, 3, t.recipient, -1, transient)
+    }
+
+    private static func run(_ statement: OpaquePointer, in db: Database) throws {
+        let code = sqlite3_step(statement)
+        guard code == SQLITE_DONE else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
+    }
+}
