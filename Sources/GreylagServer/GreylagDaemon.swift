@@ -76,6 +76,7 @@ public final class GreylagDaemon: Service {
             try? await gracefulShutdown()
             logger.notice("shutting down: closing listeners, finishing \(tracker.count) connection(s)")
             for server in servers { try? await server.close() }
+            for case .unix(let path) in config.policyListeners { unlink(path) }
             await tracker.drainAll(timeout: .seconds(10))
             tasks.cancelAll()
         }
@@ -133,14 +134,37 @@ public final class GreylagDaemon: Service {
         }
     }
 
-    /// Deletes a socket file left by an earlier run; refuses to delete anything else.
+    /// Deletes a socket file left by an earlier run; refuses to delete
+    /// anything else, or a socket another process still listens on.
     static func removeStaleSocket(_ path: String) throws {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         guard (st.st_mode & S_IFMT) == S_IFSOCK else {
             throw ListenError(message: "\(path) exists and is not a socket")
         }
+        if isListening(path) {
+            throw ListenError(message: "another process is listening on \(path)")
+        }
         unlink(path)
+    }
+
+    /// Whether a connection to the unix socket at `path` is accepted.
+    static func isListening(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
     }
 
     struct ListenError: Error, CustomStringConvertible {

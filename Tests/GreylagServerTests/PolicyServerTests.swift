@@ -174,6 +174,36 @@ extension BrokenStore: @unchecked Sendable {}
             #expect((attributes[.posixPermissions] as? Int) == 0o660)
             let client = try await PolicyTestClient("unix:\(path)")
             #expect(try await client.ask(rcptRequest())?.hasPrefix("action=DEFER_IF_PERMIT ") == true)
+            // A second daemon must not steal the socket of a running one.
+            let log = CapturedLog()
+            await #expect(throws: (any Error).self) {
+                try await withDaemon(configure: { $0.policyListeners = [.unix(path: path)] }, log: log) { _, _ in }
+            }
+            #expect(log.contains("another process is listening on \(path)"))
+            #expect(try await client.ask(rcptRequest(sender: "again@example.org"))?.hasPrefix("action=DEFER_IF_PERMIT ") == true)
+        }
+        #expect(!FileManager.default.fileExists(atPath: path), "the socket file is removed at shutdown")
+        // A socket file left behind by a crashed daemon is replaced.
+        try leaveStaleSocket(at: path)
+        try await withDaemon(configure: { $0.policyListeners = [.unix(path: path)] }) { addresses, _ in
+            let client = try await PolicyTestClient(addresses[0])
+            #expect(try await client.ask(rcptRequest())?.hasPrefix("action=") == true)
         }
     }
+}
+
+/// Binds a unix socket at `path` and closes it without removing the file,
+/// as a killed process leaves it.
+func leaveStaleSocket(at path: String) throws {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        for (i, b) in path.utf8.enumerated() { raw[i] = b }
+    }
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard rc == 0 else { throw TestFailure("bind \(path) failed: errno \(errno)") }
 }

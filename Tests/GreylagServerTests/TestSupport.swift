@@ -75,9 +75,15 @@ func withDaemon<T: Sendable>(
                                openStore: store ?? GreylagDaemon.openSQLite,
                                clock: now, onListening: { continuation.yield($0) })
     let group = ServiceGroup(configuration: .init(services: [daemon], logger: logger))
-    let running = Task { try await group.run() }
+    let running = Task {
+        defer { continuation.finish() }  // a daemon that fails to start must not leave us waiting
+        try await group.run()
+    }
     var iterator = stream.makeAsyncIterator()
-    guard let addresses = await iterator.next() else { throw TestFailure("daemon did not start") }
+    guard let addresses = await iterator.next() else {
+        try await running.value  // rethrows why it did not start
+        throw TestFailure("daemon did not start")
+    }
     let result: T
     do {
         result = try await body(addresses, { await group.triggerGracefulShutdown() })
