@@ -39,7 +39,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "greylag", dependencies: [
-            "GreylagCore", "GreylagServer", "GreylagBench",
+            "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -9,7 +9,7 @@ struct Greylag: AsyncParsableCommand {
         commandName: "greylag",
         abstract: "A greylisting daemon for Postfix and other MTAs.",
         version: GreylagVersion.string,
-        subcommands: [Serve.self, CheckConfig.self, Bench.self, BenchResponder.self],
+        subcommands: [Serve.self, CheckConfig.self, Bench.self, BenchResponder.self, BenchStore.self],
         defaultSubcommand: Serve.self)
 }
 
