@@ -31,15 +31,6 @@ public final class GreylistService: Sendable {
         set { engineBox.withLock { $0 = newValue } }
     }
 
-    /// Decides one query at `now` (Unix seconds) and logs the decision.
-    public func decide(_ query: GreylistQuery, now: Int64) async -> Verdict {
-        let verdict = await withCheckedContinuation { continuation in
-            decide(query, now: now) { continuation.resume(returning: $0) }
-        }
-        log(verdict, query)
-        return verdict
-    }
-
     /// Decides one query at `now` and calls `completion` with the verdict,
     /// synchronously when no store lookup is needed, else from the store's
     /// thread once the change is committed. The caller logs the decision.

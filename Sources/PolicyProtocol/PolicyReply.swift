@@ -15,8 +15,12 @@ public struct PolicyReply: Sendable, Hashable {
     /// newline would end the reply early and desynchronise the connection.
     public func write(into buffer: inout ByteBuffer) {
         buffer.writeStaticString("action=")
-        for byte in action.utf8 {
-            buffer.writeInteger(byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") ? UInt8(ascii: " ") : byte)
+        if action.utf8.contains(where: { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }) {
+            for byte in action.utf8 {
+                buffer.writeInteger(byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") ? UInt8(ascii: " ") : byte)
+            }
+        } else {
+            buffer.writeString(action)
         }
         buffer.writeStaticString("\n\n")
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GreylagBench
+import GreylagServer
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,13 +33,14 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         var options = PolicyLoadGenerator.Options()
-        if target.hasPrefix("unix:") {
-            options.unixPath = String(target.dropFirst(5))
-        } else if let colon = target.lastIndex(of: ":"), let port = Int(target[target.index(after: colon)...]) {
-            options.host = String(target[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        switch ListenAddress(target) {
+        case .tcp(let host, let port)?:
+            options.host = host
             options.port = port
-        } else {
-            throw ValidationError("--target must be HOST:PORT or unix:/path")
+        case .unix(let path)?:
+            options.unixPath = path
+        case nil:
+            throw ValidationError("--target must be HOST:PORT, [IPV6]:PORT or unix:/path")
         }
         options.connections = connections
         options.newShare = newShare

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GreylagBench
+import GreylagServer
 
 struct BenchResponder: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,10 +12,9 @@ struct BenchResponder: AsyncParsableCommand {
     var listen = "127.0.0.1:10099"
 
     func run() async throws {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
-            throw ValidationError("--listen must be HOST:PORT")
+        guard case .tcp(let host, let port)? = ListenAddress(listen) else {
+            throw ValidationError("--listen must be HOST:PORT or [IPV6]:PORT")
         }
-        let host = String(listen[..<colon]).trimmingCharacters(in: .init(charactersIn: "[]"))
         let channel = try await DunnoResponder.start(host: host, port: port)
         print("bench-responder listening on \(listen)")
         try await channel.closeFuture.get()
