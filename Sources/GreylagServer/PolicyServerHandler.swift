@@ -113,11 +113,13 @@ final class PolicyServerHandler: ChannelInboundHandler {
         let service = self.service
         let now = service.now()
         let mailbox = self.mailbox
-        service.decide(query, now: now) { verdict in
-            mailbox.post { bound.value.decided(verdict, token: token, now: now) }
-        }
+        // Armed first: a decision that needs no store completes inside
+        // `decide` and must find its own timeout to cancel.
         timeoutTask = loop.scheduleTask(in: decisionTimeout) {
             bound.value.timedOut(token: token)
+        }
+        service.decide(query, now: now) { verdict in
+            mailbox.post { bound.value.decided(verdict, token: token, now: now) }
         }
     }
 
