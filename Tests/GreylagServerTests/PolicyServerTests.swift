@@ -94,6 +94,25 @@ extension BrokenStore: @unchecked Sendable {}
         }
     }
 
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await withDaemon { addresses, _ in
+            let client = try await PolicyTestClient(addresses[0])
+            func text(_ attributes: [(String, String)]) -> String {
+                attributes.map { "\($0.0)=\($0.1)\n" }.joined() + "\n"
+            }
+            var noAddress = rcptRequest(client: "unknown")
+            noAddress[3] = ("client_address", "")
+            var mail = rcptRequest(sender: "m@example.org")
+            mail[1] = ("protocol_state", "MAIL")
+            // One write: a request decided without the store, one that needs it, and a MAIL stage.
+            try await client.send(text(noAddress) + text(rcptRequest()) + text(mail) + text(noAddress))
+            #expect(try await client.reply() == "action=DUNNO")
+            #expect(try await client.reply() == "action=DEFER_IF_PERMIT Greylisted, please try again in 300 seconds")
+            #expect(try await client.reply() == "action=DUNNO")
+            #expect(try await client.reply() == "action=DUNNO")
+        }
+    }
+
     @Test func oversizedLineClosesOnlyThatConnection() async throws {
         let log = CapturedLog()
         try await withDaemon(log: log) { addresses, _ in
