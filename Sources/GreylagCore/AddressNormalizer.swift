@@ -11,74 +11,90 @@
 public enum AddressNormalizer {
     /// The sender as stored in a triplet.
     public static func sender(_ raw: String, normalize: Bool = true) -> String {
-        var address = stripped(raw)
-        if address.isEmpty { return "<>" }
-        address = address.lowercased()
-        guard normalize else { return address }
-        let at = address.lastIndex(of: "@")
-        var local = at.map { String(address[..<$0]) } ?? address
-        let domain = at.map { String(address[$0...]) } ?? ""
-        local = removeBATV(local)
-        if let plus = local.firstIndex(of: "+"), plus != local.startIndex {
-            local = String(local[..<plus])
+        var bytes = lowered(stripped(raw))
+        if bytes.isEmpty { return "<>" }
+        guard normalize else { return String(decoding: bytes, as: UTF8.self) }
+        let at = bytes.lastIndex(of: UInt8(ascii: "@")) ?? bytes.endIndex
+        var local = removeBATV(bytes[..<at])
+        if let plus = local.firstIndex(of: UInt8(ascii: "+")), plus != local.startIndex {
+            local = local[..<plus]
         }
-        local = maskNumbers(local)
-        return local + domain
+        var out = maskNumbers(local)
+        out.append(contentsOf: bytes[at...])
+        bytes = out
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The recipient as stored in a triplet: lower-cased, brackets removed.
     public static func recipient(_ raw: String) -> String {
-        stripped(raw).lowercased()
+        String(decoding: lowered(stripped(raw)), as: UTF8.self)
     }
 
-    static func stripped(_ raw: String) -> String {
-        var s = Substring(raw)
-        while let first = s.first, first == " " || first == "\t" { s = s.dropFirst() }
-        while let last = s.last, last == " " || last == "\t" { s = s.dropLast() }
-        if s.hasPrefix("<") && s.hasSuffix(">") && s.count >= 2 { s = s.dropFirst().dropLast() }
-        return String(s)
+    /// The address without surrounding blanks and angle brackets.
+    static func stripped(_ raw: String) -> Substring.UTF8View {
+        var s = Substring(raw).utf8
+        while let first = s.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { s = s.dropFirst() }
+        while let last = s.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { s = s.dropLast() }
+        if s.count >= 2 && s.first == UInt8(ascii: "<") && s.last == UInt8(ascii: ">") { s = s.dropFirst().dropLast() }
+        return s
     }
 
-    static func removeBATV(_ local: String) -> String {
-        // prvs=KDDDSSSSSS=user (RFC draft, most common), msprvs1=TAG=user (Microsoft)
-        for tag in ["prvs=", "msprvs1="] where local.hasPrefix(tag) {
-            let rest = local.dropFirst(tag.count)
-            if let eq = rest.firstIndex(of: "="), rest.index(after: eq) < rest.endIndex {
-                return String(rest[rest.index(after: eq)...])
+    /// Lower-cased bytes: ASCII directly, anything else through Unicode rules.
+    static func lowered(_ s: Substring.UTF8View) -> [UInt8] {
+        if s.contains(where: { $0 >= 0x80 }) { return Array(String(Substring(s)).lowercased().utf8) }
+        return s.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 }
+    }
+
+    static func hasPrefix(_ s: ArraySlice<UInt8>, _ prefix: StaticString) -> Bool {
+        let p = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+        return s.count >= p.count && s.prefix(p.count).elementsEqual(p)
+    }
+
+    static func removeBATV(_ local: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        let equals = UInt8(ascii: "=")
+        // prvs=KDDDSSSSSS=user (the BATV draft, most common), msprvs1=TAG=user (Microsoft)
+        for (tag, length) in [("prvs=" as StaticString, 5), ("msprvs1=", 8)] where hasPrefix(local, tag) {
+            let rest = local.dropFirst(length)
+            if let eq = rest.firstIndex(of: equals), eq + 1 < rest.endIndex {
+                return rest[(eq + 1)...]
             }
         }
         // btv1==TAG==user (Barracuda)
-        if local.hasPrefix("btv1==") {
-            let rest = local.dropFirst(6)
-            if let range = rest.firstRange(of: "=="), range.upperBound < rest.endIndex {
-                return String(rest[range.upperBound...])
+        if hasPrefix(local, "btv1==") {
+            var i = local.startIndex + 6
+            while i + 1 < local.endIndex {
+                if local[i] == equals && local[i + 1] == equals {
+                    if i + 2 < local.endIndex { return local[(i + 2)...] }
+                    break
+                }
+                i += 1
             }
         }
         return local
     }
 
-    static func maskNumbers(_ local: String) -> String {
-        var out = ""
-        out.reserveCapacity(local.utf8.count)
-        var digits = ""
-        var previousIsWordChar = false
-        func flush(nextIsWordChar: Bool) {
-            if !digits.isEmpty {
-                out += (previousIsWordChar || nextIsWordChar) ? digits : "#"
-                digits = ""
-            }
+    /// Runs of digits that stand alone (not touching a letter or `_`) become `#`.
+    static func maskNumbers(_ local: ArraySlice<UInt8>) -> [UInt8] {
+        func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        func isWord(_ b: UInt8) -> Bool {
+            (b | 0x20 >= UInt8(ascii: "a") && b | 0x20 <= UInt8(ascii: "z")) || b == UInt8(ascii: "_") || b >= 0x80
         }
-        for ch in local {
-            if ch.isASCII && ch.isNumber {
-                digits.append(ch)
-            } else {
-                let wordChar = ch.isLetter || ch == "_"
-                flush(nextIsWordChar: wordChar)
-                out.append(ch)
-                previousIsWordChar = wordChar
+        var out: [UInt8] = []
+        out.reserveCapacity(local.count + 32)
+        var i = local.startIndex
+        while i < local.endIndex {
+            guard isDigit(local[i]) else {
+                out.append(local[i])
+                i += 1
+                continue
             }
+            var end = i
+            while end < local.endIndex && isDigit(local[end]) { end += 1 }
+            let before = i > local.startIndex && isWord(local[i - 1])
+            let after = end < local.endIndex && isWord(local[end])
+            if before || after { out.append(contentsOf: local[i..<end]) } else { out.append(UInt8(ascii: "#")) }
+            i = end
         }
-        flush(nextIsWordChar: false)
         return out
     }
 }

@@ -13,9 +13,9 @@ import ServiceLifecycle
 public final class GreylagDaemon: Service {
     public let configuration: GreylagConfiguration
     private let logger: Logger
-    private let group: any EventLoopGroup
+    private let givenGroup: (any EventLoopGroup)?
     private let onListening: @Sendable ([String]) -> Void
-    private let openStore: @Sendable (GreylagConfiguration) throws -> any GreylistStore
+    private let openStore: @Sendable (GreylagConfiguration, any EventLoop) throws -> any GreylistStore
     private let clock: @Sendable () -> Int64
 
     /// - Parameters:
@@ -24,28 +24,45 @@ public final class GreylagDaemon: Service {
     ///   - onListening: called with the bound listener addresses once the
     ///     daemon accepts connections.
     public init(configuration: GreylagConfiguration, logger: Logger,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                openStore: @escaping @Sendable (GreylagConfiguration) throws -> any GreylistStore = GreylagDaemon.openSQLite,
+                group: (any EventLoopGroup)? = nil,
+                openStore: @escaping @Sendable (GreylagConfiguration, any EventLoop) throws -> any GreylistStore
+                    = GreylagDaemon.openSQLite,
                 clock: @escaping @Sendable () -> Int64 = unixNow,
                 onListening: @escaping @Sendable ([String]) -> Void = { _ in }) {
         self.configuration = configuration
         self.logger = logger
-        self.group = group
+        self.givenGroup = group
         self.openStore = openStore
         self.clock = clock
         self.onListening = onListening
     }
 
-    /// The default store: the SQLite file of the configuration.
-    @Sendable public static func openSQLite(_ config: GreylagConfiguration) throws -> any GreylistStore {
-        try SQLiteStore(path: config.storePath, synchronous: config.synchronous)
+    /// The default store: the SQLite file of the configuration, its writer
+    /// running on `loop`.
+    @Sendable public static func openSQLite(_ config: GreylagConfiguration, loop: any EventLoop) throws -> any GreylistStore {
+        try SQLiteStore(path: config.storePath, synchronous: config.synchronous,
+                        writerExecutor: { loop.execute($0) })
     }
 
     public func run() async throws {
+        // By default one event loop serves every connection and also runs
+        // the store's writer: a decision is read, committed with the others
+        // read in the same turn, and answered on one thread, with no hand-off.
+        let ownGroup = givenGroup == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
+        defer { if let ownGroup { Self.shutdown(ownGroup) } }
+        let group = givenGroup ?? ownGroup!
+        try await serve(on: group)
+    }
+
+    private static func shutdown(_ group: MultiThreadedEventLoopGroup) {
+        group.shutdownGracefully { _ in }
+    }
+
+    private func serve(on group: any EventLoopGroup) async throws {
         let config = configuration
         let store: any GreylistStore
         do {
-            store = try openStore(config)
+            store = try openStore(config, group.next())
         } catch {
             logger.critical("cannot open store \(config.storePath): \(error)")
             throw error
@@ -57,7 +74,8 @@ public final class GreylagDaemon: Service {
         var servers: [any Channel] = []
         do {
             for address in config.policyListeners {
-                servers.append(try await bindPolicy(address, service: service, tracker: tracker, mailboxes: mailboxes))
+                servers.append(try await bindPolicy(address, group: group, service: service, tracker: tracker,
+                                                    mailboxes: mailboxes))
             }
         } catch {
             for server in servers { try? await server.close() }
@@ -88,8 +106,8 @@ public final class GreylagDaemon: Service {
         }
     }
 
-    private func bindPolicy(_ address: ListenAddress, service: GreylistService, tracker: ConnectionTracker,
-                            mailboxes: EventLoopMailboxes) async throws -> any Channel {
+    private func bindPolicy(_ address: ListenAddress, group: any EventLoopGroup, service: GreylistService,
+                            tracker: ConnectionTracker, mailboxes: EventLoopMailboxes) async throws -> any Channel {
         let config = configuration
         let logger = self.logger
         var replies = config.replies

@@ -25,7 +25,10 @@ final class GroupCommitWriter: Sendable {
     private let pool: DatabasePool
     private let maxBatch: Int
     private let state = Mutex(State())
-    private let queue = DispatchQueue(label: "greylag.store.writer")
+    /// Runs the drain loop: a private serial queue, or the event loop that
+    /// also serves the connections, so a batch is committed at the end of
+    /// the loop's turn without handing work between threads.
+    private let execute: Executor
     private let commits = Atomic<Int>(0)
     private let writes = Atomic<Int>(0)
 
@@ -34,9 +37,18 @@ final class GroupCommitWriter: Sendable {
     /// Writes committed so far.
     var writeCount: Int { writes.load(ordering: .relaxed) }
 
-    init(pool: DatabasePool, maxBatch: Int) {
+    /// Something that runs work serially, one item after another.
+    typealias Executor = @Sendable (@escaping @Sendable () -> Void) -> Void
+
+    init(pool: DatabasePool, maxBatch: Int, executor: Executor? = nil) {
         self.pool = pool
         self.maxBatch = max(1, maxBatch)
+        if let executor {
+            self.execute = executor
+        } else {
+            let queue = DispatchQueue(label: "greylag.store.writer")
+            self.execute = { queue.async(execute: $0) }
+        }
     }
 
     /// Runs `body` in the next group transaction and returns its result once
@@ -67,7 +79,7 @@ final class GroupCommitWriter: Sendable {
             state.draining = true
             return true
         }
-        if startDrain { queue.async { self.drain() } }
+        if startDrain { execute { self.drain() } }
     }
 
     /// Returns once everything submitted so far is committed.

@@ -18,6 +18,11 @@ import Testing
         ("12345@example.org", "#@example.org"),
         ("+weird@example.org", "+weird@example.org"),
         ("no-at-sign", "no-at-sign"),
+        ("Ünïcode+x@Example.org", "ünïcode@example.org"),
+        ("user_12@example.org", "user_12@example.org"),
+        ("12-ab-34@example.org", "#-ab-#@example.org"),
+        ("  <Spaced@Example.org>  ", "spaced@example.org"),
+        ("btv1==abc==", "btv1==abc=="),
     ])
     func normalisesSender(input: String, expected: String) {
         #expect(AddressNormalizer.sender(input) == expected)

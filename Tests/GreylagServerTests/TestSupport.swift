@@ -72,7 +72,9 @@ func withDaemon<T: Sendable>(
     let now: @Sendable () -> Int64
     if let clock { now = { clock.now } } else { now = unixNow }
     let daemon = GreylagDaemon(configuration: config, logger: logger,
-                               openStore: store ?? GreylagDaemon.openSQLite,
+                               openStore: { config, loop in
+                                   try store?(config) ?? GreylagDaemon.openSQLite(config, loop: loop)
+                               },
                                clock: now, onListening: { continuation.yield($0) })
     let group = ServiceGroup(configuration: .init(services: [daemon], logger: logger))
     let running = Task {
