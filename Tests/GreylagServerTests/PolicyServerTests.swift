@@ -184,6 +184,26 @@ extension BrokenStore: @unchecked Sendable {}
         }
     }
 
+    @Test func idleConnectionsAreClosed() async throws {
+        try await withDaemon(configure: { $0.idleTimeout = 1 }) { addresses, _ in
+            let idle = try await PolicyTestClient(addresses[0])
+            #expect(try await idle.ask(rcptRequest()) != nil)
+            let start = ContinuousClock.now
+            #expect(try await idle.isClosedByServer())
+            #expect(ContinuousClock.now - start >= .milliseconds(800))
+        }
+    }
+
+    @Test func ipv6Listener() async throws {
+        try await withDaemon(configure: { $0.policyListeners = [.tcp(host: "::1", port: 0)] }) { addresses, _ in
+            let address = try #require(addresses.first)
+            #expect(address.hasPrefix("[::1]:"))
+            let client = try await PolicyTestClient(address)
+            #expect(try await client.ask(rcptRequest(client: "2001:db8::25"))
+                    == "action=DEFER_IF_PERMIT Greylisted, please try again in 300 seconds")
+        }
+    }
+
     @Test func unixSocketListener() async throws {
         let dir = TemporaryDirectory()
         let path = dir.path + "/policy.sock"

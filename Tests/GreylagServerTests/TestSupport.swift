@@ -117,7 +117,8 @@ final class PolicyTestClient: @unchecked Sendable {
             }
             let colon = address.lastIndex(of: ":")!
             let host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-            return try Self.connectTCP(host, Int(address[address.index(after: colon)...])!)
+            let port = Int(address[address.index(after: colon)...])!
+            return host.contains(":") ? try Self.connectTCP6(host, port) : try Self.connectTCP(host, port)
         }
     }
 
@@ -139,6 +140,20 @@ final class PolicyTestClient: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard rc == 0 else { close(fd); throw TestFailure("connect \(host):\(port) failed: errno \(errno)") }
+        setTimeout(fd)
+        return fd
+    }
+
+    static func connectTCP6(_ host: String, _ port: Int) throws -> Int32 {
+        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in6()
+        addr.sin6_family = sa_family_t(AF_INET6)
+        addr.sin6_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET6, host, &addr.sin6_addr)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+        }
+        guard rc == 0 else { close(fd); throw TestFailure("connect [\(host)]:\(port) failed: errno \(errno)") }
         setTimeout(fd)
         return fd
     }
