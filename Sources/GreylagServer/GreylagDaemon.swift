@@ -49,13 +49,9 @@ public final class GreylagDaemon: Service {
         // the store's writer: a decision is read, committed with the others
         // read in the same turn, and answered on one thread, with no hand-off.
         let ownGroup = givenGroup == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
-        defer { if let ownGroup { Self.shutdown(ownGroup) } }
+        defer { ownGroup?.shutdownGracefully { _ in } }
         let group = givenGroup ?? ownGroup!
         try await serve(on: group)
-    }
-
-    private static func shutdown(_ group: MultiThreadedEventLoopGroup) {
-        group.shutdownGracefully { _ in }
     }
 
     private func serve(on group: any EventLoopGroup) async throws {
@@ -115,8 +111,8 @@ public final class GreylagDaemon: Service {
         let session = PolicySession(config: replies)
         let timeout = TimeAmount.milliseconds(Int64(config.storeTimeout * 1000))
         let idle = TimeAmount.seconds(config.idleTimeout)
-        var isTCP = false
-        if case .tcp = address { isTCP = true }
+        let isTCP: Bool
+        if case .tcp = address { isTCP = true } else { isTCP = false }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -201,7 +197,8 @@ public final class GreylagDaemon: Service {
     static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
-        return String(cString: buffer)
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Removes expired records every `expiryInterval`, in batches of
