@@ -25,6 +25,16 @@ public enum AddressNormalizer {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The address lower-cased, without brackets and without a BATV tag:
+    /// the form list rules are matched against. Empty for the null sender.
+    public static func withoutBATV(_ raw: String) -> String {
+        let bytes = lowered(stripped(raw))
+        let at = bytes.lastIndex(of: UInt8(ascii: "@")) ?? bytes.endIndex
+        var out = Array(removeBATV(bytes[..<at]))
+        out.append(contentsOf: bytes[at...])
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// The recipient as stored in a triplet: lower-cased, brackets removed.
     public static func recipient(_ raw: String) -> String {
         String(decoding: lowered(stripped(raw)), as: UTF8.self)

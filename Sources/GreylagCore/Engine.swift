@@ -1,37 +1,67 @@
 /// The decision engine: pure rules, no I/O, time passed in.
 ///
 /// A decision is made in two steps so a store can make it atomically:
-/// `prepare` settles what needs no stored state (stage, exemptions and lists
-/// in later versions) or returns the triplet to look up; `decide` turns the
+/// `prepare` settles what needs no stored state (stage, exemptions, lists,
+/// recipient scope) or returns the triplet to look up; `decide` turns the
 /// stored state of that triplet into a verdict and the writes that go with it.
 public struct Engine: Sendable {
     public var policy: GreylistPolicy
+    public var lists: ListRules
 
-    public init(policy: GreylistPolicy = GreylistPolicy()) {
+    public init(policy: GreylistPolicy = GreylistPolicy(), lists: ListRules = ListRules()) {
         self.policy = policy
+        self.lists = lists
     }
 
     /// The outcome of the first step.
     public enum Preparation: Sendable, Hashable {
         /// Decided without the store.
         case decided(Verdict)
-        /// Look up this triplet and call `decide`.
-        case lookup(Triplet)
+        /// Look up this triplet and call `decide`; `dryRun` names the rule
+        /// that puts this recipient in dry-run mode, if any.
+        case lookup(Triplet, dryRun: RuleMatch?)
     }
 
     /// First step: everything that is decided without stored state, in the
-    /// order of ARCHITECTURE.md.
-    public func prepare(_ query: GreylistQuery) -> Preparation {
+    /// order of ARCHITECTURE.md: stage; authenticated or trusted client;
+    /// blacklist; whitelist; recipient scope. `now` decides whether manual
+    /// entries with an expiry still apply.
+    public func prepare(_ query: GreylistQuery, now: Int64) -> Preparation {
         guard query.stage == .rcpt else {
             return .decided(Verdict(action: .pass, reason: .notRecipientStage))
         }
-        // Place for: authenticated/trusted clients, blacklist, whitelists,
-        // recipient scope (opt-in / opt-out).
+        if lists.exemptAuthenticated && !query.authenticatedUser.isEmpty {
+            return .decided(Verdict(action: .pass, reason: .authenticated))
+        }
+        if query.trustedByMTA {
+            return .decided(Verdict(action: .pass, reason: .trustedClient))
+        }
+        var dryRun: RuleMatch? = nil
+        if lists.hasRules {
+            let subject = MatchSubject(query)
+            if let r = lists.trusted.firstMatch(subject, now: now) {
+                return .decided(Verdict(action: .pass, reason: .trustedClient, rule: r.match))
+            }
+            if let r = lists.blacklist.firstMatch(subject, now: now) {
+                return .decided(Verdict(action: .reject, reason: .blacklisted, rule: r.match))
+            }
+            if let r = lists.whitelist.firstMatch(subject, now: now) {
+                return .decided(Verdict(action: .pass, reason: .whitelisted, rule: r.match))
+            }
+            let scoped = lists.scope.firstMatch(subject, now: now)
+            switch lists.scopeMode {
+            case .optOut:
+                if let r = scoped { return .decided(Verdict(action: .pass, reason: .recipientOptedOut, rule: r.match)) }
+            case .optIn:
+                if scoped == nil { return .decided(Verdict(action: .pass, reason: .recipientNotOptedIn)) }
+            }
+            dryRun = lists.dryRun.firstMatch(subject, now: now)?.match
+        }
         guard let triplet = triplet(for: query) else {
             let reason: DecisionReason = IPAddress(query.clientAddress) == nil ? .noClientAddress : .noRecipient
             return .decided(Verdict(action: .pass, reason: reason))
         }
-        return .lookup(triplet)
+        return .lookup(triplet, dryRun: dryRun)
     }
 
     /// The triplet a query is keyed by, or nil without a usable client
@@ -46,7 +76,8 @@ public struct Engine: Sendable {
     }
 
     /// Second step: the verdict for a triplet given its stored state at `now`.
-    public func decide(_ triplet: Triplet, state: TripletState, now: Int64) -> Decision {
+    /// `dryRun` is the rule that puts this recipient in dry-run mode.
+    public func decide(_ triplet: Triplet, state: TripletState, now: Int64, dryRun: RuleMatch? = nil) -> Decision {
         let p = policy
         if p.clientAutowhitelist > 0 && state.clientPassedTriplets >= p.clientAutowhitelist {
             return Decision(verdict: Verdict(action: .pass, reason: .clientAutowhitelisted, triplet: triplet),
@@ -64,7 +95,7 @@ public struct Engine: Sendable {
             if now < record.blockExpires {
                 record.blockedCount += 1
                 return deferral(Verdict(action: .defer, reason: .tooEarly, timeLeft: record.blockExpires - now,
-                                        triplet: triplet), record: record)
+                                        triplet: triplet), record: record, dryRun: dryRun)
             }
             record.passedCount = 1
             record.recordExpires = now + p.passTTL
@@ -83,16 +114,18 @@ public struct Engine: Sendable {
         let record = GreylistRecord(triplet: triplet, firstSeen: now, lastSeen: now, blockExpires: now + p.delay,
                                     recordExpires: now + p.retryWindow, blockedCount: 1, passedCount: 0)
         return deferral(Verdict(action: .defer, reason: .newTriplet, timeLeft: p.delay, triplet: triplet),
-                        record: record)
+                        record: record, dryRun: dryRun)
     }
 
-    /// A defer, or in dry-run mode the pass that replaces it. The record is
-    /// written either way, so dry-run learns the same state as live mode.
-    func deferral(_ verdict: Verdict, record: GreylistRecord) -> Decision {
+    /// A defer, or in dry-run mode (global, or for this recipient by
+    /// `dryRun`) the pass that replaces it. The record is written either
+    /// way, so dry-run learns the same state as live mode.
+    func deferral(_ verdict: Verdict, record: GreylistRecord, dryRun: RuleMatch?) -> Decision {
         var v = verdict
-        if policy.dryRun {
+        if policy.dryRun || dryRun != nil {
             v.action = .pass
             v.wouldDefer = true
+            v.rule = dryRun
         }
         return Decision(verdict: v, change: StoreChange(record: record))
     }

@@ -29,12 +29,14 @@ public struct GreylistQuery: Sendable, Hashable {
     public var recipient: String
     /// Set when the client authenticated (SASL/SMTP AUTH).
     public var authenticatedUser: String
+    /// The MTA itself says the client may relay (qmail `RELAYCLIENT`).
+    public var trustedByMTA: Bool
     /// Which protocol asked, for logs and metrics ("policy", "milter", ...).
     public var origin: String
 
     public init(stage: ProtocolStage = .rcpt, clientAddress: String, clientName: String = "",
                 heloName: String = "", sender: String, recipient: String,
-                authenticatedUser: String = "", origin: String = "policy") {
+                authenticatedUser: String = "", trustedByMTA: Bool = false, origin: String = "policy") {
         self.stage = stage
         self.clientAddress = clientAddress
         self.clientName = clientName
@@ -42,6 +44,7 @@ public struct GreylistQuery: Sendable, Hashable {
         self.sender = sender
         self.recipient = recipient
         self.authenticatedUser = authenticatedUser
+        self.trustedByMTA = trustedByMTA
         self.origin = origin
     }
 }

@@ -6,6 +6,18 @@ public enum DecisionReason: String, Sendable, Hashable, CaseIterable {
     case noClientAddress = "no_client_address"
     /// No recipient in the query.
     case noRecipient = "no_recipient"
+    /// The client authenticated (SMTP AUTH); never greylisted.
+    case authenticated = "authenticated"
+    /// The client is in a trusted network (or the MTA marked it a relay client).
+    case trustedClient = "trusted_client"
+    /// A blacklist rule matched: refused.
+    case blacklisted = "blacklisted"
+    /// A whitelist rule matched (configuration, list file, built-in list or manual entry).
+    case whitelisted = "whitelisted"
+    /// The recipient opted out of greylisting.
+    case recipientOptedOut = "recipient_opted_out"
+    /// Opt-in mode and the recipient did not opt in.
+    case recipientNotOptedIn = "recipient_not_opted_in"
     /// The client network has passed enough triplets to skip greylisting.
     case clientAutowhitelisted = "client_autowhitelisted"
     /// First time this triplet is seen (or its old record expired).
@@ -38,15 +50,18 @@ public struct Verdict: Sendable, Hashable {
     public var triplet: Triplet?
     /// Dry-run turned a defer into this pass.
     public var wouldDefer: Bool
+    /// The list rule that settled the decision (or made it a dry run).
+    public var rule: RuleMatch?
 
     public init(action: Action, reason: DecisionReason, timeLeft: Int64? = nil, delayed: Int64? = nil,
-                triplet: Triplet? = nil, wouldDefer: Bool = false) {
+                triplet: Triplet? = nil, wouldDefer: Bool = false, rule: RuleMatch? = nil) {
         self.action = action
         self.reason = reason
         self.timeLeft = timeLeft
         self.delayed = delayed
         self.triplet = triplet
         self.wouldDefer = wouldDefer
+        self.rule = rule
     }
 }
 

@@ -9,13 +9,13 @@ struct MemoryStore {
     var clients: [String: (passed: Int64, expires: Int64)] = [:]
 
     mutating func ask(_ engine: Engine, _ query: GreylistQuery, at now: Int64) -> Verdict {
-        switch engine.prepare(query) {
+        switch engine.prepare(query, now: now) {
         case .decided(let verdict):
             return verdict
-        case .lookup(let triplet):
+        case .lookup(let triplet, let dryRun):
             let client = clients[triplet.network].flatMap { $0.expires >= now ? $0.passed : nil } ?? 0
             let decision = engine.decide(triplet, state: TripletState(record: records[triplet],
-                                                                      clientPassedTriplets: client), now: now)
+                                                                      clientPassedTriplets: client), now: now, dryRun: dryRun)
             if let record = decision.change.record { records[triplet] = record }
             switch decision.change.client {
             case .none: break
@@ -173,10 +173,10 @@ func rcpt(_ client: String = "192.0.2.7", from sender: String = "alice@example.o
         for stage in [ProtocolStage.connect, .helo, .mail, .data, .endOfMessage, .vrfy, .etrn, .other] {
             var q = rcpt()
             q.stage = stage
-            #expect(engine.prepare(q) == .decided(Verdict(action: .pass, reason: .notRecipientStage)))
+            #expect(engine.prepare(q, now: 0) == .decided(Verdict(action: .pass, reason: .notRecipientStage)))
         }
-        #expect(engine.prepare(rcpt("unknown")) == .decided(Verdict(action: .pass, reason: .noClientAddress)))
-        #expect(engine.prepare(rcpt(to: "")) == .decided(Verdict(action: .pass, reason: .noRecipient)))
+        #expect(engine.prepare(rcpt("unknown"), now: 0) == .decided(Verdict(action: .pass, reason: .noClientAddress)))
+        #expect(engine.prepare(rcpt(to: ""), now: 0) == .decided(Verdict(action: .pass, reason: .noRecipient)))
     }
 
     @Test func zeroDelayPassesAtOnce() {
