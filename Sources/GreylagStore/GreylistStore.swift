@@ -68,6 +68,16 @@ public protocol GreylistStore: Sendable {
     /// Counts of live records at `now`.
     func counts(now: Int64) async throws -> StoreCounts
 
+    /// Every manual white- and blacklist entry, expired ones included, by id.
+    func manualEntries() async throws -> [ManualEntry]
+
+    /// Adds a manual entry, or updates the comment and expiry of the entry
+    /// with the same list, field and value; returns it with its id.
+    func addManualEntry(_ entry: ManualEntry) async throws -> ManualEntry
+
+    /// Removes the manual entry with this list, field and value; true if it existed.
+    func removeManualEntry(list: ListKind, field: SelectorField, value: String) async throws -> Bool
+
     /// Finishes pending writes and closes the store.
     func close() async throws
 }

@@ -36,7 +36,50 @@ enum SQLiteSchema {
                 CREATE INDEX clients_record_expires ON clients (record_expires);
                 """)
         }
+        migrator.registerMigration("v2: manual list entries") { db in
+            try db.execute(sql: """
+                CREATE TABLE manual_entries (
+                    id INTEGER PRIMARY KEY,
+                    list TEXT NOT NULL CHECK (list IN ('whitelist', 'blacklist')),
+                    field TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    comment TEXT NOT NULL DEFAULT '',
+                    origin TEXT NOT NULL DEFAULT 'MANUAL',
+                    created INTEGER NOT NULL,
+                    expires INTEGER,
+                    UNIQUE (list, field, value)
+                );
+                """)
+        }
         return migrator
+    }
+
+    static func manualEntries(in db: Database) throws -> [ManualEntry] {
+        try Row.fetchAll(db, sql: "SELECT id, list, field, value, comment, created, expires FROM manual_entries ORDER BY id")
+            .compactMap { row in
+                guard let list = ListKind(rawValue: row[1]), let field = SelectorField(rawValue: row[2]) else { return nil }
+                return ManualEntry(id: row[0], list: list, field: field, value: row[3], comment: row[4],
+                                   created: row[5], expires: row[6])
+            }
+    }
+
+    static func addManualEntry(_ e: ManualEntry, in db: Database) throws -> ManualEntry {
+        try db.execute(sql: """
+            INSERT INTO manual_entries (list, field, value, comment, created, expires) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (list, field, value) DO UPDATE SET comment = excluded.comment, expires = excluded.expires
+            """, arguments: [e.list.rawValue, e.field.rawValue, e.value, e.comment, e.created, e.expires])
+        let row = try Row.fetchOne(db, sql: "SELECT id, created FROM manual_entries WHERE list = ? AND field = ? AND value = ?",
+                                   arguments: [e.list.rawValue, e.field.rawValue, e.value])
+        var out = e
+        out.id = row?[0] ?? 0
+        out.created = row?[1] ?? e.created
+        return out
+    }
+
+    static func removeManualEntry(list: ListKind, field: SelectorField, value: String, in db: Database) throws -> Bool {
+        try db.execute(sql: "DELETE FROM manual_entries WHERE list = ? AND field = ? AND value = ?",
+                       arguments: [list.rawValue, field.rawValue, value])
+        return db.changesCount > 0
     }
 
     static let columns = """
@@ -77,6 +120,10 @@ enum SQLiteSchema {
                 DELETE FROM clients WHERE client_network IN (
                     SELECT client_network FROM clients WHERE record_expires < ? LIMIT ?)
                 """, arguments: [now, limit - removed])
+            removed += db.changesCount
+        }
+        if removed < limit {
+            try db.execute(sql: "DELETE FROM manual_entries WHERE expires < ?", arguments: [now])
             removed += db.changesCount
         }
         return removed

@@ -93,6 +93,18 @@ public final class SQLiteStore: GreylistStore {
         try await writer.write { db in try SQLiteSchema.expire(now: now, limit: limit, in: db) }
     }
 
+    public func manualEntries() async throws -> [ManualEntry] {
+        try await pool.read { db in try SQLiteSchema.manualEntries(in: db) }
+    }
+
+    public func addManualEntry(_ entry: ManualEntry) async throws -> ManualEntry {
+        try await writer.write { db in try SQLiteSchema.addManualEntry(entry, in: db) }
+    }
+
+    public func removeManualEntry(list: ListKind, field: SelectorField, value: String) async throws -> Bool {
+        try await writer.write { db in try SQLiteSchema.removeManualEntry(list: list, field: field, value: value, in: db) }
+    }
+
     public func counts(now: Int64) async throws -> StoreCounts {
         try await pool.read { db in try SQLiteSchema.counts(now: now, in: db) }
     }

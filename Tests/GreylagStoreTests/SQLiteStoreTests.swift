@@ -133,6 +133,35 @@ func triplet(_ i: Int, network: String = "192.0.2.0/24") -> Triplet {
         try await store.close()
     }
 
+    @Test func manualEntriesAreKeptUpdatedRemovedAndExpired() async throws {
+        let dir = TemporaryDirectory()
+        var store = try SQLiteStore(path: dir.path + "/greylag.db")
+        let a = try await store.addManualEntry(ManualEntry(id: 0, list: .whitelist, field: .client, value: "192.0.2.0/24",
+                                                           comment: "partner", created: t0))
+        let b = try await store.addManualEntry(ManualEntry(id: 0, list: .blacklist, field: .senderDomain,
+                                                           value: "spam.example", created: t0, expires: t0 + 60))
+        #expect(a.id > 0 && b.id > a.id)
+        // The same list, field and value updates the entry instead of adding one.
+        let again = try await store.addManualEntry(ManualEntry(id: 0, list: .whitelist, field: .client,
+                                                               value: "192.0.2.0/24", comment: "renewed", created: t0 + 5))
+        #expect(again.id == a.id && again.created == t0)
+        // The same value on the other list is a separate entry.
+        _ = try await store.addManualEntry(ManualEntry(id: 0, list: .blacklist, field: .client, value: "192.0.2.0/24",
+                                                       created: t0))
+        try await store.close()
+        store = try SQLiteStore(path: dir.path + "/greylag.db")  // survives a reopen
+        let all = try await store.manualEntries()
+        #expect(all.map(\.comment) == ["renewed", "", ""])
+        #expect(all.map(\.list) == [.whitelist, .blacklist, .blacklist])
+        #expect(try await store.removeManualEntry(list: .blacklist, field: .client, value: "192.0.2.0/24"))
+        #expect(try await !store.removeManualEntry(list: .blacklist, field: .client, value: "192.0.2.0/24"))
+        // Expiry removes the entry whose time is up, and only that one.
+        _ = try await store.expire(now: t0 + 61, limit: 500)
+        #expect(try await store.manualEntries().map(\.id) == [a.id])
+        #expect(try store.appliedMigrations().contains("v2: manual list entries"))
+        try await store.close()
+    }
+
     @Test func unopenablePathIsAClearError() {
         #expect(throws: (any Error).self) {
             _ = try SQLiteStore(path: "/nonexistent-dir-greylag/x/greylag.db")
