@@ -41,6 +41,40 @@ public struct GreylagConfiguration: Sendable {
     // [log]
     public var logLevel: Logger.Level = .info
 
+    // [whitelist], [blacklist], [exemptions], [scope], [dry_run], [lists.NAME]
+    /// The list rules of the configuration (manual entries from the store
+    /// are added by the daemon). `ConfigurationLoader` adds the built-in
+    /// whitelist and the trusted loopback networks unless told otherwise.
+    public var lists = ListRules()
+    /// List files read for `lists`, watched for changes.
+    public var listFiles: [String] = []
+
+    // [admin]
+    /// Where the daemon listens for admin commands.
+    public enum AdminSocket: Sendable, Hashable {
+        /// `STORE_PATH.sock`, next to the SQLite file (the default).
+        case besideStore
+        case path(String)
+        case off
+    }
+    public var adminSocket: AdminSocket = .besideStore
+    /// Permissions of the admin socket: only its owner by default.
+    public var adminSocketMode: Int = 0o600
+
+    /// The admin socket path in force, or nil when turned off.
+    public var adminSocketPath: String? {
+        switch adminSocket {
+        case .besideStore: return storePath + ".sock"
+        case .path(let p): return p
+        case .off: return nil
+        }
+    }
+
+    // [reload]
+    /// Seconds between checks of the configuration and list files for
+    /// changes; 0 turns watching off (SIGHUP still reloads).
+    public var watchInterval: Double = 2
+
     /// Where the configuration came from ("defaults" or a path), for logs.
     public var source = "defaults"
 

@@ -64,7 +64,7 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 public enum ConfigurationLoader {
     /// Loads `path`, or the defaults when `path` is nil.
     public static func load(path: String?) throws -> GreylagConfiguration {
-        guard let path else { return GreylagConfiguration() }
+        guard let path else { return defaults() }
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -73,6 +73,13 @@ public enum ConfigurationLoader {
                                                                   message: "cannot read: \(error.localizedDescription)")])
         }
         return try parse(text, file: path)
+    }
+
+    /// The configuration `greylag serve` runs with when no file is given:
+    /// `GreylagConfiguration`'s defaults plus the built-in whitelist and
+    /// loopback as a trusted network.
+    public static func defaults() -> GreylagConfiguration {
+        (try? parse("", file: "defaults")) ?? GreylagConfiguration()
     }
 
     /// Parses configuration text; `file` names it in errors.
@@ -87,17 +94,30 @@ public enum ConfigurationLoader {
         }
         var config = GreylagConfiguration()
         config.source = file
+        config.lists.trusted = RuleSet(["127.0.0.0/8", "::1"].map {
+            try! ListRule(field: .client, text: $0, origin: "default exemptions.trusted_networks")
+        })
         reader.read(table, into: &config)
-        if !reader.errors.isEmpty { throw ConfigurationErrors(errors: reader.errors) }
+        if !reader.errors.isEmpty {
+            // The configuration file's errors first, by line; then those of list files.
+            let sorted = reader.errors.enumerated().sorted { a, b in
+                let ka = (a.element.file == file ? 0 : 1, a.element.file, a.element.line ?? 0, a.offset)
+                let kb = (b.element.file == file ? 0 : 1, b.element.file, b.element.line ?? 0, b.offset)
+                return ka < kb
+            }.map(\.element)
+            throw ConfigurationErrors(errors: sorted)
+        }
         return config
     }
 }
 
 /// Walks the parsed TOML, filling a configuration and collecting errors.
-private struct Reader {
+struct Reader {
     let file: String
     let locator: TOMLKeyLocator
     var errors: [ConfigurationError] = []
+    /// Rule sections read so far, resolved into `ListRules` at the end.
+    var ruleSections = RuleSections()
 
     init(file: String, locator: TOMLKeyLocator) {
         self.file = file
@@ -108,10 +128,18 @@ private struct Reader {
         errors.append(ConfigurationError(file: file, line: locator.line(of: key), key: key, message: message))
     }
 
+    /// An error about one item of an array value, located at the item's line.
+    mutating func fail(_ key: String, item: String, _ message: String) {
+        errors.append(ConfigurationError(file: file, line: locator.line(of: key, item: item), key: key, message: message))
+    }
+
+    static let sections = "[greylist], [policy], [store], [log], [whitelist], [blacklist], [exemptions], "
+        + "[scope], [dry_run], [lists.NAME], [admin] or [reload]"
+
     mutating func read(_ root: TOMLTable, into config: inout GreylagConfiguration) {
         for (name, value) in root {
             guard let section = value.table else {
-                fail(name, "unknown top-level key; expected a section: [greylist], [policy], [store] or [log]")
+                fail(name, "unknown top-level key; expected a section: \(Self.sections)")
                 continue
             }
             switch name {
@@ -119,9 +147,15 @@ private struct Reader {
             case "policy": readPolicy(section, into: &config)
             case "store": readStore(section, into: &config)
             case "log": readLog(section, into: &config)
-            default: fail(name, "unknown section [\(name)]; expected [greylist], [policy], [store] or [log]")
+            case "whitelist", "blacklist", "scope", "dry_run": readRuleSection(section, name: name, into: &config)
+            case "exemptions": readExemptions(section, into: &config)
+            case "lists": readNamedLists(section)
+            case "admin": readAdmin(section, into: &config)
+            case "reload": readReload(section, into: &config)
+            default: fail(name, "unknown section [\(name)]; expected \(Self.sections)")
             }
         }
+        resolveLists(into: &config)
         let p = config.policy
         if p.retryWindow <= p.delay {
             fail("greylist.retry_window", "must be longer than delay (\(DurationText.format(p.delay)))")

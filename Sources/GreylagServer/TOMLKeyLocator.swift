@@ -3,11 +3,13 @@
 /// of configuration files: `[section]` headers and `key = value` lines.
 struct TOMLKeyLocator {
     private var lines: [String: Int] = [:]
+    private var text: [Substring] = []
 
     init(text: String) {
         var section = ""
         var number = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        self.text = text.split(separator: "\n", omittingEmptySubsequences: false)
+        for raw in self.text {
             number += 1
             let line = raw.drop { $0 == " " || $0 == "\t" }
             if line.hasPrefix("[") {
@@ -25,6 +27,25 @@ struct TOMLKeyLocator {
 
     /// The line of `path` (e.g. `greylist.delay`), or nil if not found.
     func line(of path: String) -> Int? { lines[path] }
+
+    /// The line of one string item of the array at `path`: the first line
+    /// from the key on that holds the item in quotes, before the next key or
+    /// section; the key's own line when not found (e.g. escapes in the item).
+    func line(of path: String, item: String) -> Int? {
+        guard let start = lines[path] else { return nil }
+        for n in start...text.count {
+            let line = text[n - 1]
+            if n > start {
+                let trimmed = line.drop { $0 == " " || $0 == "\t" }
+                if trimmed.hasPrefix("[") && !trimmed.hasPrefix("[\"") && !trimmed.hasPrefix("['") { break }
+                if let eq = trimmed.firstIndex(of: "="), !trimmed[..<eq].contains("\""), !trimmed[..<eq].contains("'") {
+                    break
+                }
+            }
+            if line.contains("\"\(item)\"") || line.contains("'\(item)'") { return n }
+        }
+        return start
+    }
 }
 
 import Foundation
