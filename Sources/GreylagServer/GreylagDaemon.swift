@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import PolicyProtocol
 import ServiceLifecycle
+import UnixSignals
 
 /// The greylag daemon as a service: opens the store, binds the listeners,
 /// expires old records in the background, and on graceful shutdown stops
@@ -63,8 +64,15 @@ public final class GreylagDaemon: Service {
             logger.critical("cannot open store \(config.storePath): \(error)")
             throw error
         }
-        let service = GreylistService(policy: config.policy, store: store, failureMode: config.failureMode,
-                                      logger: logger, clock: clock)
+        let service = GreylistService(policy: config.policy, lists: config.lists, replies: Self.replies(config),
+                                      store: store, failureMode: config.failureMode, logger: logger, clock: clock)
+        do {
+            service.setManualEntries(try await store.manualEntries())
+        } catch {
+            logger.critical("cannot read manual list entries from the store: \(error)")
+            try? await store.close()
+            throw error
+        }
         let tracker = ConnectionTracker()
         let mailboxes = EventLoopMailboxes(group: group)
         var servers: [any Channel] = []
@@ -78,19 +86,50 @@ public final class GreylagDaemon: Service {
             try? await store.close()
             throw error
         }
+        let reloader = ConfigReloader(configuration: config, service: service, logger: logger)
+        let admin = AdminService(store: store, service: service, policy: config.policy, clock: clock,
+                                 reload: { await reloader.reload(trigger: "admin command") })
+        var adminServer: (any Channel)? = nil
+        if let path = config.adminSocketPath {
+            do {
+                adminServer = try await bindAdmin(path: path, group: group, admin: admin)
+            } catch {
+                for server in servers { try? await server.close() }
+                try? await store.close()
+                throw error
+            }
+        }
         let bound = servers.compactMap { $0.localAddress.map(Self.describe) }
         let banner = "greylag \(GreylagVersion.string) serving policy on \(bound.joined(separator: ", ")); "
             + "store sqlite:\(config.storePath); delay \(DurationText.format(config.policy.delay))"
             + (config.policy.dryRun ? "; DRY RUN" : "")
+            + "; admin socket \(config.adminSocketPath ?? "off"); lists: " + ConfigReloader.describe(config.lists)
+            + ", \(service.manualEntries.count) manual"
         logger.notice("\(banner)")
         onListening(bound)
 
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await Self.expiryLoop(store: store, config: config, clock: self.clock, logger: self.logger) }
+            tasks.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    await reloader.reload(trigger: "SIGHUP")
+                }
+            }
+            if config.watchInterval > 0 {
+                tasks.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(config.watchInterval))
+                        if Task.isCancelled { break }
+                        await reloader.checkFiles()
+                    }
+                }
+            }
             try? await gracefulShutdown()
             logger.notice("shutting down: closing listeners, finishing \(tracker.count) connection(s)")
             for server in servers { try? await server.close() }
+            try? await adminServer?.close()
             for case .unix(let path) in config.policyListeners { unlink(path) }
+            if let path = config.adminSocketPath { unlink(path) }
             await tracker.drainAll(timeout: .seconds(10))
             tasks.cancelAll()
         }
@@ -106,9 +145,7 @@ public final class GreylagDaemon: Service {
                             tracker: ConnectionTracker, mailboxes: EventLoopMailboxes) async throws -> any Channel {
         let config = configuration
         let logger = self.logger
-        var replies = config.replies
-        if replies.hostname.isEmpty || replies.hostname == "localhost" { replies.hostname = Self.hostName() }
-        let session = PolicySession(config: replies)
+        let session = PolicySession(config: service.replies)
         let timeout = TimeAmount.milliseconds(Int64(config.storeTimeout * 1000))
         let idle = TimeAmount.seconds(config.idleTimeout)
         let isTCP: Bool
@@ -146,6 +183,37 @@ public final class GreylagDaemon: Service {
             logger.critical("cannot listen on \(address): \(error)")
             throw error
         }
+    }
+
+    /// Listens for admin commands on a unix socket (see `AdminConnectionHandler`).
+    private func bindAdmin(path: String, group: any EventLoopGroup, admin: AdminService) async throws -> any Channel {
+        let logger = self.logger
+        let mode = configuration.adminSocketMode
+        do {
+            try Self.removeStaleSocket(path)
+            let channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 16)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AdminConnectionHandler(admin: admin, logger: logger))
+                    }
+                }
+                .bind(unixDomainSocketPath: path).get()
+            if chmod(path, mode_t(mode)) != 0 {
+                logger.warning("cannot set mode \(String(mode, radix: 8)) on admin socket \(path)")
+            }
+            return channel
+        } catch {
+            logger.critical("cannot listen for admin commands on \(path): \(error)")
+            throw error
+        }
+    }
+
+    /// The reply wording of a configuration, with this host's name filled in.
+    static func replies(_ config: GreylagConfiguration) -> PolicyReplyConfig {
+        var replies = config.replies
+        if replies.hostname.isEmpty || replies.hostname == "localhost" { replies.hostname = hostName() }
+        return replies
     }
 
     /// Deletes a socket file left by an earlier run; refuses to delete

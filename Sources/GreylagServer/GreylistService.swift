@@ -2,33 +2,88 @@ import Foundation
 import GreylagCore
 import GreylagStore
 import Logging
+import PolicyProtocol
 import Synchronization
 
 /// Answers greylisting queries for every protocol: engine rules, the store,
 /// the failure mode when the store cannot answer, and one log line per
 /// decision.
 public final class GreylistService: Sendable {
-    private let engineBox: Mutex<Engine>
+    /// What reloads and admin commands change, swapped as a whole.
+    struct State: Sendable {
+        var engine: Engine
+        var replies: PolicyReplyConfig
+        /// The configuration's list rules, before manual entries are added.
+        var configLists: ListRules
+        var manual: [ManualEntry] = []
+    }
+
+    private let state: Mutex<State>
     public let store: any GreylistStore
     public let failureMode: GreylagConfiguration.FailureMode
     private let logger: Logger
     /// The wall clock in Unix seconds; tests pass a manual one.
     public let now: @Sendable () -> Int64
+    /// Decisions since start, by reason and action.
+    public let counters = DecisionCounters()
 
-    public init(policy: GreylistPolicy, store: any GreylistStore,
-                failureMode: GreylagConfiguration.FailureMode = .pass, logger: Logger,
+    public init(policy: GreylistPolicy, lists: ListRules = ListRules(), replies: PolicyReplyConfig = PolicyReplyConfig(),
+                store: any GreylistStore, failureMode: GreylagConfiguration.FailureMode = .pass, logger: Logger,
                 clock: @escaping @Sendable () -> Int64 = unixNow) {
-        self.engineBox = Mutex(Engine(policy: policy))
+        self.state = Mutex(State(engine: Engine(policy: policy, lists: lists), replies: replies, configLists: lists))
         self.store = store
         self.failureMode = failureMode
         self.logger = logger
         self.now = clock
     }
 
-    /// The engine in force (replaced on reload).
-    public var engine: Engine {
-        get { engineBox.withLock { $0 } }
-        set { engineBox.withLock { $0 = newValue } }
+    /// The engine in force (replaced on reload and by admin commands).
+    public var engine: Engine { state.withLock { $0.engine } }
+
+    /// How replies are worded now.
+    public var replies: PolicyReplyConfig { state.withLock { $0.replies } }
+
+    /// The configuration's list rules in force, without manual entries.
+    public var configuredLists: ListRules { state.withLock { $0.configLists } }
+
+    /// The manual entries in force.
+    public var manualEntries: [ManualEntry] { state.withLock { $0.manual } }
+
+    /// Puts a reloaded configuration in force; manual entries stay.
+    public func reconfigure(policy: GreylistPolicy, lists: ListRules, replies: PolicyReplyConfig) {
+        state.withLock { s in
+            s.configLists = lists
+            s.replies = replies
+            s.engine = Engine(policy: policy, lists: Self.merged(lists, s.manual, logger: logger))
+        }
+    }
+
+    /// Puts a new set of manual entries (as read from the store) in force.
+    public func setManualEntries(_ entries: [ManualEntry]) {
+        state.withLock { s in
+            s.manual = entries
+            s.engine.lists = Self.merged(s.configLists, entries, logger: logger)
+        }
+    }
+
+    /// The configuration's lists with the manual entries added to the
+    /// white- and blacklist.
+    static func merged(_ lists: ListRules, _ manual: [ManualEntry], logger: Logger) -> ListRules {
+        guard !manual.isEmpty else { return lists }
+        var out = lists
+        var white = lists.whitelist.rules
+        var black = lists.blacklist.rules
+        for entry in manual {
+            do {
+                let rule = try entry.rule()
+                if entry.list == .whitelist { white.insert(rule, at: 0) } else { black.insert(rule, at: 0) }
+            } catch {
+                logger.warning("manual entry #\(entry.id) ignored: \(error)")
+            }
+        }
+        out.whitelist = RuleSet(white)
+        out.blacklist = RuleSet(black)
+        return out
     }
 
     /// Decides one query at `now` and calls `completion` with the verdict,
@@ -36,11 +91,11 @@ public final class GreylistService: Sendable {
     /// thread once the change is committed. The caller logs the decision.
     public func decide(_ query: GreylistQuery, now: Int64, completion: @escaping @Sendable (Verdict) -> Void) {
         let engine = self.engine
-        switch engine.prepare(query) {
+        switch engine.prepare(query, now: now) {
         case .decided(let verdict):
             completion(verdict)
-        case .lookup(let triplet):
-            store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now) }) { result in
+        case .lookup(let triplet, let dryRun):
+            store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now, dryRun: dryRun) }) { result in
                 switch result {
                 case .success(let decision):
                     completion(decision.verdict)
@@ -63,6 +118,7 @@ public final class GreylistService: Sendable {
 
     /// One line per decision: verdict, client, sender, recipient, reason, delay.
     public func log(_ verdict: Verdict, _ query: GreylistQuery) {
+        counters.count(verdict)
         let level: Logger.Level = verdict.reason == .notRecipientStage ? .debug : .info
         guard logger.logLevel <= level else { return }
         let word: String
@@ -77,6 +133,11 @@ public final class GreylistService: Sendable {
         line += " reason=\(verdict.reason.rawValue)"
         if let left = verdict.timeLeft, verdict.action == .defer || verdict.wouldDefer { line += " retry_in=\(left)s" }
         if let delayed = verdict.delayed { line += " delayed=\(delayed)s" }
+        if let rule = verdict.rule {
+            line += " rule=\"\(rule.description.logEscaped)\""
+        } else if verdict.reason == .authenticated {
+            line += " sasl_user=\(query.authenticatedUser.logEscaped)"
+        }
         line += " via=\(query.origin)"
         logger.log(level: level, "\(line)")
     }

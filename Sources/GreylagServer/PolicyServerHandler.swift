@@ -136,6 +136,7 @@ final class PolicyServerHandler: ChannelInboundHandler {
         timeoutTask = nil
         service.log(verdict, pending.query)
         guard let context else { return }
+        session.config = service.replies  // a reload may have changed the wording
         let reply = session.verdictReceived(verdict, for: pending.request, now: now)
         context.write(wrapOutboundOut(reply), promise: nil)
         processQueue()

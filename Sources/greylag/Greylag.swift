@@ -9,7 +9,8 @@ struct Greylag: AsyncParsableCommand {
         commandName: "greylag",
         abstract: "A greylisting daemon for Postfix and other MTAs.",
         version: GreylagVersion.string,
-        subcommands: [Serve.self, CheckConfig.self, Bench.self, BenchResponder.self, BenchStore.self],
+        subcommands: [Serve.self, CheckConfig.self, WhitelistCommand.self, BlacklistCommand.self, ListRecords.self,
+                      DeleteRecords.self, Stats.self, Reload.self, Bench.self, BenchResponder.self, BenchStore.self],
         defaultSubcommand: Serve.self)
 }
 

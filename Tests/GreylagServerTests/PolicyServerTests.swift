@@ -38,6 +38,11 @@ final class BrokenStore: GreylistStore {
     }
     func delete(_ triplet: Triplet) async throws -> Bool { try await inner.delete(triplet) }
     func expire(now: Int64, limit: Int) async throws -> Int { try await inner.expire(now: now, limit: limit) }
+    func manualEntries() async throws -> [ManualEntry] { try await inner.manualEntries() }
+    func addManualEntry(_ entry: ManualEntry) async throws -> ManualEntry { try await inner.addManualEntry(entry) }
+    func removeManualEntry(list: ListKind, field: SelectorField, value: String) async throws -> Bool {
+        try await inner.removeManualEntry(list: list, field: field, value: value)
+    }
     func counts(now: Int64) async throws -> StoreCounts { try await inner.counts(now: now) }
     func close() async throws { try await inner.close() }
 }

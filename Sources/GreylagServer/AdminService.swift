@@ -1,0 +1,264 @@
+import Foundation
+import GreylagCore
+import GreylagStore
+
+/// One admin command, as the CLI sends it over the admin socket (one JSON
+/// object per line) and as `AdminService` carries it out.
+public struct AdminRequest: Codable, Sendable, Hashable {
+    public enum Command: String, Codable, Sendable {
+        /// Add (or update) a manual white- or blacklist entry.
+        case add
+        /// Remove a manual entry.
+        case remove
+        /// Show the manual entries of a list.
+        case entries
+        /// Show greylisting records.
+        case records
+        /// Delete greylisting records.
+        case delete
+        /// Counts of decisions and records.
+        case stats
+        /// Reload configuration, list files and manual entries.
+        case reload
+    }
+
+    public var command: Command
+    public var list: ListKind?
+    public var field: SelectorField?
+    public var value: String?
+    public var comment: String?
+    /// For `add`: seconds until the entry expires; nil: never.
+    public var expiresIn: Int64?
+    /// Record filters: a client address or network, a sender, a recipient.
+    public var client: String?
+    public var sender: String?
+    public var recipient: String?
+    /// `pending`, `passed` or `any`.
+    public var state: String?
+    public var limit: Int?
+
+    public init(command: Command, list: ListKind? = nil, field: SelectorField? = nil, value: String? = nil,
+                comment: String? = nil, expiresIn: Int64? = nil, client: String? = nil, sender: String? = nil,
+                recipient: String? = nil, state: String? = nil, limit: Int? = nil) {
+        self.command = command
+        self.list = list
+        self.field = field
+        self.value = value
+        self.comment = comment
+        self.expiresIn = expiresIn
+        self.client = client
+        self.sender = sender
+        self.recipient = recipient
+        self.state = state
+        self.limit = limit
+    }
+}
+
+/// A greylisting record as admin commands show it.
+public struct RecordView: Codable, Sendable, Hashable {
+    public var network: String
+    public var sender: String
+    public var recipient: String
+    public var firstSeen: Int64
+    public var lastSeen: Int64
+    public var blockExpires: Int64
+    public var recordExpires: Int64
+    public var blockedCount: Int64
+    public var passedCount: Int64
+    public var origin: String
+
+    init(_ r: GreylistRecord) {
+        network = r.triplet.network
+        sender = r.triplet.sender
+        recipient = r.triplet.recipient
+        firstSeen = r.firstSeen
+        lastSeen = r.lastSeen
+        blockExpires = r.blockExpires
+        recordExpires = r.recordExpires
+        blockedCount = r.blockedCount
+        passedCount = r.passedCount
+        origin = r.origin.rawValue
+    }
+}
+
+/// What `stats` reports.
+public struct StatsView: Codable, Sendable, Hashable {
+    /// Decisions since the daemon started; nil when no daemon answered.
+    public var decisions: DecisionCounts?
+    public var pendingTriplets: Int64
+    public var passedTriplets: Int64
+    public var autowhitelistedClients: Int64
+    public var manualWhitelist: Int
+    public var manualBlacklist: Int
+    /// Rules from configuration, list files and the built-in list, when a daemon answered.
+    public var configuredWhitelistRules: Int?
+    public var configuredBlacklistRules: Int?
+}
+
+/// The answer to an `AdminRequest`.
+public struct AdminResponse: Codable, Sendable, Hashable {
+    public var ok: Bool
+    public var error: String?
+    public var message: String?
+    public var entries: [ManualEntry]?
+    public var records: [RecordView]?
+    public var stats: StatsView?
+    /// True when a running daemon carried the command out (so it is in force).
+    public var live: Bool?
+
+    public static func failure(_ message: String) -> AdminResponse { AdminResponse(ok: false, error: message) }
+
+    public init(ok: Bool, error: String? = nil, message: String? = nil, entries: [ManualEntry]? = nil,
+                records: [RecordView]? = nil, stats: StatsView? = nil, live: Bool? = nil) {
+        self.ok = ok
+        self.error = error
+        self.message = message
+        self.entries = entries
+        self.records = records
+        self.stats = stats
+        self.live = live
+    }
+}
+
+/// Carries out admin commands against the store and, inside a running
+/// daemon, puts list changes in force at once. The admin socket and the
+/// CLI (when no daemon runs) both use it.
+public struct AdminService: Sendable {
+    public let store: any GreylistStore
+    /// The daemon's service; nil when the CLI works on the store alone.
+    public let service: GreylistService?
+    public let policy: GreylistPolicy
+    public let clock: @Sendable () -> Int64
+    /// Reloads configuration and lists (set by the daemon).
+    public let reload: (@Sendable () async -> (ok: Bool, summary: String))?
+
+    public init(store: any GreylistStore, service: GreylistService?, policy: GreylistPolicy,
+                clock: @escaping @Sendable () -> Int64 = unixNow, reload: (@Sendable () async -> (ok: Bool, summary: String))? = nil) {
+        self.store = store
+        self.service = service
+        self.policy = policy
+        self.clock = clock
+        self.reload = reload
+    }
+
+    public func handle(_ r: AdminRequest) async -> AdminResponse {
+        do {
+            var response = try await perform(r)
+            response.live = service != nil
+            return response
+        } catch let e as AdminError {
+            return .failure(e.message)
+        } catch {
+            return .failure("store error: \(error)")
+        }
+    }
+
+    struct AdminError: Error { var message: String }
+
+    private func perform(_ r: AdminRequest) async throws -> AdminResponse {
+        let now = clock()
+        switch r.command {
+        case .add:
+            let (list, field, value) = try entryKey(r)
+            if let e = r.expiresIn, e <= 0 { throw AdminError(message: "expiry must be in the future") }
+            let entry = try await store.addManualEntry(ManualEntry(
+                id: 0, list: list, field: field, value: value, comment: r.comment ?? "", created: now,
+                expires: r.expiresIn.map { now + $0 }))
+            try await refresh()
+            return AdminResponse(ok: true, message: "\(list.rawValue) entry #\(entry.id) \(field.rawValue) \(value)",
+                                 entries: [entry])
+        case .remove:
+            let (list, field, value) = try entryKey(r)
+            guard try await store.removeManualEntry(list: list, field: field, value: value) else {
+                throw AdminError(message: "no \(list.rawValue) entry \(field.rawValue) \(value)")
+            }
+            try await refresh()
+            return AdminResponse(ok: true, message: "removed \(list.rawValue) entry \(field.rawValue) \(value)")
+        case .entries:
+            let all = try await store.manualEntries()
+            return AdminResponse(ok: true, entries: all.filter { r.list == nil || $0.list == r.list })
+        case .records:
+            let filter = try recordFilter(r)
+            let records = try await store.records(matching: filter, now: now)
+            return AdminResponse(ok: true, records: records.map(RecordView.init))
+        case .delete:
+            let filter = try recordFilter(r, forDelete: true)
+            var removed = 0
+            for record in try await store.records(matching: filter, now: now) {
+                if try await store.delete(record.triplet) { removed += 1 }
+            }
+            return AdminResponse(ok: true, message: "deleted \(removed) record(s)")
+        case .stats:
+            let counts = try await store.counts(now: now)
+            let manual = try await store.manualEntries().filter { $0.expires.map { now < $0 } ?? true }
+            let configured = service?.configuredLists
+            let stats = StatsView(
+                decisions: service?.counters.snapshot(),
+                pendingTriplets: counts.pending, passedTriplets: counts.passed,
+                autowhitelistedClients: counts.clients,
+                manualWhitelist: manual.filter { $0.list == .whitelist }.count,
+                manualBlacklist: manual.filter { $0.list == .blacklist }.count,
+                configuredWhitelistRules: configured?.whitelist.count,
+                configuredBlacklistRules: configured?.blacklist.count)
+            return AdminResponse(ok: true, stats: stats)
+        case .reload:
+            guard let reload else { throw AdminError(message: "greylag is not running; nothing to reload") }
+            let (ok, summary) = await reload()
+            return ok ? AdminResponse(ok: true, message: summary) : .failure(summary)
+        }
+    }
+
+    /// Re-reads the manual entries into the running daemon.
+    private func refresh() async throws {
+        guard let service else { return }
+        service.setManualEntries(try await store.manualEntries())
+    }
+
+    /// List, field and canonical value of an add/remove request.
+    private func entryKey(_ r: AdminRequest) throws -> (ListKind, SelectorField, String) {
+        guard let list = r.list else { throw AdminError(message: "which list: whitelist or blacklist") }
+        guard let field = r.field else {
+            throw AdminError(message: "a field is needed: " + SelectorField.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        guard let raw = r.value, !raw.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw AdminError(message: "a value is needed")
+        }
+        do {
+            return (list, field, Self.canonical(try ListRule(field: field, text: raw, origin: "admin")))
+        } catch {
+            throw AdminError(message: "\(field.rawValue): \(error.message)")
+        }
+    }
+
+    /// The value a rule is stored and removed by: lower-cased names and
+    /// addresses, networks with host bits cleared, regexes as written.
+    static func canonical(_ rule: ListRule) -> String {
+        switch rule.pattern {
+        case .network(let n): return n.description
+        case .name(let p): return p.description
+        case .address(let p): return p.description
+        }
+    }
+
+    private func recordFilter(_ r: AdminRequest, forDelete: Bool = false) throws -> RecordFilter {
+        let policy = service?.engine.policy ?? self.policy
+        var filter = RecordFilter(limit: max(1, min(r.limit ?? (forDelete ? 100_000 : 100), 100_000)))
+        if let c = r.client, !c.isEmpty {
+            if let a = IPAddress(c) { filter.network = policy.keying.network(of: a) }
+            else if let n = IPNetwork(c) { filter.network = n.description }
+            else { throw AdminError(message: "\"\(c)\" is not an IP address or network") }
+        }
+        if let s = r.sender { filter.sender = AddressNormalizer.sender(s, normalize: policy.normalizeSender) }
+        if let s = r.recipient, !s.isEmpty { filter.recipient = AddressNormalizer.recipient(s) }
+        if let s = r.state {
+            guard let state = RecordFilter.State(rawValue: s) else {
+                throw AdminError(message: "state \"\(s)\" is not pending, passed or any")
+            }
+            filter.state = state
+        }
+        if forDelete && filter.network == nil && filter.sender == nil && filter.recipient == nil {
+            throw AdminError(message: "give at least one of client, sender, recipient to delete records")
+        }
+        return filter
+    }
+}

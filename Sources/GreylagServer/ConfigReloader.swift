@@ -1,0 +1,134 @@
+import Foundation
+import GreylagCore
+import GreylagStore
+import Logging
+
+/// Reloads the configuration file, the list files and the manual entries
+/// while the daemon runs: on SIGHUP, on `greylag reload`, and when one of
+/// the files changes on disk. A configuration with errors is refused with
+/// its errors logged, and the one in force stays. Connections are never
+/// dropped: the new rules apply from the next query on.
+actor ConfigReloader {
+    private let source: String?
+    private var current: GreylagConfiguration
+    private let service: GreylistService
+    private let logger: Logger
+    /// Last seen state of each watched file, to notice changes.
+    private var signatures: [String: FileSignature?] = [:]
+
+    init(configuration: GreylagConfiguration, service: GreylistService, logger: Logger) {
+        self.source = configuration.source == "defaults" ? nil : configuration.source
+        self.current = configuration
+        self.service = service
+        self.logger = logger
+        self.signatures = Self.signatures(of: Self.watched(configuration))
+    }
+
+    /// Reloads now; returns whether the new configuration is in force and
+    /// a summary for the admin command.
+    @discardableResult
+    func reload(trigger: String) async -> (ok: Bool, summary: String) {
+        guard let source else {
+            // No configuration file: only the manual entries can change.
+            await reloadManualEntries()
+            let summary = "no configuration file to reload (\(trigger)); \(service.manualEntries.count) manual entries"
+            logger.notice("\(summary)")
+            return (true, summary)
+        }
+        let new: GreylagConfiguration
+        do {
+            new = try ConfigurationLoader.load(path: source)
+        } catch {
+            let summary = "reload (\(trigger)) refused, the configuration in force stays"
+            logger.error("\(summary):\n\(error)")
+            signatures = Self.signatures(of: Self.watched(current))  // do not retry until the files change again
+            return (false, "\(summary):\n\(error)")
+        }
+        for key in Self.restartOnly(current, new) {
+            logger.warning("reload: \(key) changed; it takes effect at the next restart")
+        }
+        var applied = new
+        applied.policyListeners = current.policyListeners
+        applied.storePath = current.storePath
+        applied.adminSocket = current.adminSocket
+        service.reconfigure(policy: new.policy, lists: new.lists, replies: GreylagDaemon.replies(new))
+        await reloadManualEntries()
+        current = applied
+        signatures = Self.signatures(of: Self.watched(current))
+        let summary = "reloaded \(source) (\(trigger)): " + Self.describe(new.lists)
+            + ", \(service.manualEntries.count) manual"
+        logger.notice("\(summary)")
+        return (true, summary)
+    }
+
+    private func reloadManualEntries() async {
+        do {
+            service.setManualEntries(try await service.store.manualEntries())
+        } catch {
+            logger.error("reload: cannot read manual entries, keeping the ones in force: \(error)")
+        }
+    }
+
+    /// Reloads when a watched file changed and has stayed unchanged for one
+    /// more interval (so a file being written is not read half-way).
+    func checkFiles() async {
+        let now = Self.signatures(of: Array(signatures.keys))
+        guard now != signatures else { return }
+        try? await Task.sleep(for: .seconds(0.2))
+        let settled = Self.signatures(of: Array(signatures.keys))
+        guard settled == now else { return }
+        let changed = now.filter { signatures[$0.key].flatMap { $0 } != $0.value }.map(\.key).sorted()
+        await reload(trigger: "changed: " + changed.joined(separator: ", "))
+    }
+
+    /// The configuration file and every list file it names.
+    static func watched(_ c: GreylagConfiguration) -> [String] {
+        (c.source == "defaults" ? [] : [c.source]) + c.listFiles
+    }
+
+    static func describe(_ l: ListRules) -> String {
+        "\(l.whitelist.count) whitelist, \(l.blacklist.count) blacklist, \(l.trusted.count) trusted, "
+            + "\(l.scope.count) scope (\(l.scopeMode.rawValue)), \(l.dryRun.count) dry-run rules"
+    }
+
+    /// Settings a running daemon cannot change.
+    static func restartOnly(_ a: GreylagConfiguration, _ b: GreylagConfiguration) -> [String] {
+        var out: [String] = []
+        if a.policyListeners != b.policyListeners { out.append("policy.listen") }
+        if a.storePath != b.storePath { out.append("store.path") }
+        if a.synchronous != b.synchronous { out.append("store.synchronous") }
+        if a.adminSocket != b.adminSocket { out.append("admin.socket") }
+        if a.adminSocketMode != b.adminSocketMode { out.append("admin.socket_mode") }
+        if a.socketMode != b.socketMode { out.append("policy.socket_mode") }
+        if a.idleTimeout != b.idleTimeout { out.append("policy.idle_timeout") }
+        if a.storeTimeout != b.storeTimeout { out.append("store.timeout") }
+        if a.failureMode != b.failureMode { out.append("store.failure_mode") }
+        if a.expiryInterval != b.expiryInterval || a.expiryBatch != b.expiryBatch { out.append("store.expiry_*") }
+        if a.logLevel != b.logLevel { out.append("log.level") }
+        if a.watchInterval != b.watchInterval { out.append("reload.watch_interval") }
+        return out
+    }
+
+    static func signatures(of paths: [String]) -> [String: FileSignature?] {
+        var out: [String: FileSignature?] = [:]
+        for p in paths { out[p] = FileSignature(path: p) }
+        return out
+    }
+}
+
+/// What identifies a file's content cheaply: inode, size and change time.
+struct FileSignature: Hashable, Sendable {
+    var inode: UInt64
+    var size: Int64
+    var seconds: Int
+    var nanoseconds: Int
+
+    init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        inode = UInt64(st.st_ino)
+        size = Int64(st.st_size)
+        seconds = st.st_mtim.tv_sec
+        nanoseconds = st.st_mtim.tv_nsec
+    }
+}
