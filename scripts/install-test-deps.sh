@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages that the integration tests need: a real Postfix
 # (throwaway instances only), swaks (SMTP client), postgrey (reference policy
-# server) and the SQLite headers used by the build.
+# server), Cyrus SASL (saslpasswd2 and the PLAIN/LOGIN and sasldb plugins,
+# for SMTP AUTH on the throwaway Postfix, see postfix_enable_sasl in
+# scripts/lib/postfix.sh) and the SQLite headers used by the build.
 #
 # Idempotent and non-interactive (works with no stdin, e.g. in CI). Must run
 # as root. Packages are installed without letting their maintainer scripts
@@ -11,7 +13,7 @@
 # Extra packages can be requested with EXTRA_TEST_PACKAGES="pkg1 pkg2".
 set -euo pipefail
 
-PACKAGES=(postfix swaks postgrey libsqlite3-dev)
+PACKAGES=(postfix swaks postgrey sasl2-bin libsasl2-modules libsasl2-modules-db libsqlite3-dev)
 if [[ -n "${EXTRA_TEST_PACKAGES:-}" ]]; then
     # shellcheck disable=SC2206 # word splitting is intended here
     PACKAGES+=(${EXTRA_TEST_PACKAGES})

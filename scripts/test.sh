@@ -41,6 +41,10 @@ trap cleanup EXIT INT TERM
 if ! postfix_has_ipv6; then
     log "IPv6 loopback (::1) is not configured: the IPv6 end-to-end test will fail"
 fi
+# SMTP AUTH for the exemption test: a throwaway user in the instance's own sasldb.
+SASL_USER="greylag-test"
+SASL_PASSWORD="pw-$RANDOM$RANDOM"
+postfix_enable_sasl "$WORK/postfix" "$SASL_USER" "$SASL_PASSWORD"
 log "starting Postfix on 127.0.0.1:$SMTP_PORT and [::1]:$SMTP_PORT, policy at 127.0.0.1:$POLICY_PORT"
 postfix_start "$WORK/postfix" "$SMTP_PORT" "127.0.0.1:$POLICY_PORT"
 
@@ -50,6 +54,8 @@ export GREYLAG_E2E_POLICY_PORT="$POLICY_PORT"
 GREYLAG_E2E_MAILDIR="$(postfix_maildir "$WORK/postfix")"
 export GREYLAG_E2E_MAILDIR
 export GREYLAG_BINARY="$BIN_DIR/greylag"
+export GREYLAG_E2E_SASL_USER="$SASL_USER"
+export GREYLAG_E2E_SASL_PASSWORD="$SASL_PASSWORD"
 
 log "running swift test"
 # A hung test must fail the run, not hold CI until its own limit.

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Settings for the tests that need real peers, passed by `scripts/test.sh`
 /// after it has started them. Without `GREYLAG_E2E=1` those tests are
 /// skipped; with it, a missing setting is a failure, not a skip.
@@ -30,4 +34,40 @@ func runProgram(_ path: String, _ arguments: [String], timeout: Double = 60) asy
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
+}
+
+/// Starts the real `greylag serve --config CONFIG`, its output going to `log`.
+func startDaemon(_ binary: String, config: String, log: String) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = ["serve", "--config", config]
+    FileManager.default.createFile(atPath: log, contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    return process
+}
+
+func waitForPort(_ port: Int) async throws {
+    for _ in 0..<200 {
+        if let client = try? await PolicyTestClient("127.0.0.1:\(port)") {
+            _ = client
+            return
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw TestFailure("daemon did not listen on \(port)")
+}
+
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
 }

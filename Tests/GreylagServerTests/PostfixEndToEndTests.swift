@@ -50,6 +50,53 @@ import Testing
         #expect(log.contains("pass: \(client) sender=<\(sender)> recipient=<\(recipient)> reason=delay_elapsed"))
     }
 
+    /// A blacklisted sender gets the configured 5xx from Postfix; an
+    /// authenticated client (SMTP AUTH with swaks) passes at the first try
+    /// although greylisting would defer it for five minutes.
+    @Test func blacklistRejectsAndAuthenticationPasses() async throws {
+        let smtpPort = try E2E.value("GREYLAG_E2E_SMTP_PORT")
+        let policyPort = try #require(Int(try E2E.value("GREYLAG_E2E_POLICY_PORT")))
+        let user = try E2E.value("GREYLAG_E2E_SASL_USER")
+        let password = try E2E.value("GREYLAG_E2E_SASL_PASSWORD")
+        let id = UUID().uuidString.prefix(8)
+        let config = try ConfigurationLoader.parse("""
+            [blacklist]
+            senders = ["spammer@bad.example"]
+            [policy]
+            reject_action = "554 5.7.1"
+            reject_text = "Refused by policy for {sender}"
+            [exemptions]
+            trusted_networks = []
+            """, file: "e2e.toml")
+        let log = CapturedLog()
+        try await withDaemon(configure: { c in
+            using(config)(&c)
+            c.policyListeners = [.tcp(host: "127.0.0.1", port: policyPort)]
+        }, clock: nil, log: log) { _, _ in
+            let refused = try await runProgram("/usr/bin/swaks", [
+                "--server", "127.0.0.1", "--port", smtpPort, "--from", "spammer@bad.example",
+                "--to", "victim-\(id)@example.net", "--timeout", "30"])
+            #expect(refused.status != 0)
+            #expect(refused.output.contains("554 5.7.1 <victim-\(id)@example.net>: Recipient address rejected: "
+                                            + "Refused by policy for spammer@bad.example"), "\(refused.output)")
+            let plain = try await runProgram("/usr/bin/swaks", [
+                "--server", "127.0.0.1", "--port", smtpPort, "--from", "roaming-\(id)@example.org",
+                "--to", "colleague-\(id)@example.net", "--timeout", "30"])
+            #expect(plain.output.contains("450 4.7.1"), "without AUTH the same user is greylisted: \(plain.output)")
+            let authenticated = try await runProgram("/usr/bin/swaks", [
+                "--server", "127.0.0.1", "--port", smtpPort, "--from", "roaming-\(id)@example.org",
+                "--to", "colleague-\(id)@example.net", "--auth", "PLAIN", "--auth-user", user,
+                "--auth-password", password, "--timeout", "30"])
+            #expect(authenticated.status == 0, "\(authenticated.output)")
+            #expect(authenticated.output.contains("235 2.7.0 Authentication successful"))
+            #expect(authenticated.output.contains("250 2.0.0 Ok: queued as"), "\(authenticated.output)")
+        }
+        #expect(log.contains("reject: client=127.0.0.1 sender=<spammer@bad.example> recipient=<victim-\(id)@example.net> "
+                             + "reason=blacklisted rule=\"e2e.toml:2 blacklist.senders (spammer@bad.example)\""))
+        #expect(log.contains("pass: client=127.0.0.1 sender=<roaming-\(id)@example.org> "
+                             + "recipient=<colleague-\(id)@example.net> reason=authenticated sasl_user=\(user)"))
+    }
+
     /// Polls the maildir for a message holding `marker`.
     func waitForMessage(in maildir: String, containing marker: String) async throws -> String? {
         for _ in 0..<100 {

@@ -9,6 +9,8 @@
 #   postfix_messages_for DIR ADDR  -> same, only those with Delivered-To: ADDR
 #   postfix_wait_messages DIR N [TIMEOUT]  -> wait until >= N messages delivered
 #   postfix_has_ipv6               -> status 0 if ::1 is usable
+#   postfix_enable_sasl DIR USER PASSWORD  -> turn on SMTP AUTH for the
+#                                     instance in DIR and add/replace USER
 #
 # Layout under DIR (created if missing; DIR must be an absolute path without
 # whitespace, and it and its parents must be traversable by "postfix" and
@@ -22,6 +24,7 @@
 #   DIR/mail/Maildir/{new,cur,tmp}  every message for any address in
 #                example.net / localhost is delivered here (catch-all alias
 #                to a maildir, written as the "nobody" user)
+#   DIR/etc/sasl smtpd.conf and sasldb2, only after postfix_enable_sasl
 #
 # smtpd listens on 127.0.0.1:SMTP_PORT and, if the machine has IPv6 loopback,
 # on [::1]:SMTP_PORT. Recipient restrictions are
@@ -30,6 +33,28 @@
 # every client. POLICY_HOSTPORT may be "127.0.0.1:10099", "[::1]:10099" or
 # empty/"none" (no policy service). Extra "param=value" arguments are applied
 # to main.cf with postconf -e after the defaults (e.g. smtpd_milters=...).
+#
+# SMTP AUTH (off unless requested): call postfix_enable_sasl DIR USER PASSWORD
+# before postfix_start DIR ..., once per user (again for the same USER replaces
+# the password; users can also be added while the instance runs). It writes
+# DIR/etc/sasl/smtpd.conf and a Cyrus sasldb DIR/etc/sasl/sasldb2 (needs
+# saslpasswd2 from sasl2-bin and the PLAIN/LOGIN/sasldb plugins from
+# libsasl2-modules / libsasl2-modules-db; nothing outside DIR is touched).
+# While DIR/etc/sasl/smtpd.conf exists (also when DIR is reused),
+# postfix_start enables Cyrus SASL with mechanisms PLAIN and LOGIN, offered
+# without TLS (smtpd_tls_auth_only = no). Then
+#   swaks --server 127.0.0.1 --port SMTP_PORT --from a@example.org \
+#         --to b@example.net --auth PLAIN --auth-user USER --auth-password PASSWORD
+# gets "235 2.7.0 Authentication successful" and the policy request carries
+# sasl_method=PLAIN and sasl_username=USER exactly as given (both are empty
+# for clients that do not authenticate); a wrong password gets "535 5.7.8
+# Error: authentication failed: authentication failure". The restrictions
+# are unchanged (no permit_sasl_authenticated): the policy service is still
+# asked for authenticated clients, and reject_unauth_destination still
+# refuses relaying to domains other than example.net / localhost. USER may
+# be "name" or "name@domain"; a bare name lives in the SASL realm
+# $myhostname (mx.example.net), so do not override myhostname with
+# param=value when using bare names.
 #
 # Requires root (postfix runs as root with chroot = n for every service).
 
@@ -109,6 +134,76 @@ postfix_wait_messages() {
     done
     _pf_log "timeout: $count of $n message(s) delivered under $(postfix_maildir "$dir")"
     return 1
+}
+
+# SASL realm of the sasldb entries for a USER without "@". smtpd leaves
+# smtpd_sasl_local_domain empty (so that sasl_username is the bare USER, not
+# USER@realm) and Cyrus then looks the user up in the realm $myhostname, which
+# postfix_start sets to this value. (saslpasswd2's own default realm would be
+# the machine's host name, which differs between machines.)
+_PF_SASL_REALM="mx.example.net"
+
+postfix_enable_sasl() {
+    if (($# != 3)); then
+        _pf_log "usage: postfix_enable_sasl DIR USER PASSWORD"
+        return 2
+    fi
+    local dir="$1" user="$2" pass="$3"
+    if [[ "$dir" != /* || "$dir" =~ [[:space:]] ]]; then
+        _pf_log "DIR must be an absolute path without whitespace: '$dir'"
+        return 2
+    fi
+    if [[ -z "$user" || "$user" =~ [[:space:]] || -z "$pass" || "$pass" == *$'\n'* ]]; then
+        _pf_log "postfix_enable_sasl: USER must be non-empty without whitespace, PASSWORD non-empty without newline"
+        return 2
+    fi
+    if [[ "$(id -u)" -ne 0 ]]; then
+        _pf_log "must run as root"
+        return 1
+    fi
+    local saslpasswd2
+    saslpasswd2="$(command -v saslpasswd2 || true)"
+    if [[ -z "$saslpasswd2" && -x /usr/sbin/saslpasswd2 ]]; then
+        saslpasswd2=/usr/sbin/saslpasswd2
+    fi
+    if [[ -z "$saslpasswd2" ]]; then
+        _pf_log "saslpasswd2 not found (run scripts/install-test-deps.sh)"
+        return 1
+    fi
+
+    # Debian's Postfix (patch 07_sasl_config) ignores cyrus_sasl_config_path
+    # and reads $config_directory/sasl/<smtpd_sasl_path>.conf, here
+    # DIR/etc/sasl/smtpd.conf (then /usr/lib/sasl). postfix_start also sets
+    # cyrus_sasl_config_path to that directory for unpatched builds. smtpd
+    # reads the file once at process start, as the "postfix" user.
+    local sasl="$dir/etc/sasl"
+    mkdir -p "$sasl"
+    chmod 755 "$dir" "$dir/etc" "$sasl"
+    cat >"$sasl/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+sasldb_path: $sasl/sasldb2
+mech_list: PLAIN LOGIN
+EOF
+    chmod 644 "$sasl/smtpd.conf"
+    # A USER of the form local@domain is looked up by Cyrus as user "local"
+    # in realm "domain"; any other USER in the realm $myhostname.
+    local name="$user" realm="$_PF_SASL_REALM"
+    if [[ "$user" == *@* ]]; then
+        name="${user%@*}"
+        realm="${user##*@}"
+    fi
+    # -p: password from stdin without prompt; -c: create the entry (replaces
+    # an existing one); -f: private sasldb instead of /etc/sasldb2.
+    if ! printf '%s' "$pass" |
+        "$saslpasswd2" -f "$sasl/sasldb2" -p -c -u "$realm" "$name" >>"$dir/setup.log" 2>&1; then
+        _pf_log "saslpasswd2 failed for '$user', see $dir/setup.log"
+        tail -n 5 "$dir/setup.log" >&2 || true
+        return 1
+    fi
+    # smtpd opens the sasldb as the unprivileged "postfix" user.
+    chown root:postfix "$sasl/sasldb2"
+    chmod 640 "$sasl/sasldb2"
 }
 
 postfix_start() {
@@ -252,6 +347,24 @@ smtp_dns_support_level = disabled
 smtputf8_enable = no
 EOF
 
+    # SMTP AUTH, only if postfix_enable_sasl was called for this DIR.
+    # Appended before the caller's param=value overrides.
+    if [[ -f "$etc/sasl/smtpd.conf" ]]; then
+        cat >>"$etc/main.cf" <<EOF
+
+# SMTP AUTH (postfix_enable_sasl): Cyrus SASL with a private sasldb, offered
+# without TLS. No permit_sasl_authenticated anywhere: the policy service is
+# asked for authenticated clients too (sasl_username/sasl_method are set).
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = $etc/sasl
+smtpd_sasl_local_domain =
+smtpd_sasl_security_options = noanonymous
+smtpd_tls_auth_only = no
+EOF
+    fi
+
     # Every service runs unchrooted (the private queue has no chroot tree).
     "$postconf" -c "$etc" -F '*/*/chroot = n'
 
@@ -311,7 +424,11 @@ EOF
             return 1
         fi
     done
-    _pf_log "postfix up: smtpd ${hosts[*]} port $port, policy ${policy:-none}, maildir $maildir"
+    local sasl_note=""
+    if [[ -f "$etc/sasl/smtpd.conf" ]]; then
+        sasl_note=", SMTP AUTH on"
+    fi
+    _pf_log "postfix up: smtpd ${hosts[*]} port $port, policy ${policy:-none}, maildir $maildir$sasl_note"
 }
 
 # _pf_alive PID: status 0 if the process or any member of its session lives
