@@ -37,8 +37,9 @@ public struct Engine: Sendable {
             return .decided(Verdict(action: .pass, reason: .trustedClient))
         }
         var dryRun: RuleMatch? = nil
+        let address = IPAddress(query.clientAddress)
         if lists.hasRules {
-            let subject = MatchSubject(query)
+            let subject = MatchSubject(query, fields: lists.fields, address: .some(address))
             if let r = lists.trusted.firstMatch(subject, now: now) {
                 return .decided(Verdict(action: .pass, reason: .trustedClient, rule: r.match))
             }
@@ -57,9 +58,9 @@ public struct Engine: Sendable {
             }
             dryRun = lists.dryRun.firstMatch(subject, now: now)?.match
         }
-        guard let triplet = triplet(for: query) else {
-            let reason: DecisionReason = IPAddress(query.clientAddress) == nil ? .noClientAddress : .noRecipient
-            return .decided(Verdict(action: .pass, reason: reason))
+        guard let address else { return .decided(Verdict(action: .pass, reason: .noClientAddress)) }
+        guard let triplet = triplet(for: query, address: address) else {
+            return .decided(Verdict(action: .pass, reason: .noRecipient))
         }
         return .lookup(triplet, dryRun: dryRun)
     }
@@ -68,6 +69,10 @@ public struct Engine: Sendable {
     /// address or recipient.
     public func triplet(for query: GreylistQuery) -> Triplet? {
         guard let address = IPAddress(query.clientAddress) else { return nil }
+        return triplet(for: query, address: address)
+    }
+
+    func triplet(for query: GreylistQuery, address: IPAddress) -> Triplet? {
         let recipient = AddressNormalizer.recipient(query.recipient)
         guard !recipient.isEmpty else { return nil }
         return Triplet(network: policy.keying.network(of: address),

@@ -10,11 +10,11 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// `[192.0.2.1]`, `IPv6:2001:db8::1` (Sendmail) and a `%zone` suffix.
     public init?(_ text: some StringProtocol) {
         var s = Substring(text)
-        if s.hasPrefix("["), s.hasSuffix("]") { s = s.dropFirst().dropLast() }
-        if s.count > 5, s.prefix(5).lowercased() == "ipv6:" { s = s.dropFirst(5) }
-        if let zone = s.firstIndex(of: "%") { s = s[..<zone] }
-        if s.isEmpty || s.count > 45 { return nil }
-        if s.contains(":") {
+        if s.utf8.first == UInt8(ascii: "["), s.utf8.last == UInt8(ascii: "]") { s = s.dropFirst().dropLast() }
+        if s.utf8.count > 5, s.utf8.prefix(5).map({ $0 | 0x20 }).elementsEqual("ipv6:".utf8) { s = s.dropFirst(5) }
+        if let zone = s.utf8.firstIndex(of: UInt8(ascii: "%")) { s = s[..<zone] }
+        if s.isEmpty || s.utf8.count > 45 { return nil }
+        if s.utf8.contains(UInt8(ascii: ":")) {
             guard let (high, low) = IPAddress.parseV6(s) else { return nil }
             if high == 0 && (low >> 32) == 0xFFFF {
                 self = .v4(UInt32(truncatingIfNeeded: low))

@@ -1,3 +1,4 @@
+import Foundation
 import GreylagCore
 import Testing
 
@@ -135,6 +136,42 @@ func rules(_ field: SelectorField, _ values: String...) throws -> RuleSet {
         #expect(RegexPatternProbe.suffix(#"^mx[0-9]$"#) == nil)
         #expect(RegexPatternProbe.suffix(#"^ab?c$"#) == "c")
         #expect(RegexPatternProbe.suffix(#"(?i)^x\.org$"#) == nil)
+        #expect(RegexPatternProbe.suffix(#"^(?:mail|mx)\d+\.example\.org$"#) == nil)  // alternation
+        #expect(RegexPatternProbe.suffix(#"^(?:mail)\d+\.example\.org$"#) == ".example.org")
+        #expect(RegexPatternProbe.prefix(#"^mx\d+\.example\.com$"#) == "mx")
+        #expect(RegexPatternProbe.prefix(#"^mail-in\.x$"#) == "mail-in.x")
+        #expect(RegexPatternProbe.prefix(#"^p?smtp"#) == nil)
+        #expect(RegexPatternProbe.prefix(#"^smtps?\."#) == "smtp")
+        #expect(RegexPatternProbe.prefix(#"^ab{2}"#) == "a")
+        #expect(RegexPatternProbe.prefix(#"^\d+"#) == nil)
+        #expect(RegexPatternProbe.prefix(#"mx\d+"#) == nil)
+    }
+
+    @Test(arguments: [
+        (#"^smtps?\.example\.org$"#, "smtp.example.org", true), (#"^smtps?\.example\.org$"#, "smtps.example.org", true),
+        (#"^ab{2}c"#, "abbc.example", true), (#"^p?smtp\d"#, "smtp1.example", true),
+        (#"^mx\d+\.example\.com$"#, "xmx1.example.com", false),
+    ])
+    func prefiltersNeverHideAMatch(pattern: String, subject: String, matches: Bool) throws {
+        #expect(try RegexPattern(pattern).matches(subject) == matches)
+    }
+
+    @Test func prefiltersNeverHideAMatchOverPostgreysOwnList() throws {
+        // Every regex of the list postgrey ships, against names built to
+        // match it: with and without the prefilters the answer is the same.
+        let path = "/etc/postgrey/whitelist_clients"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+        let names = ["ms-smtp-01.texas.rr.com", "mail3.telekom.de", "smtp12-g21.free.fr", "postfix1-g2.free.fr",
+                     "odk.fdv.uni-lj.si", "mta1.siol.net", "psmtp9.wxs.nl", "smtp.x.wxs.nl", "m12-34.126.com",
+                     "x.server.arvato-systems.de", "fallback12.mail.ru", "mx1.a.inode.at", "unrelated.example.net"]
+        for line in text.split(separator: "\n") where line.hasPrefix("/") && line.hasSuffix("/") {
+            let source = String(line.dropFirst().dropLast())
+            let pattern = try RegexPattern(source)
+            let plain = try Regex(source).ignoresCase()
+            for name in names {
+                #expect(pattern.matches(name) == ((try? plain.firstMatch(in: name)) != nil), "\(source) vs \(name)")
+            }
+        }
     }
 
     @Test func mostSpecificNetworkAndFieldOrderDecideWhichRuleIsReported() throws {
@@ -159,4 +196,5 @@ func rules(_ field: SelectorField, _ values: String...) throws -> RuleSet {
 /// Exposes the regex prefilter for tests.
 enum RegexPatternProbe {
     static func suffix(_ source: String) -> String? { (try? RegexPattern(source))?.requiredSuffix }
+    static func prefix(_ source: String) -> String? { (try? RegexPattern(source))?.requiredPrefix }
 }

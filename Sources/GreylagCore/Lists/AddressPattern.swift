@@ -67,6 +67,16 @@ public struct MatchAddress: Sendable, Hashable {
     public let baseLocal: String
     public let domain: String
 
+    /// No address (the part was not needed).
+    public static let empty = MatchAddress(full: "", local: "", baseLocal: "", domain: "")
+
+    private init(full: String, local: String, baseLocal: String, domain: String) {
+        self.full = full
+        self.local = local
+        self.baseLocal = baseLocal
+        self.domain = domain
+    }
+
     public init(_ raw: String) {
         let full = AddressNormalizer.withoutBATV(raw)
         self.full = full

@@ -61,7 +61,8 @@ public struct RuleMatch: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The parts of one query that rules look at, prepared once per query:
-/// lower-cased, the address parsed, the envelope addresses split.
+/// lower-cased, the address parsed, the envelope addresses split. Only the
+/// parts some rule looks at are prepared.
 public struct MatchSubject: Sendable {
     public let address: IPAddress?
     /// Verified client host name, lower-cased; empty when unknown.
@@ -70,12 +71,52 @@ public struct MatchSubject: Sendable {
     public let sender: MatchAddress
     public let recipient: MatchAddress
 
-    public init(_ query: GreylistQuery) {
-        address = IPAddress(query.clientAddress)
-        let name = query.clientName.lowercased().trimmingTrailingDot()
-        clientName = name == "unknown" ? "" : name
-        helo = query.heloName.lowercased().trimmingTrailingDot()
-        sender = MatchAddress(query.sender)
-        recipient = MatchAddress(query.recipient)
+    /// `address` is the client address when the caller parsed it already.
+    public init(_ query: GreylistQuery, fields: SelectorFields = .all, address: IPAddress?? = nil) {
+        if let given = address { self.address = given } else {
+            self.address = fields.contains(.client) ? IPAddress(query.clientAddress) : nil
+        }
+        if fields.contains(.clientName) {
+            let name = query.clientName.asciiLowercased().trimmingTrailingDot()
+            clientName = name == "unknown" ? "" : name
+        } else {
+            clientName = ""
+        }
+        helo = fields.contains(.helo) ? query.heloName.asciiLowercased().trimmingTrailingDot() : ""
+        sender = fields.contains(.sender) ? MatchAddress(query.sender) : .empty
+        recipient = fields.contains(.recipient) ? MatchAddress(query.recipient) : .empty
+    }
+}
+
+/// Which parts of a query a set of rules looks at.
+public struct SelectorFields: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let client = SelectorFields(rawValue: 1)
+    public static let clientName = SelectorFields(rawValue: 2)
+    public static let helo = SelectorFields(rawValue: 4)
+    /// The sender address or its domain.
+    public static let sender = SelectorFields(rawValue: 8)
+    /// The recipient address or its domain.
+    public static let recipient = SelectorFields(rawValue: 16)
+    public static let all: SelectorFields = [.client, .clientName, .helo, .sender, .recipient]
+
+    init(_ field: SelectorField) {
+        switch field {
+        case .client: self = .client
+        case .clientName: self = .clientName
+        case .helo: self = .helo
+        case .sender, .senderDomain: self = .sender
+        case .recipient, .recipientDomain: self = .recipient
+        }
+    }
+}
+
+extension String {
+    /// Lower-cased, with a fast path for ASCII (host names and most addresses).
+    func asciiLowercased() -> String {
+        if utf8.allSatisfy({ $0 < 0x80 && !($0 >= 0x41 && $0 <= 0x5A) }) { return self }
+        if utf8.contains(where: { $0 >= 0x80 }) { return lowercased() }
+        return String(decoding: utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 }

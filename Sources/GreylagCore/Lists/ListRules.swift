@@ -27,6 +27,11 @@ public struct ListRules: Sendable {
 
     public init() {}
 
+    /// The parts of a query any of the rules looks at.
+    var fields: SelectorFields {
+        trusted.fields.union(blacklist.fields).union(whitelist.fields).union(scope.fields).union(dryRun.fields)
+    }
+
     /// Whether any rule could apply; false lets the engine skip preparing
     /// a match subject.
     var hasRules: Bool {

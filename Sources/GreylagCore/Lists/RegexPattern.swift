@@ -5,19 +5,42 @@
 ///
 /// Matching a regex costs far more than a hash lookup, so a pattern that
 /// ends in `$` after literal text (`\.example\.com$`) keeps that text as a
-/// required suffix and is only run on subjects that end with it.
+/// required suffix, one that starts with `^` and literal text (`^mx\d+`)
+/// keeps a required prefix, and it is only run on subjects that have them.
 public struct RegexPattern: Hashable, Sendable, CustomStringConvertible {
-    /// The expression as written, without the slashes.
-    public let source: String
-    /// Lower-cased literal text every match must end with, if known.
-    public let requiredSuffix: String?
+    /// One reference, so lists of patterns are cheap to walk.
     private let box: Box
+
+    /// The expression as written, without the slashes.
+    public var source: String { box.source }
+    /// Lower-cased literal text every match must end with, if known.
+    public var requiredSuffix: String? { box.suffix.isEmpty ? nil : String(decoding: box.suffix, as: UTF8.self) }
+    /// Lower-cased literal text every match must start with, if known.
+    public var requiredPrefix: String? { box.prefix.isEmpty ? nil : String(decoding: box.prefix, as: UTF8.self) }
 
     /// `Regex` is not `Sendable`; the box holds one that is compiled at
     /// creation and only read afterwards.
     private final class Box: @unchecked Sendable {
+        let source: String
         let regex: Regex<AnyRegexOutput>
-        init(_ regex: Regex<AnyRegexOutput>) { self.regex = regex }
+        let suffix: [UInt8]
+        let prefix: [UInt8]
+
+        init(source: String, regex: Regex<AnyRegexOutput>, suffix: String?, prefix: String?) {
+            self.source = source
+            self.regex = regex
+            self.suffix = Array((suffix ?? "").utf8)
+            self.prefix = Array((prefix ?? "").utf8)
+        }
+
+        func matches(_ subject: String) -> Bool {
+            let u = subject.utf8
+            if !suffix.isEmpty {
+                guard u.count >= suffix.count, u.reversed().starts(with: suffix.reversed()) else { return false }
+            }
+            if !prefix.isEmpty && !u.starts(with: prefix) { return false }
+            return (try? regex.firstMatch(in: subject)) != nil
+        }
     }
 
     /// Compiles `source`; throws with the compiler's message if it is not a
@@ -31,29 +54,65 @@ public struct RegexPattern: Hashable, Sendable, CustomStringConvertible {
             throw ListSyntaxError("bad regular expression /\(source)/: \(error)")
         }
         _ = try? regex.firstMatch(in: "")  // compile now, before the value is shared
-        self.source = source
-        self.requiredSuffix = Self.literalSuffix(of: source)
-        self.box = Box(regex)
+        box = Box(source: source, regex: regex, suffix: Self.literalSuffix(of: source),
+                  prefix: Self.literalPrefix(of: source))
     }
 
     /// Whether the expression matches somewhere in `subject`, which the
     /// caller has lower-cased.
-    public func matches(_ subject: String) -> Bool {
-        if let suffix = requiredSuffix, !subject.hasSuffix(suffix) { return false }
-        return (try? box.regex.firstMatch(in: subject)) != nil
-    }
+    public func matches(_ subject: String) -> Bool { box.matches(subject) }
 
     public static func == (a: RegexPattern, b: RegexPattern) -> Bool { a.source == b.source }
     public func hash(into hasher: inout Hasher) { hasher.combine(source) }
     public var description: String { "/\(source)/" }
+
+    /// The literal text after a leading `^`, lower-cased, or nil. A literal
+    /// followed by a quantifier (`?`, `*`, `+`, `{`) is left out with all
+    /// that follows, as it may be absent or repeated.
+    static func literalPrefix(of source: String) -> String? {
+        let chars = Array(source)
+        guard chars.count >= 2, chars[0] == "^", !chars.contains("|"), !hasInlineOptions(source) else { return nil }
+        var out: [Character] = []
+        var i = 1
+        while i < chars.count {
+            let c = chars[i]
+            if c == "?" || c == "*" || c == "+" || c == "{" {
+                if !out.isEmpty { out.removeLast() }
+                break
+            }
+            if c == "\\" {
+                guard i + 1 < chars.count, ".-_@".contains(chars[i + 1]) else { break }
+                out.append(chars[i + 1])
+                i += 2
+                continue
+            }
+            guard c.isLetter || c.isNumber || c == "-" || c == "_" || c == "@" else { break }
+            out.append(c)
+            i += 1
+        }
+        // An escaped literal or plain one directly before a quantifier was
+        // removed above; the last kept one is followed by a non-quantifier.
+        guard !out.isEmpty else { return nil }
+        return String(out).lowercased()
+    }
+
+    /// Inline options such as `(?x)` or `(?i-s:...)` can change what text
+    /// means; groups `(?:`, `(?=`, `(?!`, `(?<` do not.
+    static func hasInlineOptions(_ source: String) -> Bool {
+        let c = Array(source)
+        for i in c.indices.dropLast(2) where c[i] == "(" && c[i + 1] == "?" {
+            let next = c[i + 2]
+            if next.isLetter || next == "-" || next == "^" { return true }
+        }
+        return false
+    }
 
     /// The literal text before a final unescaped `$`, lower-cased, or nil
     /// when the expression has no such tail or could match otherwise
     /// (alternation, inline options, escapes other than `\.` `\-`).
     static func literalSuffix(of source: String) -> String? {
         let chars = Array(source)
-        guard chars.count >= 2, chars.last == "$", !chars.contains("|"),
-              !source.contains("(?") else { return nil }
+        guard chars.count >= 2, chars.last == "$", !chars.contains("|"), !hasInlineOptions(source) else { return nil }
         // The `$` itself must not be escaped.
         var slashes = 0
         var j = chars.count - 2

@@ -13,6 +13,8 @@ public struct RuleSet: Sendable {
     private var addresses: [AddressTable] = Array(repeating: AddressTable(), count: SelectorField.allCases.count)
     /// Every rule, in the order added.
     public private(set) var rules: [ListRule] = []
+    /// The parts of a query the rules look at.
+    public private(set) var fields: SelectorFields = []
 
     public init(_ rules: [ListRule] = []) {
         for r in rules { add(r) }
@@ -23,6 +25,7 @@ public struct RuleSet: Sendable {
 
     public mutating func add(_ rule: ListRule) {
         rules.append(rule)
+        fields.insert(SelectorFields(rule.field))
         switch rule.pattern {
         case .network(let n): networks.add(n, rule)
         case .name(let p): names[rule.field.index].add(p, rule)
@@ -92,34 +95,41 @@ private struct NetworkTable: Sendable {
 /// Names: exact, domain-and-below and below-only entries in dictionaries,
 /// looked up for the name and each parent of it; regexes after.
 private struct NameTable: Sendable {
-    var exact: [String: [ListRule]] = [:]
-    var domain: [String: [ListRule]] = [:]
-    var below: [String: [ListRule]] = [:]
-    var regexes: [(RegexPattern, ListRule)] = []
+    // Substring keys: parents of a name are looked up without copying them.
+    var exact: [Substring: [ListRule]] = [:]
+    var domain: [Substring: [ListRule]] = [:]
+    var below: [Substring: [ListRule]] = [:]
+    // Parallel arrays: the loop touches only the patterns.
+    var regexes: [RegexPattern] = []
+    var regexRules: [ListRule] = []
     var isEmpty = true
 
     mutating func add(_ p: NamePattern, _ rule: ListRule) {
         isEmpty = false
         switch p {
-        case .exact(let n): exact[n, default: []].append(rule)
-        case .domain(let d): domain[d, default: []].append(rule)
-        case .subdomains(let d): below[d, default: []].append(rule)
-        case .regex(let r): regexes.append((r, rule))
+        case .exact(let n): exact[Substring(n), default: []].append(rule)
+        case .domain(let d): domain[Substring(d), default: []].append(rule)
+        case .subdomains(let d): below[Substring(d), default: []].append(rule)
+        case .regex(let r):
+            regexes.append(r)
+            regexRules.append(rule)
         }
     }
 
     func match(_ name: String, now: Int64) -> ListRule? {
         if isEmpty || name.isEmpty { return nil }
-        if let r = live(exact[name], now) ?? live(domain[name], now) { return r }
+        let whole = Substring(name)
+        if let r = live(exact[whole], now) ?? live(domain[whole], now) { return r }
         if !domain.isEmpty || !below.isEmpty {
-            var rest = Substring(name)
-            while let dot = rest.firstIndex(of: ".") {
-                rest = rest[rest.index(after: dot)...]
-                let parent = String(rest)
+            let u = name.utf8
+            var i = u.startIndex
+            while let dot = u[i...].firstIndex(of: UInt8(ascii: ".")) {
+                i = u.index(after: dot)
+                let parent = name[i...]
                 if let r = live(domain[parent], now) ?? live(below[parent], now) { return r }
             }
         }
-        for (regex, rule) in regexes where rule.live(at: now) && regex.matches(name) { return rule }
+        for i in regexes.indices where regexes[i].matches(name) && regexRules[i].live(at: now) { return regexRules[i] }
         return nil
     }
 }
@@ -130,7 +140,8 @@ private struct AddressTable: Sendable {
     var whole: [String: [ListRule]] = [:]
     var locals: [String: [ListRule]] = [:]
     var domains = NameTable()
-    var regexes: [(RegexPattern, ListRule)] = []
+    var regexes: [RegexPattern] = []
+    var regexRules: [ListRule] = []
     var nullSender: [ListRule] = []
     var isEmpty = true
 
@@ -140,7 +151,9 @@ private struct AddressTable: Sendable {
         case .address(let l, let d): whole["\(l)@\(d)", default: []].append(rule)
         case .localPart(let l): locals[l, default: []].append(rule)
         case .domain(let n): domains.add(n, rule)
-        case .regex(let r): regexes.append((r, rule))
+        case .regex(let r):
+            regexes.append(r)
+            regexRules.append(rule)
         case .nullSender: nullSender.append(rule)
         }
     }
@@ -157,7 +170,7 @@ private struct AddressTable: Sendable {
             if a.baseLocal != a.local, let r = live(locals[a.baseLocal], now) { return r }
         }
         if let r = domains.match(a.domain, now: now) { return r }
-        for (regex, rule) in regexes where rule.live(at: now) && regex.matches(a.full) { return rule }
+        for i in regexes.indices where regexes[i].matches(a.full) && regexRules[i].live(at: now) { return regexRules[i] }
         return nil
     }
 }
