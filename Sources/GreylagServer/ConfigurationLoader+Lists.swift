@@ -103,15 +103,7 @@ extension Reader {
         let k = "\(section).\(key)"
         if let field = SelectorField(configKey: key) {
             guard let items = strings(k, value) else { return }
-            for item in items {
-                let line = locator.line(of: k, item: item)
-                do {
-                    spec.rules.append(try ListRule(field: field, text: item,
-                                                   origin: "\(file):\(line.map(String.init) ?? "?") \(k)"))
-                } catch {
-                    fail(k, item: item, error.message)
-                }
-            }
+            spec.rules += rules(field, items, key: k)
         } else if let format = Self.fileFormats[key] {
             guard let paths = strings(k, value) else { return }
             for path in paths {
@@ -142,6 +134,21 @@ extension Reader {
         }
     }
 
+    /// The rules of the items of one array key, each with origin
+    /// `FILE:LINE KEY`; items that do not parse are reported at their line.
+    mutating func rules(_ field: SelectorField, _ items: [String], key: String) -> [ListRule] {
+        var out: [ListRule] = []
+        for item in items {
+            let line = locator.line(of: key, item: item).map(String.init) ?? "?"
+            do {
+                out.append(try ListRule(field: field, text: item, origin: "\(file):\(line) \(key)"))
+            } catch {
+                fail(key, item: item, error.message)
+            }
+        }
+        return out
+    }
+
     mutating func readExemptions(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         for (key, value) in t {
             let k = "exemptions.\(key)"
@@ -150,16 +157,7 @@ extension Reader {
                 if let v = boolean(k, value) { c.lists.exemptAuthenticated = v }
             case "trusted_networks":
                 guard let items = strings(k, value) else { continue }
-                var rules: [ListRule] = []
-                for item in items {
-                    do {
-                        rules.append(try ListRule(field: .client, text: item,
-                                                  origin: "\(file):\(locator.line(of: k, item: item).map(String.init) ?? "?") \(k)"))
-                    } catch {
-                        fail(k, item: item, error.message)
-                    }
-                }
-                c.lists.trusted = RuleSet(rules)
+                c.lists.trusted = RuleSet(rules(.client, items, key: k))
             default:
                 fail(k, "unknown key; expected authenticated or trusted_networks")
             }

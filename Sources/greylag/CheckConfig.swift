@@ -21,6 +21,23 @@ struct CheckConfig: AsyncParsableCommand {
             sender normalisation \(p.normalizeSender ? "on" : "off")\(p.dryRun ? ", DRY RUN" : "")
             policy: \(config.policyListeners.map(\.description).joined(separator: ", "))
             store: sqlite:\(config.storePath) (synchronous \(config.synchronous.rawValue))
+            lists: \(Self.describe(config.lists))
+            exemptions: authenticated clients \(config.lists.exemptAuthenticated ? "pass" : "are greylisted"), \
+            trusted networks \(config.lists.trusted.rules.map(\.text).joined(separator: ", ").ifEmpty("none"))
+            list files: \(config.listFiles.joined(separator: ", ").ifEmpty("none"))
+            admin socket: \(config.adminSocketPath ?? "off")
             """)
     }
+}
+
+extension CheckConfig {
+    static func describe(_ l: ListRules) -> String {
+        let builtin = l.whitelist.rules.filter { $0.origin.hasPrefix("builtin:") }.count
+        return "whitelist \(l.whitelist.count) rules (\(builtin) built-in), blacklist \(l.blacklist.count), "
+            + "scope \(l.scopeMode.rawValue) \(l.scope.count), dry run \(l.dryRun.count)"
+    }
+}
+
+extension String {
+    func ifEmpty(_ other: String) -> String { isEmpty ? other : self }
 }
