@@ -210,8 +210,7 @@ public struct AdminService: Sendable {
 
     /// Re-reads the manual entries into the running daemon.
     private func refresh() async throws {
-        guard let service else { return }
-        service.setManualEntries(try await store.manualEntries())
+        try await service?.refreshManualEntries()
     }
 
     /// List, field and canonical value of an add/remove request.

@@ -66,6 +66,17 @@ final class AdminConnectionHandler: ChannelInboundHandler, Sendable {
         channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            logger.warning("admin socket: no complete request within \(Self.requestTimeout) s, closing")
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Seconds a client may take to send its request.
+    static let requestTimeout: Int64 = 30
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }

@@ -63,7 +63,7 @@ actor ConfigReloader {
 
     private func reloadManualEntries() async {
         do {
-            service.setManualEntries(try await service.store.manualEntries())
+            try await service.refreshManualEntries()
         } catch {
             logger.error("reload: cannot read manual entries, keeping the ones in force: \(error)")
         }

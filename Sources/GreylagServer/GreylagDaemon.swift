@@ -67,7 +67,7 @@ public final class GreylagDaemon: Service {
         let service = GreylistService(policy: config.policy, lists: config.lists, replies: Self.replies(config),
                                       store: store, failureMode: config.failureMode, logger: logger, clock: clock)
         do {
-            service.setManualEntries(try await store.manualEntries())
+            try await service.refreshManualEntries()
         } catch {
             logger.critical("cannot read manual list entries from the store: \(error)")
             try? await store.close()
@@ -195,7 +195,10 @@ public final class GreylagDaemon: Service {
                 .serverChannelOption(.backlog, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(AdminConnectionHandler(admin: admin, logger: logger))
+                        try channel.pipeline.syncOperations.addHandlers([
+                            IdleStateHandler(readTimeout: .seconds(AdminConnectionHandler.requestTimeout)),
+                            AdminConnectionHandler(admin: admin, logger: logger),
+                        ])
                     }
                 }
                 .bind(unixDomainSocketPath: path).get()

@@ -16,7 +16,11 @@ public final class GreylistService: Sendable {
         /// The configuration's list rules, before manual entries are added.
         var configLists: ListRules
         var manual: [ManualEntry] = []
+        /// The ticket of the manual entries in force (see `refreshManualEntries`).
+        var manualTicket: UInt64 = 0
     }
+
+    private let manualTickets = Atomic<UInt64>(0)
 
     private let state: Mutex<State>
     public let store: any GreylistStore
@@ -58,9 +62,16 @@ public final class GreylistService: Sendable {
         }
     }
 
-    /// Puts a new set of manual entries (as read from the store) in force.
-    public func setManualEntries(_ entries: [ManualEntry]) {
+    /// Reads the manual entries from the store and puts them in force.
+    /// Concurrent refreshes may finish in any order; a ticket taken before
+    /// each read makes sure the last read started wins, and it sees every
+    /// change written before any refresh was asked for.
+    public func refreshManualEntries() async throws {
+        let ticket = manualTickets.add(1, ordering: .sequentiallyConsistent).newValue
+        let entries = try await store.manualEntries()
         state.withLock { s in
+            guard ticket > s.manualTicket else { return }
+            s.manualTicket = ticket
             s.manual = entries
             s.engine.lists = Self.merged(s.configLists, entries, logger: logger)
         }

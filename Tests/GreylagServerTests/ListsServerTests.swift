@@ -158,6 +158,26 @@ let defer300 = "action=DEFER_IF_PERMIT Greylisted, please try again in 300 secon
         #expect(!FileManager.default.fileExists(atPath: socket))  // removed at shutdown
     }
 
+    @Test func concurrentAddsAreAllInForce() async throws {
+        let dir = TemporaryDirectory()
+        let socket = dir.path + "/admin.sock"
+        try await withDaemon(configure: { $0.adminSocket = .path(socket) }) { addresses, _ in
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 1...20 {
+                    group.addTask {
+                        try await AdminClient.request(AdminRequest(command: .add, list: .whitelist, field: .client,
+                                                                   value: "10.9.\(i).0/24"), socket: socket).ok
+                    }
+                }
+                for try await ok in group { #expect(ok) }
+            }
+            let c = try await PolicyTestClient(addresses[0])
+            for i in 1...20 {
+                #expect(try await c.ask(request(client: "10.9.\(i).1")) == "action=DUNNO", "entry \(i)")
+            }
+        }
+    }
+
     @Test func garbageOnTheAdminSocketGetsAnErrorAndTheDaemonCarriesOn() async throws {
         let dir = TemporaryDirectory()
         let socket = dir.path + "/admin.sock"
