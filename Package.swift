@@ -21,13 +21,17 @@ let package = Package(
             "GreylagCore",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        .target(name: "Milter", dependencies: [
+            "GreylagCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .target(name: "GreylagStore", dependencies: [
             "GreylagCore",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         .target(name: "GreylagServer", dependencies: [
-            "GreylagCore", "PolicyProtocol", "GreylagStore",
+            "GreylagCore", "PolicyProtocol", "Milter", "GreylagStore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -50,6 +54,11 @@ let package = Package(
             "PolicyProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOTestUtils", package: "swift-nio"),
+        ]),
+        .testTarget(name: "MilterTests", dependencies: [
+            "Milter",
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOTestUtils", package: "swift-nio"),
         ]),
         .testTarget(name: "GreylagStoreTests", dependencies: ["GreylagStore"]),

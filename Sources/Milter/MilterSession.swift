@@ -1,0 +1,220 @@
+import GreylagCore
+
+/// How the milter words its replies and headers.
+public struct MilterReplyConfig: Sendable, Hashable {
+    /// Which `X-Greylist` header is added at end of message.
+    public enum HeaderMode: String, Sendable, Hashable, CaseIterable {
+        case none
+        /// Only on mail that was delayed: `Delayed for HH:MM:SS by ...`.
+        case delayed
+        /// Only on mail that passed without delay: `... not delayed by ...`.
+        case whitelisted
+        case all
+    }
+
+    /// SMTP code and enhanced code for a deferred recipient.
+    public var deferCode = "451 4.7.1"
+    /// Text after the code; placeholders as in `ReplyTemplate`.
+    public var deferText = "Greylisting in action, please come back in {hms}"
+    /// SMTP code and enhanced code for a refused recipient.
+    public var rejectCode = "550 5.7.1"
+    public var rejectText = "Refused by greylag policy"
+    public var header: HeaderMode = .delayed
+    /// Program name and version in the header, e.g. `greylag-0.1.0`.
+    public var software = "greylag"
+    /// Host name in the header when the MTA sends no `j` macro.
+    public var hostname = "localhost"
+
+    public init() {}
+}
+
+/// Per-connection milter logic: option negotiation, what each command means
+/// for greylisting, and how verdicts become replies. Pure: the handler
+/// performs the actions it returns.
+///
+/// One connection carries one SMTP session (and, after `K`, the next one);
+/// a message starts at MAIL and ends at end of message or `A`. Each
+/// recipient is decided on its own; the end of message adds at most one
+/// `X-Greylist` header.
+public struct MilterSession: Sendable {
+    public var config: MilterReplyConfig
+
+    /// What the MTA is to be sent.
+    public enum Action: Sendable, Hashable {
+        case reply([MilterResponse])
+        /// Nothing: the command expects no reply.
+        case none
+        /// Ask for a greylisting decision, then call `verdictReceived`.
+        case decide(GreylistQuery)
+    }
+
+    /// Protocol flags agreed in negotiation (0 until then: reply to all).
+    private(set) var agreedFlags: UInt32 = 0
+    private(set) var mayAddHeaders = false
+    private var macros: [UInt8: [String: String]] = [:]
+    private var clientAddress = ""
+    private var clientName = ""
+    private var helo = ""
+    private var sender = ""
+    private var lastQuery: GreylistQuery? = nil
+    /// Longest delay of a recipient of this message that passed after its delay.
+    private var messageDelayed: Int64? = nil
+    /// Why a recipient of this message passed without delay.
+    private var messageNotDelayed: DecisionReason? = nil
+
+    public init(config: MilterReplyConfig) {
+        self.config = config
+    }
+
+    /// The flags greylag asks for: no headers, body, end of headers,
+    /// unknown commands or DATA, and no replies where it has nothing to say.
+    static let wantedFlags: UInt32 = MilterFlags.noBody | MilterFlags.noHeaders | MilterFlags.noEndOfHeaders
+        | MilterFlags.noUnknown | MilterFlags.noData | MilterFlags.noReplyConnect | MilterFlags.noReplyHelo
+        | MilterFlags.noReplyMail | MilterFlags.noReplyData | MilterFlags.noReplyUnknown
+        | MilterFlags.noReplyEndOfHeaders | MilterFlags.noReplyBody | MilterFlags.noReplyHeader
+
+    /// A command arrived; `now` dates a header added at end of message.
+    public mutating func received(_ command: MilterCommand, now: Int64) -> Action {
+        switch command {
+        case .optionNegotiation(let version, let actions, let offered):
+            // Never ask for a bit the MTA did not offer: both MTAs abort.
+            agreedFlags = Self.wantedFlags & offered
+            let wantHeaders = config.header != .none && actions & MilterFlags.addHeaders != 0
+            mayAddHeaders = wantHeaders
+            return .reply([.negotiate(version: min(version, 6), actions: wantHeaders ? MilterFlags.addHeaders : 0,
+                                      protocolFlags: agreedFlags)])
+        case .macros(let stage, let list):
+            var values: [String: String] = [:]
+            for m in list { values[m.name] = m.value }
+            macros[stage] = values
+            return .none
+        case .connect(let host, let family, _, let address):
+            resetConnection()
+            if family == UInt8(ascii: "4") || family == UInt8(ascii: "6") {
+                clientAddress = address.hasPrefix("IPv6:") ? String(address.dropFirst(5)) : address
+            }
+            // Postfix writes an unverified name as "[192.0.2.1]".
+            clientName = host.hasPrefix("[") || host == "unknown" ? "" : host
+            return reply(unless: MilterFlags.noReplyConnect)
+        case .helo(let name):
+            helo = name
+            return reply(unless: MilterFlags.noReplyHelo)
+        case .mail(let args):
+            resetMessage()
+            sender = Self.bare(args.first ?? "")
+            return reply(unless: MilterFlags.noReplyMail)
+        case .rcpt(let args):
+            let query = GreylistQuery(stage: .rcpt, clientAddress: clientAddress, clientName: clientName,
+                                      heloName: helo, sender: sender, recipient: Self.bare(args.first ?? ""),
+                                      authenticatedUser: macro("auth_authen", stage: "M"), origin: "milter")
+            lastQuery = query
+            return .decide(query)
+        case .data: return reply(unless: MilterFlags.noReplyData)
+        case .header: return reply(unless: MilterFlags.noReplyHeader)
+        case .endOfHeaders: return reply(unless: MilterFlags.noReplyEndOfHeaders)
+        case .body: return reply(unless: MilterFlags.noReplyBody)
+        case .unknown: return reply(unless: MilterFlags.noReplyUnknown)
+        case .endOfMessage:
+            var out: [MilterResponse] = []
+            if mayAddHeaders, let value = headerValue(now: now) { out.append(.addHeader(name: "X-Greylist", value: value)) }
+            out.append(.continue)
+            resetMessage()
+            return .reply(out)
+        case .abort:
+            resetMessage()
+            return .none
+        case .quit:
+            return .none
+        case .quitNewConnection:
+            resetConnection()
+            return .none
+        }
+    }
+
+    /// The decision for the recipient asked about arrived.
+    public mutating func verdictReceived(_ verdict: Verdict) -> MilterResponse {
+        let query = lastQuery ?? GreylistQuery(clientAddress: clientAddress, sender: sender, recipient: "")
+        switch verdict.action {
+        case .defer:
+            return .replyCode(Self.replyText(config.deferCode, ReplyTemplate.expand(config.deferText, verdict: verdict, query: query)))
+        case .reject:
+            return .replyCode(Self.replyText(config.rejectCode, ReplyTemplate.expand(config.rejectText, verdict: verdict, query: query)))
+        case .pass:
+            if let d = verdict.delayed, d > 0 {
+                messageDelayed = max(messageDelayed ?? 0, d)
+            } else if messageNotDelayed == nil {
+                messageNotDelayed = verdict.reason
+            }
+            return .continue
+        }
+    }
+
+    /// The X-Greylist value for this message, or nil for none.
+    func headerValue(now: Int64) -> String? {
+        let by = "by \(config.software) (\(serverName)); \(MailDate.format(epochSeconds: now))"
+        if let d = messageDelayed, config.header == .delayed || config.header == .all {
+            return "Delayed for \(DurationText.clock(d)) \(by)"
+        }
+        if let reason = messageNotDelayed, config.header == .whitelisted || config.header == .all {
+            switch reason {
+            case .authenticated: return "Sender succeeded SMTP AUTH, not delayed \(by)"
+            case .trustedClient: return "Sender IP whitelisted, not delayed \(by)"
+            case .whitelisted, .recipientOptedOut, .recipientNotOptedIn: return "Sender whitelisted, not delayed \(by)"
+            case .clientAutowhitelisted, .knownTriplet:
+                return "IP, sender and recipient auto-whitelisted, not delayed \(by)"
+            default: return nil
+            }
+        }
+        return nil
+    }
+
+    /// `host [address]` of the MTA, from its macros.
+    var serverName: String {
+        let host = macro("j", stage: "C").isEmpty ? config.hostname : macro("j", stage: "C")
+        let address = macro("daemon_addr", stage: "C").isEmpty ? macro("if_addr", stage: "C") : macro("daemon_addr", stage: "C")
+        return address.isEmpty ? host : "\(host) [\(address)]"
+    }
+
+    private func macro(_ name: String, stage: Character) -> String {
+        macros[stage.asciiValue!]?[name] ?? ""
+    }
+
+    private func reply(unless flag: UInt32) -> Action {
+        agreedFlags & flag != 0 ? .none : .reply([.continue])
+    }
+
+    private mutating func resetMessage() {
+        sender = ""
+        lastQuery = nil
+        messageDelayed = nil
+        messageNotDelayed = nil
+    }
+
+    private mutating func resetConnection() {
+        resetMessage()
+        clientAddress = ""
+        clientName = ""
+        helo = ""
+        macros = macros.filter { $0.key == UInt8(ascii: "C") }
+    }
+
+    /// An address without angle brackets.
+    static func bare(_ s: String) -> String {
+        s.hasPrefix("<") && s.hasSuffix(">") && s.count >= 2 ? String(s.dropFirst().dropLast()) : s
+    }
+
+    /// `CODE TEXT` with `%` doubled (libmilter formats the text) and line
+    /// breaks removed.
+    static func replyText(_ code: String, _ text: String) -> String {
+        let clean = text.replacingPercent().filter { $0 != "\r" && $0 != "\n" }
+        return clean.isEmpty ? code : "\(code) \(clean)"
+    }
+}
+
+extension String {
+    func replacingPercent() -> String {
+        var out = ""
+        for c in self { out += c == "%" ? "%%" : String(c) }
+        return out
+    }
+}

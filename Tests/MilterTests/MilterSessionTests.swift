@@ -1,0 +1,142 @@
+import GreylagCore
+import Milter
+import Testing
+
+/// The session, one line per step.
+@Suite struct MilterSessionTests {
+    let now: Int64 = 1_700_000_000
+    var config: MilterReplyConfig {
+        var c = MilterReplyConfig()
+        c.software = "greylag-9.9"
+        c.header = .all
+        return c
+    }
+
+    @Test func negotiatesOnlyWhatIsOfferedAndNeeded() {
+        var s = MilterSession(config: config)
+        // Postfix, protocol 6: everything offered; greylag asks for no body,
+        // headers, EOH, unknown or DATA, and no replies except RCPT and EOM.
+        #expect(s.received(.optionNegotiation(version: 6, actions: 0x1FF, protocolFlags: 0x1F_FFFF), now: now)
+                == .reply([.negotiate(version: 6, actions: 0x01, protocolFlags: 0x0F_73F0)]))
+        // Protocol 2 (mask 0x7F): only the "no" bits it knows, no NR_* bits.
+        var old = MilterSession(config: config)
+        #expect(old.received(.optionNegotiation(version: 2, actions: 0x1FF, protocolFlags: 0x7F), now: now)
+                == .reply([.negotiate(version: 2, actions: 0x01, protocolFlags: 0x70)]))
+        #expect(old.received(.connect(host: "h", family: UInt8(ascii: "4"), port: 1, address: "192.0.2.1"), now: now)
+                == .reply([.continue]))  // without NR_CONN a reply is due
+        // A newer MTA than greylag knows gets version 6; no header action without headers wanted.
+        var c = config
+        c.header = .none
+        var quiet = MilterSession(config: c)
+        #expect(quiet.received(.optionNegotiation(version: 7, actions: 0x1FF, protocolFlags: 0x1F_FFFF), now: now)
+                == .reply([.negotiate(version: 6, actions: 0, protocolFlags: 0x0F_73F0)]))
+    }
+
+    func connected(_ s: inout MilterSession, host: String = "mail.example.org", address: String = "198.51.100.7",
+                   family: Character = "4") {
+        _ = s.received(.optionNegotiation(version: 6, actions: 0x1FF, protocolFlags: 0x1F_FFFF), now: now)
+        _ = s.received(.macros(stage: UInt8(ascii: "C"), [MilterMacro("j", "mx.example.net"),
+                                                          MilterMacro("daemon_addr", "192.0.2.25")]), now: now)
+        #expect(s.received(.connect(host: host, family: family.asciiValue!, port: 25, address: address), now: now) == .none)
+        #expect(s.received(.helo("mail.example.org"), now: now) == .none)
+    }
+
+    @Test func eachRecipientIsDecidedOnItsOwnAndTheHeaderSaysHowLong() {
+        var s = MilterSession(config: config)
+        connected(&s)
+        #expect(s.received(.mail(["<a@example.org>"]), now: now) == .none)
+        guard case .decide(let q1) = s.received(.rcpt(["<b@example.net>"]), now: now) else {
+            Issue.record("RCPT must ask for a decision"); return
+        }
+        #expect(q1 == GreylistQuery(stage: .rcpt, clientAddress: "198.51.100.7", clientName: "mail.example.org",
+                                    heloName: "mail.example.org", sender: "a@example.org", recipient: "b@example.net",
+                                    origin: "milter"))
+        #expect(s.verdictReceived(Verdict(action: .defer, reason: .tooEarly, timeLeft: 252))
+                == .replyCode("451 4.7.1 Greylisting in action, please come back in 00:04:12"))
+        guard case .decide = s.received(.rcpt(["<c@example.net>"]), now: now) else { Issue.record("no decide"); return }
+        #expect(s.verdictReceived(Verdict(action: .pass, reason: .delayElapsed, delayed: 754)) == .continue)
+        #expect(s.received(.endOfMessage, now: now) == .reply([
+            .addHeader(name: "X-Greylist", value: "Delayed for 00:12:34 by greylag-9.9 (mx.example.net [192.0.2.25]); "
+                       + MailDate.format(epochSeconds: now)),
+            .continue]))
+    }
+
+    @Test func whitelistedAuthenticatedAndRejectedRecipients() {
+        var s = MilterSession(config: config)
+        connected(&s, host: "[198.51.100.7]")  // unverified name
+        _ = s.received(.macros(stage: UInt8(ascii: "M"), [MilterMacro("auth_authen", "alice")]), now: now)
+        _ = s.received(.mail(["<a@example.org>"]), now: now)
+        guard case .decide(let q) = s.received(.rcpt(["<b@example.net>"]), now: now) else { Issue.record("no decide"); return }
+        #expect(q.authenticatedUser == "alice" && q.clientName == "")
+        #expect(s.verdictReceived(Verdict(action: .pass, reason: .authenticated)) == .continue)
+        #expect(s.received(.endOfMessage, now: now) == .reply([
+            .addHeader(name: "X-Greylist", value: "Sender succeeded SMTP AUTH, not delayed by greylag-9.9 "
+                       + "(mx.example.net [192.0.2.25]); " + MailDate.format(epochSeconds: now)),
+            .continue]))
+        // Next message on the same connection: a refused recipient, text with % doubled.
+        var c = config
+        c.rejectText = "100% refused for {sender}"
+        s.config = c
+        _ = s.received(.mail(["<x@spam.example>"]), now: now)
+        _ = s.received(.rcpt(["<b@example.net>"]), now: now)
+        #expect(s.verdictReceived(Verdict(action: .reject, reason: .blacklisted))
+                == .replyCode("550 5.7.1 100%% refused for x@spam.example"))
+        #expect(s.received(.endOfMessage, now: now) == .reply([.continue]))
+    }
+
+    @Test func abortBetweenMessagesForgetsTheFirst() {
+        var s = MilterSession(config: config)
+        connected(&s)
+        _ = s.received(.mail(["<a@example.org>"]), now: now)
+        _ = s.received(.rcpt(["<b@example.net>"]), now: now)
+        _ = s.verdictReceived(Verdict(action: .pass, reason: .delayElapsed, delayed: 300))
+        #expect(s.received(.abort, now: now) == .none)
+        _ = s.received(.mail(["<other@example.org>"]), now: now)
+        guard case .decide(let q) = s.received(.rcpt(["<d@example.net>"]), now: now) else { Issue.record("no decide"); return }
+        #expect(q.sender == "other@example.org" && q.clientAddress == "198.51.100.7")  // connection state kept
+        _ = s.verdictReceived(Verdict(action: .defer, reason: .newTriplet, timeLeft: 300))
+        // Nothing passed in this message: no header.
+        #expect(s.received(.endOfMessage, now: now) == .reply([.continue]))
+        // K: a new SMTP session on the same socket starts from nothing.
+        #expect(s.received(.quitNewConnection, now: now) == .none)
+        _ = s.received(.mail(["<a@example.org>"]), now: now)
+        guard case .decide(let q2) = s.received(.rcpt(["<b@example.net>"]), now: now) else { Issue.record("no decide"); return }
+        #expect(q2.clientAddress == "" && q2.heloName == "")
+    }
+
+    @Test func familiesAndAddressForms() {
+        var s = MilterSession(config: config)
+        connected(&s, host: "mx.example.org", address: "IPv6:2001:db8::7", family: "6")
+        _ = s.received(.mail(["<>"]), now: now)
+        guard case .decide(let q) = s.received(.rcpt(["<b@example.net>", "NOTIFY=NEVER"]), now: now) else {
+            Issue.record("no decide"); return
+        }
+        #expect(q.clientAddress == "2001:db8::7" && q.sender == "")
+        var local = MilterSession(config: config)
+        connected(&local, host: "localhost", address: "/var/run/socket", family: "L")
+        _ = local.received(.mail(["<a@example.org>"]), now: now)
+        guard case .decide(let l) = local.received(.rcpt(["<b@example.net>"]), now: now) else { Issue.record("no decide"); return }
+        #expect(l.clientAddress == "")  // a local client has no address to greylist
+    }
+
+    @Test func headerModes() {
+        for (mode, delayedHeader, whitelistHeader) in [(MilterReplyConfig.HeaderMode.none, false, false),
+                                                       (.delayed, true, false), (.whitelisted, false, true),
+                                                       (.all, true, true)] {
+            var c = config
+            c.header = mode
+            var s = MilterSession(config: c)
+            connected(&s)
+            _ = s.received(.mail(["<a@example.org>"]), now: now)
+            _ = s.received(.rcpt(["<b@example.net>"]), now: now)
+            _ = s.verdictReceived(Verdict(action: .pass, reason: .delayElapsed, delayed: 60))
+            guard case .reply(let r1) = s.received(.endOfMessage, now: now) else { Issue.record("no reply"); continue }
+            #expect((r1.count == 2) == delayedHeader, "\(mode) delayed")
+            _ = s.received(.mail(["<a@example.org>"]), now: now)
+            _ = s.received(.rcpt(["<b@example.net>"]), now: now)
+            _ = s.verdictReceived(Verdict(action: .pass, reason: .whitelisted))
+            guard case .reply(let r2) = s.received(.endOfMessage, now: now) else { Issue.record("no reply"); continue }
+            #expect((r2.count == 2) == whitelistHeader, "\(mode) whitelisted")
+        }
+    }
+}
