@@ -49,9 +49,11 @@ actor ConfigReloader {
         }
         var applied = new
         applied.policyListeners = current.policyListeners
+        applied.milterListeners = current.milterListeners
         applied.storePath = current.storePath
         applied.adminSocket = current.adminSocket
-        service.reconfigure(policy: new.policy, lists: new.lists, replies: GreylagDaemon.replies(new))
+        service.reconfigure(policy: new.policy, lists: new.lists, replies: GreylagDaemon.replies(new),
+                            milterReplies: GreylagDaemon.milterReplies(new))
         await reloadManualEntries()
         current = applied
         signatures = Self.signatures(of: Self.watched(current))
@@ -95,6 +97,7 @@ actor ConfigReloader {
     static func restartOnly(_ a: GreylagConfiguration, _ b: GreylagConfiguration) -> [String] {
         var out: [String] = []
         if a.policyListeners != b.policyListeners { out.append("policy.listen") }
+        if a.milterListeners != b.milterListeners { out.append("milter.listen") }
         if a.storePath != b.storePath { out.append("store.path") }
         if a.synchronous != b.synchronous { out.append("store.synchronous") }
         if a.adminSocket != b.adminSocket { out.append("admin.socket") }

@@ -1,6 +1,7 @@
 import GreylagCore
 import GreylagStore
 import Logging
+import Milter
 import PolicyProtocol
 
 /// Everything `greylag serve` runs with. Every field has a default, so no
@@ -28,6 +29,15 @@ public struct GreylagConfiguration: Sendable {
     public var idleTimeout: Int64 = 600
     /// Permissions of unix sockets greylag creates.
     public var socketMode: Int = 0o666
+
+    // [milter]
+    /// Milter listeners (Sendmail `INPUT_MAIL_FILTER`, Postfix `smtpd_milters`).
+    public var milterListeners: [ListenAddress] = [.tcp(host: "127.0.0.1", port: 10029)]
+    public var milterReplies: MilterReplyConfig = {
+        var r = MilterReplyConfig()
+        r.software = GreylagVersion.software
+        return r
+    }()
 
     // [store]
     public var storePath = "greylag.db"

@@ -2,6 +2,7 @@ import Foundation
 import GreylagCore
 import GreylagStore
 import Logging
+import Milter
 import TOMLKit
 
 /// One problem in a configuration file, located by file, line and key.
@@ -48,6 +49,15 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 /// hostname = ""                 # empty: this host's name
 /// idle_timeout = "10m"
 /// socket_mode = "0666"
+///
+/// [milter]
+/// listen = ["inet:10029@127.0.0.1"]  # also "inet6:10029@[::1]", "unix:/run/greylag/milter.sock"
+/// defer_code = "451 4.7.1"
+/// defer_text = "Greylisting in action, please come back in {hms}"
+/// reject_code = "550 5.7.1"
+/// reject_text = "Refused by greylag policy"
+/// header = "delayed"             # none, delayed, whitelisted, all
+/// hostname = ""                  # when the MTA sends no j macro
 ///
 /// [store]
 /// backend = "sqlite"
@@ -133,7 +143,7 @@ struct Reader {
         errors.append(ConfigurationError(file: file, line: locator.line(of: key, item: item), key: key, message: message))
     }
 
-    static let sections = "[greylist], [policy], [store], [log], [whitelist], [blacklist], [exemptions], "
+    static let sections = "[greylist], [policy], [milter], [store], [log], [whitelist], [blacklist], [exemptions], "
         + "[scope], [dry_run], [lists.NAME], [admin] or [reload]"
 
     mutating func read(_ root: TOMLTable, into config: inout GreylagConfiguration) {
@@ -145,6 +155,7 @@ struct Reader {
             switch name {
             case "greylist": readGreylist(section, into: &config)
             case "policy": readPolicy(section, into: &config)
+            case "milter": readMilter(section, into: &config)
             case "store": readStore(section, into: &config)
             case "log": readLog(section, into: &config)
             case "whitelist", "blacklist", "scope", "dry_run": readRuleSection(section, name: name, into: &config)
@@ -258,6 +269,54 @@ struct Reader {
                 }
             case "socket_mode":
                 if let v = mode(k, value) { c.socketMode = v }
+            default:
+                fail(k, "unknown key")
+            }
+        }
+    }
+
+    mutating func readMilter(_ t: TOMLTable, into c: inout GreylagConfiguration) {
+        for (key, value) in t {
+            let k = "milter.\(key)"
+            switch key {
+            case "listen":
+                if let list = strings(k, value) {
+                    var out: [ListenAddress] = []
+                    for item in list {
+                        if let a = ListenAddress(milter: item) { out.append(a) } else {
+                            fail(k, item: item, "\"\(item)\" is not inet:PORT@HOST, inet6:PORT@HOST, unix:/path, "
+                                 + "a path or HOST:PORT")
+                        }
+                    }
+                    c.milterListeners = out
+                }
+            case "defer_code":
+                if let v = string(k, value) {
+                    if Self.isAction(v, allowed: [], codeClass: "4") { c.milterReplies.deferCode = v } else {
+                        fail(k, "\"\(v)\" is not a 4xx code with an optional enhanced code, such as \"451 4.7.1\"")
+                    }
+                }
+            case "reject_code":
+                if let v = string(k, value) {
+                    if Self.isAction(v, allowed: [], codeClass: "5") { c.milterReplies.rejectCode = v } else {
+                        fail(k, "\"\(v)\" is not a 5xx code with an optional enhanced code, such as \"550 5.7.1\"")
+                    }
+                }
+            case "defer_text":
+                if let v = text(k, value) { c.milterReplies.deferText = v }
+            case "reject_text":
+                if let v = text(k, value) { c.milterReplies.rejectText = v }
+            case "header":
+                if let v = string(k, value) {
+                    if let m = MilterReplyConfig.HeaderMode(rawValue: v.lowercased()) { c.milterReplies.header = m } else {
+                        fail(k, "\"\(v)\" is not none, delayed, whitelisted or all")
+                    }
+                }
+            case "hostname":
+                if let v = string(k, value) {
+                    if v.contains(where: { $0.isWhitespace || $0 == ";" || $0 == "(" }) { fail(k, "must be one host name") }
+                    else { c.milterReplies.hostname = v }
+                }
             default:
                 fail(k, "unknown key")
             }

@@ -4,6 +4,7 @@ import GreylagStore
 import Logging
 import NIOCore
 import NIOPosix
+import Milter
 import PolicyProtocol
 import ServiceLifecycle
 import UnixSignals
@@ -65,7 +66,7 @@ public final class GreylagDaemon: Service {
             throw error
         }
         let service = GreylistService(policy: config.policy, lists: config.lists, replies: Self.replies(config),
-                                      store: store, failureMode: config.failureMode, logger: logger, clock: clock)
+                                      milterReplies: Self.milterReplies(config), store: store, failureMode: config.failureMode, logger: logger, clock: clock)
         do {
             try await service.refreshManualEntries()
         } catch {
@@ -76,13 +77,18 @@ public final class GreylagDaemon: Service {
         let tracker = ConnectionTracker()
         let mailboxes = EventLoopMailboxes(group: group)
         var servers: [any Channel] = []
+        var milters: [any Channel] = []
         do {
             for address in config.policyListeners {
                 servers.append(try await bindPolicy(address, group: group, service: service, tracker: tracker,
                                                     mailboxes: mailboxes))
             }
+            for address in config.milterListeners {
+                milters.append(try await bindMilter(address, group: group, service: service, tracker: tracker,
+                                                    mailboxes: mailboxes))
+            }
         } catch {
-            for server in servers { try? await server.close() }
+            for server in servers + milters { try? await server.close() }
             try? await store.close()
             throw error
         }
@@ -100,13 +106,15 @@ public final class GreylagDaemon: Service {
             }
         }
         let bound = servers.compactMap { $0.localAddress.map(Self.describe) }
+        let boundMilters = milters.compactMap { $0.localAddress.map(Self.describe) }
         let banner = "greylag \(GreylagVersion.string) serving policy on \(bound.joined(separator: ", ")); "
+            + "milter on \(boundMilters.isEmpty ? "none" : boundMilters.joined(separator: ", ")); "
             + "store sqlite:\(config.storePath); delay \(DurationText.format(config.policy.delay))"
             + (config.policy.dryRun ? "; DRY RUN" : "")
             + "; admin socket \(config.adminSocketPath ?? "off"); lists: " + ConfigReloader.describe(config.lists)
             + ", \(service.manualEntries.count) manual"
         logger.notice("\(banner)")
-        onListening(bound)
+        onListening(bound + boundMilters)
 
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await Self.expiryLoop(store: store, config: config, clock: self.clock, logger: self.logger) }
@@ -126,9 +134,9 @@ public final class GreylagDaemon: Service {
             }
             try? await gracefulShutdown()
             logger.notice("shutting down: closing listeners, finishing \(tracker.count) connection(s)")
-            for server in servers { try? await server.close() }
+            for server in servers + milters { try? await server.close() }
             try? await adminServer?.close()
-            for case .unix(let path) in config.policyListeners { unlink(path) }
+            for case .unix(let path) in config.policyListeners + config.milterListeners { unlink(path) }
             if let path = config.adminSocketPath { unlink(path) }
             await tracker.drainAll(timeout: .seconds(10))
             tasks.cancelAll()
@@ -143,11 +151,43 @@ public final class GreylagDaemon: Service {
 
     private func bindPolicy(_ address: ListenAddress, group: any EventLoopGroup, service: GreylistService,
                             tracker: ConnectionTracker, mailboxes: EventLoopMailboxes) async throws -> any Channel {
-        let config = configuration
         let logger = self.logger
         let session = PolicySession(config: service.replies)
-        let timeout = TimeAmount.milliseconds(Int64(config.storeTimeout * 1000))
-        let idle = TimeAmount.seconds(config.idleTimeout)
+        let timeout = TimeAmount.milliseconds(Int64(configuration.storeTimeout * 1000))
+        let idle = TimeAmount.seconds(configuration.idleTimeout)
+        return try await bind(address, what: "policy", group: group, tracker: tracker) { channel in
+            try channel.pipeline.syncOperations.addHandlers([
+                IdleStateHandler(readTimeout: idle),
+                ByteToMessageHandler(PolicyRequestDecoder()),
+                MessageToByteHandler(PolicyReplyEncoder()),
+                PolicyServerHandler(session: session, service: service, decisionTimeout: timeout,
+                                    mailbox: mailboxes.mailbox(for: channel.eventLoop), logger: logger),
+            ])
+        }
+    }
+
+    private func bindMilter(_ address: ListenAddress, group: any EventLoopGroup, service: GreylistService,
+                            tracker: ConnectionTracker, mailboxes: EventLoopMailboxes) async throws -> any Channel {
+        let logger = self.logger
+        let timeout = TimeAmount.milliseconds(Int64(configuration.storeTimeout * 1000))
+        let idle = TimeAmount.seconds(configuration.idleTimeout)
+        return try await bind(address, what: "milter", group: group, tracker: tracker) { channel in
+            try channel.pipeline.syncOperations.addHandlers([
+                IdleStateHandler(readTimeout: idle),
+                ByteToMessageHandler(MilterDecoder()),
+                MessageToByteHandler(MilterEncoder()),
+                MilterServerHandler(session: MilterSession(config: service.milterReplies), service: service,
+                                    decisionTimeout: timeout, mailbox: mailboxes.mailbox(for: channel.eventLoop),
+                                    logger: logger),
+            ])
+        }
+    }
+
+    /// Binds one listener; `handlers` sets up each accepted connection.
+    private func bind(_ address: ListenAddress, what: String, group: any EventLoopGroup, tracker: ConnectionTracker,
+                      handlers: @escaping @Sendable (any Channel) throws -> Void) async throws -> any Channel {
+        let config = configuration
+        let logger = self.logger
         let isTCP: Bool
         if case .tcp = address { isTCP = true } else { isTCP = false }
         let bootstrap = ServerBootstrap(group: group)
@@ -158,13 +198,7 @@ public final class GreylagDaemon: Service {
                 channel.eventLoop.makeCompletedFuture {
                     if isTCP { try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: 1) }
                     tracker.add(channel)
-                    try channel.pipeline.syncOperations.addHandlers([
-                        IdleStateHandler(readTimeout: idle),
-                        ByteToMessageHandler(PolicyRequestDecoder()),
-                        MessageToByteHandler(PolicyReplyEncoder()),
-                        PolicyServerHandler(session: session, service: service, decisionTimeout: timeout,
-                                            mailbox: mailboxes.mailbox(for: channel.eventLoop), logger: logger),
-                    ])
+                    try handlers(channel)
                 }
             }
         do {
@@ -180,7 +214,7 @@ public final class GreylagDaemon: Service {
                 return channel
             }
         } catch {
-            logger.critical("cannot listen on \(address): \(error)")
+            logger.critical("cannot listen for \(what) on \(address): \(error)")
             throw error
         }
     }
@@ -210,6 +244,13 @@ public final class GreylagDaemon: Service {
             logger.critical("cannot listen for admin commands on \(path): \(error)")
             throw error
         }
+    }
+
+    /// The milter wording of a configuration, with this host's name filled in.
+    static func milterReplies(_ config: GreylagConfiguration) -> MilterReplyConfig {
+        var replies = config.milterReplies
+        if replies.hostname.isEmpty || replies.hostname == "localhost" { replies.hostname = hostName() }
+        return replies
     }
 
     /// The reply wording of a configuration, with this host's name filled in.

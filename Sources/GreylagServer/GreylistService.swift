@@ -2,6 +2,7 @@ import Foundation
 import GreylagCore
 import GreylagStore
 import Logging
+import Milter
 import PolicyProtocol
 import Synchronization
 
@@ -13,6 +14,7 @@ public final class GreylistService: Sendable {
     struct State: Sendable {
         var engine: Engine
         var replies: PolicyReplyConfig
+        var milterReplies: MilterReplyConfig
         /// The configuration's list rules, before manual entries are added.
         var configLists: ListRules
         var manual: [ManualEntry] = []
@@ -32,9 +34,10 @@ public final class GreylistService: Sendable {
     public let counters = DecisionCounters()
 
     public init(policy: GreylistPolicy, lists: ListRules = ListRules(), replies: PolicyReplyConfig = PolicyReplyConfig(),
-                store: any GreylistStore, failureMode: GreylagConfiguration.FailureMode = .pass, logger: Logger,
+                milterReplies: MilterReplyConfig = MilterReplyConfig(), store: any GreylistStore, failureMode: GreylagConfiguration.FailureMode = .pass, logger: Logger,
                 clock: @escaping @Sendable () -> Int64 = unixNow) {
-        self.state = Mutex(State(engine: Engine(policy: policy, lists: lists), replies: replies, configLists: lists))
+        self.state = Mutex(State(engine: Engine(policy: policy, lists: lists), replies: replies,
+                                 milterReplies: milterReplies, configLists: lists))
         self.store = store
         self.failureMode = failureMode
         self.logger = logger
@@ -47,6 +50,9 @@ public final class GreylistService: Sendable {
     /// How replies are worded now.
     public var replies: PolicyReplyConfig { state.withLock { $0.replies } }
 
+    /// How milter replies and headers are worded now.
+    public var milterReplies: MilterReplyConfig { state.withLock { $0.milterReplies } }
+
     /// The configuration's list rules in force, without manual entries.
     public var configuredLists: ListRules { state.withLock { $0.configLists } }
 
@@ -54,10 +60,12 @@ public final class GreylistService: Sendable {
     public var manualEntries: [ManualEntry] { state.withLock { $0.manual } }
 
     /// Puts a reloaded configuration in force; manual entries stay.
-    public func reconfigure(policy: GreylistPolicy, lists: ListRules, replies: PolicyReplyConfig) {
+    public func reconfigure(policy: GreylistPolicy, lists: ListRules, replies: PolicyReplyConfig,
+                            milterReplies: MilterReplyConfig) {
         state.withLock { s in
             s.configLists = lists
             s.replies = replies
+            s.milterReplies = milterReplies
             s.engine = Engine(policy: policy, lists: Self.merged(lists, s.manual, logger: logger))
         }
     }

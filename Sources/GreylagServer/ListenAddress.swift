@@ -31,6 +31,31 @@ public enum ListenAddress: Sendable, Hashable, CustomStringConvertible {
         self = .tcp(host: host, port: port)
     }
 
+    /// Also reads the milter socket notation of Sendmail and
+    /// milter-greylist: `inet:PORT@HOST`, `inet:PORT` (all IPv4 addresses),
+    /// `inet6:PORT@HOST`, `inet6:PORT` (all addresses), `unix:/path`,
+    /// `local:/path` and a bare path.
+    public init?(milter text: String) {
+        let s = text.trimmingCharacters(in: .whitespaces)
+        for (prefix, any) in [("inet:", "0.0.0.0"), ("inet6:", "::")] where s.hasPrefix(prefix) {
+            let rest = s.dropFirst(prefix.count)
+            let parts = rest.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let port = Int(parts[0]), (1...65535).contains(port) else { return nil }
+            var host = parts.count == 2 ? String(parts[1]) : any
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty else { return nil }
+            self = .tcp(host: host, port: port)
+            return
+        }
+        if s.hasPrefix("local:") {
+            let path = String(s.dropFirst(6))
+            guard path.hasPrefix("/") else { return nil }
+            self = .unix(path: path)
+            return
+        }
+        self.init(s)
+    }
+
     public var description: String {
         switch self {
         case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"

@@ -97,3 +97,48 @@ import Testing
         #expect(c.listFiles == [clients, recipients])
     }
 }
+
+@Suite struct MilterConfigurationTests {
+    @Test func milterSocketNotations() {
+        #expect(ListenAddress(milter: "inet:10029@127.0.0.1") == .tcp(host: "127.0.0.1", port: 10029))
+        #expect(ListenAddress(milter: "inet:10029") == .tcp(host: "0.0.0.0", port: 10029))
+        #expect(ListenAddress(milter: "inet6:10029@[::1]") == .tcp(host: "::1", port: 10029))
+        #expect(ListenAddress(milter: "inet6:10029@::1") == .tcp(host: "::1", port: 10029))
+        #expect(ListenAddress(milter: "inet6:10029") == .tcp(host: "::", port: 10029))
+        #expect(ListenAddress(milter: "unix:/run/greylag/milter.sock") == .unix(path: "/run/greylag/milter.sock"))
+        #expect(ListenAddress(milter: "local:/run/milter.sock") == .unix(path: "/run/milter.sock"))
+        #expect(ListenAddress(milter: "/var/run/milter-greylist.sock") == .unix(path: "/var/run/milter-greylist.sock"))
+        #expect(ListenAddress(milter: "127.0.0.1:10029") == .tcp(host: "127.0.0.1", port: 10029))
+        for bad in ["inet:0@127.0.0.1", "inet:x@h", "inet:10029@", "local:relative", "inet6:"] {
+            #expect(ListenAddress(milter: bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func milterSectionIsReadAndChecked() throws {
+        let c = try ConfigurationLoader.parse("""
+            [milter]
+            listen = ["inet:10040@127.0.0.1", "unix:/run/greylag/milter.sock"]
+            defer_code = "450 4.2.0"
+            defer_text = "Come back in {left}"
+            header = "all"
+            """, file: "t.toml")
+        #expect(c.milterListeners == [.tcp(host: "127.0.0.1", port: 10040), .unix(path: "/run/greylag/milter.sock")])
+        #expect(c.milterReplies.deferCode == "450 4.2.0" && c.milterReplies.header == .all)
+        #expect(ConfigurationLoader.defaults().milterListeners == [.tcp(host: "127.0.0.1", port: 10029)])
+        do {
+            _ = try ConfigurationLoader.parse("""
+                [milter]
+                listen = ["inet:99999@127.0.0.1"]
+                defer_code = "451 5.7.1"
+                header = "sometimes"
+                """, file: "t.toml")
+            Issue.record("accepted a bad [milter] section")
+        } catch let e as ConfigurationErrors {
+            #expect(e.errors.map(\.description) == [
+                "t.toml:2: milter.listen: \"inet:99999@127.0.0.1\" is not inet:PORT@HOST, inet6:PORT@HOST, unix:/path, a path or HOST:PORT",
+                "t.toml:3: milter.defer_code: \"451 5.7.1\" is not a 4xx code with an optional enhanced code, such as \"451 4.7.1\"",
+                "t.toml:4: milter.header: \"sometimes\" is not none, delayed, whitelisted or all",
+            ])
+        }
+    }
+}

@@ -18,10 +18,11 @@ func request(client: String = "192.0.2.7", name: String = "unknown", sender: Str
 /// store path and listener.
 func using(_ loaded: GreylagConfiguration) -> (inout GreylagConfiguration) -> Void {
     { c in
-        let store = c.storePath, listeners = c.policyListeners
+        let store = c.storePath, listeners = c.policyListeners, milters = c.milterListeners
         c = loaded
         c.storePath = store
         c.policyListeners = listeners
+        c.milterListeners = milters
     }
 }
 

@@ -66,6 +66,7 @@ func withDaemon<T: Sendable>(
     var config = GreylagConfiguration()
     config.storePath = dir.path + "/greylag.db"
     config.policyListeners = [.tcp(host: "127.0.0.1", port: 0)]
+    config.milterListeners = []
     configure(&config)
     let logger = Logger(label: "test") { _ in CapturingHandler(log: log) }
     let (stream, continuation) = AsyncStream.makeStream(of: [String].self)
@@ -206,6 +207,41 @@ final class PolicyTestClient: @unchecked Sendable {
                     return String(decoding: data.dropLast(2), as: UTF8.self)
                 }
             }
+        }
+    }
+
+    /// Sends raw bytes.
+    func send(bytes: [UInt8]) async throws {
+        let fd = self.fd
+        try await Self.offPool {
+            var sent = 0
+            while sent < bytes.count {
+                let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+                guard n > 0 else { throw TestFailure("send failed: errno \(errno)") }
+                sent += n
+            }
+        }
+    }
+
+    /// Reads one milter packet: its command letter and data; nil at EOF.
+    func packet() async throws -> (Character, [UInt8])? {
+        let fd = self.fd
+        return try await Self.offPool {
+            func read(_ count: Int) throws -> [UInt8]? {
+                var out = [UInt8](repeating: 0, count: count)
+                var got = 0
+                while got < count {
+                    let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
+                    if n == 0 { return nil }
+                    guard n > 0 else { throw TestFailure("recv failed: errno \(errno)") }
+                    got += n
+                }
+                return out
+            }
+            guard let head = try read(4) else { return nil }
+            let length = Int(head[0]) << 24 | Int(head[1]) << 16 | Int(head[2]) << 8 | Int(head[3])
+            guard let body = try read(length) else { return nil }
+            return (Character(UnicodeScalar(body[0])), Array(body.dropFirst()))
         }
     }
 

@@ -1,0 +1,137 @@
+import GreylagCore
+import Logging
+import Milter
+import NIOCore
+
+/// Serves one milter connection: commands are handled in order; a RCPT
+/// waits for its decision (and the store commit behind it) before the
+/// commands after it are looked at.
+final class MilterServerHandler: ChannelInboundHandler {
+    typealias InboundIn = MilterCommand
+    typealias OutboundOut = MilterResponse
+
+    /// Commands an MTA may send ahead of a pending answer (macros, mostly).
+    static let maxQueued = 64
+
+    private var session: MilterSession
+    private let service: GreylistService
+    private let decisionTimeout: TimeAmount
+    private let mailbox: EventLoopMailbox
+    private var logger: Logger
+    private var context: ChannelHandlerContext?
+    private var queue = CircularBuffer<MilterCommand>()
+    private var inFlight: (token: UInt64, query: GreylistQuery)?
+    private var nextToken: UInt64 = 0
+    private var timeoutTask: Scheduled<Void>?
+    private var draining = false
+
+    init(session: MilterSession, service: GreylistService, decisionTimeout: TimeAmount, mailbox: EventLoopMailbox,
+         logger: Logger) {
+        self.session = session
+        self.service = service
+        self.decisionTimeout = decisionTimeout
+        self.mailbox = mailbox
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let peer = context.channel.remoteAddress.map(GreylagDaemon.describe) ?? "local"
+        logger[metadataKey: "greylag.peer"] = "\(peer)"
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeoutTask?.cancel()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if queue.count >= Self.maxQueued {
+            logger.warning("closing milter connection: more than \(Self.maxQueued) commands sent ahead of answers")
+            context.close(promise: nil)
+            return
+        }
+        queue.append(unwrapInboundIn(data))
+        if inFlight == nil { processQueue() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is PolicyServerHandler.Drain:
+            draining = true
+            if inFlight == nil { context.close(promise: nil) }
+        case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
+            if inFlight == nil {
+                logger.debug("closing idle milter connection")
+                context.close(promise: nil)
+            }
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? MilterProtocolError {
+            logger.warning("closing milter connection: \(error)")
+        } else {
+            logger.debug("milter connection error: \(error)")
+        }
+        context.close(promise: nil)
+    }
+
+    private func processQueue() {
+        guard let context else { return }
+        while let command = queue.popFirst() {
+            if case .quit = command {
+                context.flush()
+                context.close(promise: nil)
+                return
+            }
+            switch session.received(command, now: service.now()) {
+            case .none:
+                continue
+            case .reply(let replies):
+                for r in replies { context.write(wrapOutboundOut(r), promise: nil) }
+            case .decide(let query):
+                context.flush()
+                startDecision(query, context: context)
+                return
+            }
+        }
+        context.flush()
+        if draining { context.close(promise: nil) }
+    }
+
+    private func startDecision(_ query: GreylistQuery, context: ChannelHandlerContext) {
+        nextToken &+= 1
+        let token = nextToken
+        inFlight = (token, query)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let service = self.service
+        let mailbox = self.mailbox
+        timeoutTask = context.eventLoop.scheduleTask(in: decisionTimeout) {
+            bound.value.timedOut(token: token)
+        }
+        service.decide(query, now: service.now()) { verdict in
+            mailbox.post { bound.value.decided(verdict, token: token) }
+        }
+    }
+
+    private func timedOut(token: UInt64) {
+        guard let pending = inFlight, pending.token == token else { return }
+        logger.error("decision not ready after \(decisionTimeout.nanoseconds / 1_000_000) ms; applying failure mode")
+        decided(service.failureVerdict(for: nil), token: token)
+    }
+
+    private func decided(_ verdict: Verdict, token: UInt64) {
+        guard let pending = inFlight, pending.token == token else { return }
+        inFlight = nil
+        timeoutTask?.cancel()
+        timeoutTask = nil
+        service.log(verdict, pending.query)
+        guard let context else { return }
+        session.config = service.milterReplies
+        context.write(wrapOutboundOut(session.verdictReceived(verdict)), promise: nil)
+        processQueue()
+    }
+}
