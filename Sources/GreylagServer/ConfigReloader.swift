@@ -35,13 +35,16 @@ actor ConfigReloader {
             logger.notice("\(summary)")
             return (true, summary)
         }
+        // The files as they are before reading them: a change made while
+        // the reload runs is noticed by the next check, not taken as seen.
+        let before = Self.signatures(of: Self.watched(current))
         let new: GreylagConfiguration
         do {
             new = try ConfigurationLoader.load(path: source)
         } catch {
             let summary = "reload (\(trigger)) refused, the configuration in force stays"
             logger.error("\(summary):\n\(error)")
-            signatures = Self.signatures(of: Self.watched(current))  // do not retry until the files change again
+            signatures = before  // do not retry until the files change again
             return (false, "\(summary):\n\(error)")
         }
         for key in Self.restartOnly(current, new) {
@@ -56,7 +59,9 @@ actor ConfigReloader {
                             milterReplies: GreylagDaemon.milterReplies(new))
         await reloadManualEntries()
         current = applied
-        signatures = Self.signatures(of: Self.watched(current))
+        var seen = before
+        for path in Self.watched(current) where seen[path] == nil { seen[path] = FileSignature(path: path) }
+        signatures = seen.filter { Self.watched(current).contains($0.key) }
         let summary = "reloaded \(source) (\(trigger)): " + Self.describe(new.lists)
             + ", \(service.manualEntries.count) manual"
         logger.notice("\(summary)")

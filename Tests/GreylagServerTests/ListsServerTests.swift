@@ -239,13 +239,15 @@ func rawUnix(_ path: String, _ text: String) throws -> String {
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
-    func waitFor(_ what: String, timeout: Double = 10, _ condition: () async throws -> Bool) async throws {
+    func waitFor(_ what: String, timeout: Double = 30, log: CapturedLog? = nil,
+                 _ condition: () async throws -> Bool) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if try await condition() { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw TestFailure("timed out waiting for \(what)")
+        let lines = log?.all.filter { $0.contains("reload") || $0.contains("error") }.joined(separator: "\n") ?? ""
+        throw TestFailure("timed out waiting for \(what); log:\n\(lines)")
     }
 
     @Test func aChangedListFileIsReloadedAndABadConfigIsRefused() async throws {
@@ -262,18 +264,18 @@ func rawUnix(_ path: String, _ text: String) throws -> String {
             let c = try await PolicyTestClient(addresses[0])
             #expect(try await c.ask(request()) == defer300)
             try write("192.0.2.0/24\n", to: listPath)
-            try await waitFor("the list file reload") {
+            try await waitFor("the list file reload", log: log) {
                 try await c.ask(request(recipient: "r\(UUID().uuidString.prefix(6))@example.net")) == "action=DUNNO"
             }
             #expect(log.contains("/clients:1 (192.0.2.0/24)") || log.contains("clients:1 (192.0.2.0/24)"))
             // A bad line: the reload is refused and the rules in force stay.
             try write("192.0.2.0/24\n300.1.1.1/8 oops\n", to: listPath)
-            try await waitFor("the refusal") { log.contains("refused, the configuration in force stays") }
+            try await waitFor("the refusal", log: log) { log.contains("refused, the configuration in force stays") }
             #expect(log.contains("clients:2: \"300.1.1.1/8 oops\" does not look like a host name, address or network"))
             #expect(try await c.ask(request(recipient: "after-bad@example.net")) == "action=DUNNO")
             // Fixed again: the new file is in force.
             try write("198.51.100.0/24\n", to: listPath)
-            try await waitFor("the second reload") {
+            try await waitFor("the second reload", log: log) {
                 try await c.ask(request(recipient: "r\(UUID().uuidString.prefix(6))@example.net")) == defer300
             }
         }
