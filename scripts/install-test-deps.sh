@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages that the integration tests need: a real Postfix
-# (throwaway instances only), swaks (SMTP client), postgrey (reference policy
-# server), Cyrus SASL (saslpasswd2 and the PLAIN/LOGIN and sasldb plugins,
+# (throwaway instances only), swaks (SMTP client), miltertest (drives a milter
+# from a Lua script), postgrey (reference policy server), Cyrus SASL (saslpasswd2 and the PLAIN/LOGIN and sasldb plugins,
 # for SMTP AUTH on the throwaway Postfix, see postfix_enable_sasl in
 # scripts/lib/postfix.sh) and the SQLite headers used by the build.
 #
@@ -13,7 +13,7 @@
 # Extra packages can be requested with EXTRA_TEST_PACKAGES="pkg1 pkg2".
 set -euo pipefail
 
-PACKAGES=(postfix swaks postgrey sasl2-bin libsasl2-modules libsasl2-modules-db libsqlite3-dev)
+PACKAGES=(postfix swaks miltertest postgrey sasl2-bin libsasl2-modules libsasl2-modules-db libsqlite3-dev)
 if [[ -n "${EXTRA_TEST_PACKAGES:-}" ]]; then
     # shellcheck disable=SC2206 # word splitting is intended here
     PACKAGES+=(${EXTRA_TEST_PACKAGES})

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with the Swift toolchain:
 # installs what the tests need (apt), builds, starts a throwaway Postfix on
-# loopback (127.0.0.1 and ::1) that asks greylag for policy, runs
+# loopback (127.0.0.1 and ::1) that asks greylag for policy and a second one
+# that asks it as a milter, runs
 # `swift test` (unit tests, live-daemon tests, the Postfix end-to-end test
 # and the kill -9 test), and stops Postfix again whatever happens.
 #
-# Environment: GREYLAG_TEST_SMTP_PORT (default 12525) and
-# GREYLAG_TEST_POLICY_PORT (default 10991) choose the loopback ports.
+# Environment: GREYLAG_TEST_SMTP_PORT (default 12525),
+# GREYLAG_TEST_POLICY_PORT (10991), GREYLAG_TEST_MILTER_SMTP_PORT (12526) and
+# GREYLAG_TEST_MILTER_PORT (10992) choose the loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SMTP_PORT="${GREYLAG_TEST_SMTP_PORT:-12525}"
 POLICY_PORT="${GREYLAG_TEST_POLICY_PORT:-10991}"
+MILTER_SMTP_PORT="${GREYLAG_TEST_MILTER_SMTP_PORT:-12526}"
+MILTER_PORT="${GREYLAG_TEST_MILTER_PORT:-10992}"
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
@@ -29,10 +33,14 @@ chmod 755 "$WORK"
 cleanup() {
     local status=$?
     postfix_stop "$WORK/postfix" >/dev/null 2>&1 || true
-    if [[ $status -ne 0 && -f "$WORK/postfix/maillog" ]]; then
-        log "Postfix log (last 30 lines):"
-        tail -n 30 "$WORK/postfix/maillog" >&2 || true
-    fi
+    postfix_stop "$WORK/postfix-milter" >/dev/null 2>&1 || true
+    local instance
+    for instance in postfix postfix-milter; do
+        if [[ $status -ne 0 && -f "$WORK/$instance/maillog" ]]; then
+            log "$instance log (last 30 lines):"
+            tail -n 30 "$WORK/$instance/maillog" >&2 || true
+        fi
+    done
     rm -rf "$WORK"
     exit $status
 }
@@ -47,6 +55,10 @@ SASL_PASSWORD="pw-$RANDOM$RANDOM"
 postfix_enable_sasl "$WORK/postfix" "$SASL_USER" "$SASL_PASSWORD"
 log "starting Postfix on 127.0.0.1:$SMTP_PORT and [::1]:$SMTP_PORT, policy at 127.0.0.1:$POLICY_PORT"
 postfix_start "$WORK/postfix" "$SMTP_PORT" "127.0.0.1:$POLICY_PORT"
+# A second instance that asks greylag through the milter protocol instead.
+log "starting Postfix on 127.0.0.1:$MILTER_SMTP_PORT with smtpd_milters = inet:127.0.0.1:$MILTER_PORT"
+postfix_start "$WORK/postfix-milter" "$MILTER_SMTP_PORT" none \
+    "smtpd_milters=inet:127.0.0.1:$MILTER_PORT" "milter_default_action=accept"
 
 export GREYLAG_E2E=1
 export GREYLAG_E2E_SMTP_PORT="$SMTP_PORT"
@@ -54,6 +66,10 @@ export GREYLAG_E2E_POLICY_PORT="$POLICY_PORT"
 GREYLAG_E2E_MAILDIR="$(postfix_maildir "$WORK/postfix")"
 export GREYLAG_E2E_MAILDIR
 export GREYLAG_BINARY="$BIN_DIR/greylag"
+export GREYLAG_E2E_MILTER_SMTP_PORT="$MILTER_SMTP_PORT"
+export GREYLAG_E2E_MILTER_PORT="$MILTER_PORT"
+GREYLAG_E2E_MILTER_MAILDIR="$(postfix_maildir "$WORK/postfix-milter")"
+export GREYLAG_E2E_MILTER_MAILDIR
 export GREYLAG_E2E_SASL_USER="$SASL_USER"
 export GREYLAG_E2E_SASL_PASSWORD="$SASL_PASSWORD"
 

@@ -21,6 +21,8 @@ import Glibc
         try """
             [policy]
             listen = ["127.0.0.1:\(port)"]
+            [milter]
+            listen = []
             [store]
             path = "\(dir.path)/greylag.db"
             [log]
