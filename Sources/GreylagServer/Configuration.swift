@@ -33,6 +33,8 @@ public struct GreylagConfiguration: Sendable {
     // [milter]
     /// Milter listeners (Sendmail `INPUT_MAIL_FILTER`, Postfix `smtpd_milters`).
     public var milterListeners: [ListenAddress] = [.tcp(host: "127.0.0.1", port: 10029)]
+    /// Permissions of milter unix sockets: the MTA's user must be able to connect.
+    public var milterSocketMode: Int = 0o666
     public var milterReplies: MilterReplyConfig = {
         var r = MilterReplyConfig()
         r.software = GreylagVersion.software

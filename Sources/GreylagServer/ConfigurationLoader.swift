@@ -58,6 +58,7 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 /// reject_text = "Refused by greylag policy"
 /// header = "delayed"             # none, delayed, whitelisted, all
 /// hostname = ""                  # when the MTA sends no j macro
+/// socket_mode = "0666"
 ///
 /// [store]
 /// backend = "sqlite"
@@ -317,6 +318,8 @@ struct Reader {
                     if v.contains(where: { $0.isWhitespace || $0 == ";" || $0 == "(" }) { fail(k, "must be one host name") }
                     else { c.milterReplies.hostname = v }
                 }
+            case "socket_mode":
+                if let v = mode(k, value) { c.milterSocketMode = v }
             default:
                 fail(k, "unknown key")
             }

@@ -155,7 +155,8 @@ public final class GreylagDaemon: Service {
         let session = PolicySession(config: service.replies)
         let timeout = TimeAmount.milliseconds(Int64(configuration.storeTimeout * 1000))
         let idle = TimeAmount.seconds(configuration.idleTimeout)
-        return try await bind(address, what: "policy", group: group, tracker: tracker) { channel in
+        return try await bind(address, what: "policy", mode: configuration.socketMode, group: group,
+                              tracker: tracker) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: idle),
                 ByteToMessageHandler(PolicyRequestDecoder()),
@@ -171,7 +172,8 @@ public final class GreylagDaemon: Service {
         let logger = self.logger
         let timeout = TimeAmount.milliseconds(Int64(configuration.storeTimeout * 1000))
         let idle = TimeAmount.seconds(configuration.idleTimeout)
-        return try await bind(address, what: "milter", group: group, tracker: tracker) { channel in
+        return try await bind(address, what: "milter", mode: configuration.milterSocketMode, group: group,
+                              tracker: tracker) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: idle),
                 ByteToMessageHandler(MilterDecoder()),
@@ -184,9 +186,9 @@ public final class GreylagDaemon: Service {
     }
 
     /// Binds one listener; `handlers` sets up each accepted connection.
-    private func bind(_ address: ListenAddress, what: String, group: any EventLoopGroup, tracker: ConnectionTracker,
+    private func bind(_ address: ListenAddress, what: String, mode: Int, group: any EventLoopGroup,
+                      tracker: ConnectionTracker,
                       handlers: @escaping @Sendable (any Channel) throws -> Void) async throws -> any Channel {
-        let config = configuration
         let logger = self.logger
         let isTCP: Bool
         if case .tcp = address { isTCP = true } else { isTCP = false }
@@ -208,8 +210,8 @@ public final class GreylagDaemon: Service {
             case .unix(let path):
                 try Self.removeStaleSocket(path)
                 let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
-                if chmod(path, mode_t(config.socketMode)) != 0 {
-                    logger.warning("cannot set mode \(String(config.socketMode, radix: 8)) on \(path)")
+                if chmod(path, mode_t(mode)) != 0 {
+                    logger.warning("cannot set mode \(String(mode, radix: 8)) on \(path)")
                 }
                 return channel
             }

@@ -89,6 +89,23 @@ func nul(_ s: String...) -> [UInt8] { s.flatMap { Array($0.utf8) + [0] } }
                              + "reason=blacklisted"))
     }
 
+    @Test func unixSocketWithTheConfiguredMode() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/milter.sock"
+        try await withMilter({ c in
+            c.milterListeners = [.unix(path: path)]
+            c.milterSocketMode = 0o660
+        }) { address in
+            #expect(address == "unix:\(path)")
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            #expect((attributes[.posixPermissions] as? Int) == 0o660)
+            let c = try await open(address)
+            try await c.send(bytes: milterPacket("M", nul("<a@example.org>")))
+            #expect(try await rcpt(c, "b@example.net")?.0 == "y")
+        }
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
     @Test func authenticatedClientsPass() async throws {
         try await withMilter { address in
             let c = try await open(address, auth: "alice")
