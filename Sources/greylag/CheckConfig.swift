@@ -19,7 +19,9 @@ struct CheckConfig: AsyncParsableCommand {
             pass TTL \(DurationText.format(p.passTTL)), client auto-whitelist \(p.clientAutowhitelist)
             keys: IPv4 /\(p.keying.ipv4Prefix), IPv6 /\(p.keying.ipv6Prefix), \
             sender normalisation \(p.normalizeSender ? "on" : "off")\(p.dryRun ? ", DRY RUN" : "")
-            policy: \(config.policyListeners.map(\.description).joined(separator: ", "))
+            policy: \(config.policyListeners.map(\.description).joined(separator: ", ").ifEmpty("off"))
+            milter: \(config.milterListeners.map(\.description).joined(separator: ", ").ifEmpty("off")) \
+            (defer \(config.milterReplies.deferCode), header \(config.milterReplies.header.rawValue))
             store: sqlite:\(config.storePath) (synchronous \(config.synchronous.rawValue))
             lists: \(Self.describe(config.lists))
             exemptions: authenticated clients \(config.lists.exemptAuthenticated ? "pass" : "are greylisted"), \
