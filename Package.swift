@@ -21,6 +21,7 @@ let package = Package(
             "GreylagCore",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        .target(name: "QmailGate"),
         .target(name: "Milter", dependencies: [
             "GreylagCore",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -44,7 +45,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "greylag", dependencies: [
-            "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore",
+            "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore", "QmailGate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -62,6 +63,7 @@ let package = Package(
             .product(name: "NIOTestUtils", package: "swift-nio"),
         ]),
         .testTarget(name: "GreylagStoreTests", dependencies: ["GreylagStore"]),
+        .testTarget(name: "QmailGateTests", dependencies: ["QmailGate"]),
         .testTarget(name: "GreylagServerTests", dependencies: [
             "GreylagServer", "GreylagBench", "GreylagStore",
             .product(name: "NIOCore", package: "swift-nio"),

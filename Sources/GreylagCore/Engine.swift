@@ -49,8 +49,8 @@ public struct Engine: Sendable {
             if let r = lists.whitelist.firstMatch(subject, now: now) {
                 return .decided(Verdict(action: .pass, reason: .whitelisted, rule: r.match))
             }
-            let scoped = lists.scope.firstMatch(subject, now: now)
-            switch lists.scopeMode {
+            let scoped = query.connectionOnly ? nil : lists.scope.firstMatch(subject, now: now)
+            switch query.connectionOnly ? .optOut : lists.scopeMode {
             case .optOut:
                 if let r = scoped { return .decided(Verdict(action: .pass, reason: .recipientOptedOut, rule: r.match)) }
             case .optIn:
@@ -73,6 +73,10 @@ public struct Engine: Sendable {
     }
 
     func triplet(for query: GreylistQuery, address: IPAddress) -> Triplet? {
+        if query.connectionOnly {
+            let network = query.keyByAddress ? address.description : policy.keying.network(of: address)
+            return Triplet(network: network, sender: Triplet.connectionMarker, recipient: Triplet.connectionMarker)
+        }
         let recipient = AddressNormalizer.recipient(query.recipient)
         guard !recipient.isEmpty else { return nil }
         return Triplet(network: policy.keying.network(of: address),
@@ -82,8 +86,11 @@ public struct Engine: Sendable {
 
     /// Second step: the verdict for a triplet given its stored state at `now`.
     /// `dryRun` is the rule that puts this recipient in dry-run mode.
-    public func decide(_ triplet: Triplet, state: TripletState, now: Int64, dryRun: RuleMatch? = nil) -> Decision {
-        let p = policy
+    /// `delay` replaces the policy's delay for this decision.
+    public func decide(_ triplet: Triplet, state: TripletState, now: Int64, dryRun: RuleMatch? = nil,
+                       delay: Int64? = nil) -> Decision {
+        var p = policy
+        if let delay { p.delay = delay }
         if p.clientAutowhitelist > 0 && state.clientPassedTriplets >= p.clientAutowhitelist {
             return Decision(verdict: Verdict(action: .pass, reason: .clientAutowhitelisted, triplet: triplet),
                             change: StoreChange(client: .refresh(expires: now + p.passTTL)))

@@ -31,6 +31,13 @@ public struct GreylistQuery: Sendable, Hashable {
     public var authenticatedUser: String
     /// The MTA itself says the client may relay (qmail `RELAYCLIENT`).
     public var trustedByMTA: Bool
+    /// Greylist the client alone, at connection time (the tcpserver
+    /// wrapper): sender and recipient are not part of the key.
+    public var connectionOnly: Bool = false
+    /// Key by the exact client address instead of its network.
+    public var keyByAddress: Bool = false
+    /// A delay for this query instead of the policy's (the wrapper's hold time).
+    public var delayOverride: Int64? = nil
     /// Which protocol asked, for logs and metrics ("policy", "milter", ...).
     public var origin: String
 

@@ -11,6 +11,10 @@ public struct Triplet: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(network)/\(sender)/\(recipient)" }
+
+    /// Sender and recipient of a client-only triplet (greylisting at
+    /// connection time); never a real address.
+    public static let connectionMarker = "<connection>"
 }
 
 /// Who created a record: the engine (AUTO) or a postmaster (MANUAL).

@@ -114,7 +114,8 @@ public final class GreylistService: Sendable {
         case .decided(let verdict):
             completion(verdict)
         case .lookup(let triplet, let dryRun):
-            store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now, dryRun: dryRun) }) { result in
+            let delay = query.delayOverride
+            store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay) }) { result in
                 switch result {
                 case .success(let decision):
                     completion(decision.verdict)

@@ -44,6 +44,9 @@ public struct PolicySession: Sendable {
     public func requestReceived(_ request: PolicyRequest) -> Action {
         let kind = request["request"]
         if !kind.isEmpty && kind != "smtpd_access_policy" { return .reply(.dunno) }
+        if request["greylag_scope"] == "connection" {
+            return .decide(Self.query(from: request, stage: .rcpt))
+        }
         let state = request["protocol_state"]
         let stage: ProtocolStage = state.isEmpty
             ? (request["recipient"].isEmpty ? .other : .rcpt)  // Exim builds its own minimal request
@@ -53,13 +56,31 @@ public struct PolicySession: Sendable {
     }
 
     /// The greylisting query a request stands for.
+    ///
+    /// Besides Postfix's attributes, greylag's own qmail helpers send
+    /// `greylag_origin` (named in logs), `greylag_scope=connection` (key by
+    /// client alone, at connection time), `greylag_key=address` (exact
+    /// address instead of network) and `greylag_delay` (seconds).
     public static func query(from request: PolicyRequest, stage: ProtocolStage = .rcpt) -> GreylistQuery {
         var name = request["client_name"]
         if name == "unknown" { name = "" }
-        return GreylistQuery(stage: stage, clientAddress: request["client_address"], clientName: name,
-                             heloName: request["helo_name"], sender: request["sender"],
-                             recipient: request["recipient"], authenticatedUser: request["sasl_username"],
-                             origin: "policy")
+        let origin = request["greylag_origin"]
+        var q = GreylistQuery(stage: stage, clientAddress: request["client_address"], clientName: name,
+                              heloName: request["helo_name"], sender: request["sender"],
+                              recipient: request["recipient"], authenticatedUser: request["sasl_username"],
+                              origin: Self.isOriginName(origin) ? origin : "policy")
+        if request["greylag_scope"] == "connection" { q.connectionOnly = true }
+        if request["greylag_key"] == "address" { q.keyByAddress = true }
+        if let d = Int64(request["greylag_delay"]), d >= 0, d <= 30 * 86_400 { q.delayOverride = d }
+        return q
+    }
+
+    /// A short lower-case name (`qmail-spp`), safe to log unescaped.
+    static func isOriginName(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 32 && s.utf8.allSatisfy {
+            ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
+                || $0 == UInt8(ascii: "-")
+        }
     }
 
     /// The decision for a request arrived; `now` dates the header.

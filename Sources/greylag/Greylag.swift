@@ -3,7 +3,16 @@ import Foundation
 import GreylagCore
 import GreylagServer
 
+/// The entry point: the qmail helpers, which run once per recipient or
+/// connection, are dispatched before anything else starts.
 @main
+enum Main {
+    static func main() async {
+        if let status = QmailEntry.run(CommandLine.arguments) { exit(status) }
+        await Greylag.main()
+    }
+}
+
 struct Greylag: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "greylag",

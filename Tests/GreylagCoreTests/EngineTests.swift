@@ -15,7 +15,8 @@ struct MemoryStore {
         case .lookup(let triplet, let dryRun):
             let client = clients[triplet.network].flatMap { $0.expires >= now ? $0.passed : nil } ?? 0
             let decision = engine.decide(triplet, state: TripletState(record: records[triplet],
-                                                                      clientPassedTriplets: client), now: now, dryRun: dryRun)
+                                                                      clientPassedTriplets: client), now: now, dryRun: dryRun,
+                                         delay: query.delayOverride)
             if let record = decision.change.record { records[triplet] = record }
             switch decision.change.client {
             case .none: break

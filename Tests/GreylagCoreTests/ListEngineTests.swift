@@ -142,3 +142,35 @@ import Testing
         #expect(errors[0].message.contains("unknown field \"color\""))
     }
 }
+
+@Suite struct ConnectionLevelTests {
+    let now: Int64 = 1_700_000_000
+
+    @Test func connectionOnlyKeysByNetworkOrAddressWithItsOwnDelay() {
+        var store = MemoryStore()
+        var q = GreylistQuery(clientAddress: "203.0.113.5", sender: "", recipient: "")
+        q.connectionOnly = true
+        q.delayOverride = 120
+        let first = store.ask(Engine(), q, at: now)
+        #expect(first.action == .defer && first.timeLeft == 120)
+        #expect(first.triplet == Triplet(network: "203.0.113.0/24", sender: "<connection>", recipient: "<connection>"))
+        // Another host of the same /24 shares the entry: too early, then passes after the hold time.
+        q.clientAddress = "203.0.113.77"
+        #expect(store.ask(Engine(), q, at: now + 60).timeLeft == 60)
+        #expect(store.ask(Engine(), q, at: now + 121).reason == .delayElapsed)
+        // Per address: a neighbour is new.
+        q.keyByAddress = true
+        q.clientAddress = "203.0.113.78"
+        let neighbour = store.ask(Engine(), q, at: now + 122)
+        #expect(neighbour.reason == .newTriplet && neighbour.triplet?.network == "203.0.113.78")
+    }
+
+    @Test func connectionOnlyIgnoresRecipientScope() {
+        var lists = ListRules()
+        lists.scopeMode = .optIn
+        var q = GreylistQuery(clientAddress: "203.0.113.5", sender: "", recipient: "")
+        q.connectionOnly = true
+        var store = MemoryStore()
+        #expect(store.ask(Engine(lists: lists), q, at: now).action == .defer)
+    }
+}
