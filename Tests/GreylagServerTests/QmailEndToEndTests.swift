@@ -1,0 +1,185 @@
+import Foundation
+import GreylagCore
+import GreylagServer
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a program with exactly `environment`, standard input closed (as
+/// qmail-smtpd runs its plugins), and returns status, stdout and stderr.
+func runQmailHelper(_ path: String, _ arguments: [String], environment: [String: String])
+    async throws -> (status: Int32, stdout: String, stderr: String) {
+    try await PolicyTestClient.offPool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+}
+
+/// The qmail helpers as qmail runs them: the real binary, a real daemon on
+/// a unix socket, and Debian's tcpserver in front of the wrapper.
+@Suite(.serialized, .enabled(if: E2E.enabled)) struct QmailEndToEndTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../..").standardized.path
+
+    func configure(_ socket: String) -> @Sendable (inout GreylagConfiguration) -> Void {
+        { c in
+            c.policyListeners = [.unix(path: socket)]
+            c.lists.blacklist = RuleSet([try! ListRule(field: .sender, text: "bad@spam.example", origin: "test")])
+        }
+    }
+
+    @Test func sppPluginAnswersAsQmailExpects() async throws {
+        let binary = try E2E.value("GREYLAG_BINARY")
+        let dir = TemporaryDirectory()
+        let socket = dir.path + "/policy.sock"
+        let clock = ManualClock()
+        let log = CapturedLog()
+        let base = ["GREYLAG_SOCKET": socket, "GREYLISTING": "", "PROTO": "TCP6", "TCPREMOTEIP": "::ffff:198.51.100.7",
+                    "TCPREMOTEHOST": "mail.example.org", "SMTPHELOHOST": "mail.example.org",
+                    "SMTPMAILFROM": "a@example.org", "SMTPRCPTTO": "b@example.net"]
+        @Sendable func plugin(_ env: [String: String], _ args: [String] = []) async throws -> PluginRun {
+            let r = try await runQmailHelper(binary, ["qmail-spp"] + args, environment: env)
+            return PluginRun(r.status, r.stdout, r.stderr)
+        }
+        try await withDaemon(configure: configure(socket), clock: clock, log: log) { (_, _) async throws in
+            #expect(try await plugin(base).matches(PluginRun(0, "E451 4.7.1 Greylisted, please try again in 300 seconds\n", "")))
+            clock.advance(301)
+            #expect(try await plugin(base).matches(PluginRun(0, "", "")))
+            var env = base
+            env["SMTPMAILFROM"] = "bad@spam.example"
+            #expect(try await plugin(env).matches(PluginRun(0, "E553 5.7.1 Refused by greylag policy\n", "")))
+            #expect(try await plugin(env, ["--legacy-text"]).matches(PluginRun(0, "E553 sorry, your envelope sender has been denied (#5.7.1)\n", "")))
+            env = base
+            env["SMTPRCPTTO"] = "new@example.net"
+            #expect(try await plugin(env, ["--legacy-text"]).matches(PluginRun(0, "E451 temporary failure (#4.3.0)\n", "")))
+            env["RELAYCLIENT"] = ""
+            #expect(try await plugin(env).matches(PluginRun(0, "", "")))
+            env["RELAYCLIENT"] = nil
+            env["SMTPAUTHUSER"] = "alice"
+            #expect(try await plugin(env).matches(PluginRun(0, "", "")))
+            env["SMTPAUTHUSER"] = nil
+            env["GREYLISTING"] = nil
+            #expect(try await plugin(env).matches(PluginRun(0, "", "")))
+        }
+        #expect(log.contains("defer: client=198.51.100.7 network=198.51.100.0/24 sender=<a@example.org> "
+                             + "recipient=<b@example.net> reason=new_triplet retry_in=300s via=qmail-spp"))
+        #expect(log.contains("pass: client=198.51.100.7 network=198.51.100.0/24 sender=<a@example.org> "
+                             + "recipient=<b@example.net> reason=delay_elapsed delayed=301s via=qmail-spp"))
+        // Relay, authenticated and inactive runs did not ask the daemon.
+        #expect(log.all.filter { $0.contains("via=qmail-spp") }.count == 5)
+        // The daemon is gone: the mail passes and the reason goes to the log.
+        let down = try await plugin(base)
+        #expect(down.status == 0 && down.stdout == "")
+        #expect(down.stderr.hasPrefix("greylag qmail-spp: cannot connect to \(socket): "), "\(down.stderr)")
+        #expect(down.stderr.hasSuffix("; passing the mail\n"))
+    }
+
+    @Test func envelopeScannerExitCodes() async throws {
+        let binary = try E2E.value("GREYLAG_BINARY")
+        let dir = TemporaryDirectory()
+        let socket = dir.path + "/policy.sock"
+        let clock = ManualClock()
+        let env = ["GREYLAG_SOCKET": socket, "TCPREMOTEIP": "198.51.100.9"]
+        @Sendable func scan(_ from: String, _ to: String, _ e: [String: String] = [:]) async throws -> PluginRun {
+            let r = try await runQmailHelper(binary, ["qmail-envelope-scanner", from, to],
+                                             environment: env.merging(e) { $1 })
+            return PluginRun(r.status, r.stdout, r.stderr)
+        }
+        try await withDaemon(configure: configure(socket), clock: clock) { (_, _) async throws in
+            #expect(try await scan("a@example.org", "b@example.net").status == 101)
+            clock.advance(301)
+            #expect(try await scan("a@example.org", "b@example.net").status == 0)
+            #expect(try await scan("bad@spam.example", "b@example.net").status == 100)
+            #expect(try await scan("x@example.org", "b@example.net", ["RELAYCLIENT": ""]).status == 0)
+        }
+        let down = try await runQmailHelper(binary, ["qmail-envelope-scanner", "a@example.org", "c@example.net"],
+                                            environment: env)
+        #expect(down.status == 0 && down.stderr.contains("passing the mail"))
+    }
+
+    /// Starts `tcpserver` on a free loopback port in front of the wrapper
+    /// and the stand-in SMTP server; returns the process and port.
+    func tcpserver(_ binary: String, socket: String, environment: [String: String]) throws -> (Process, Int) {
+        let port = try freePort()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/tcpserver")
+        p.arguments = ["-q", "-H", "-R", "-l", "mx.greylag.test", "127.0.0.1", String(port), binary, "qmail-wrap",
+                       "--socket", "unix:" + socket, "/bin/bash", Self.repository + "/scripts/lib/fake-smtpd.sh"]
+        p.environment = environment.merging(["PATH": "/usr/bin:/bin"]) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        return (p, port)
+    }
+
+    func waitForListener(_ port: Int) async throws {
+        for _ in 0..<100 {
+            if (try? await PolicyTestClient("127.0.0.1:\(port)")) != nil { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("tcpserver did not listen on \(port)")
+    }
+
+    func swaks(_ port: Int, from: String = "a@example.org") async throws -> (status: Int32, output: String) {
+        try await runProgram("/usr/bin/swaks", ["--server", "127.0.0.1", "--port", String(port), "--from", from,
+                                                "--to", "b@example.net", "--timeout", "20"])
+    }
+
+    @Test func wrapperUnderTcpserver() async throws {
+        let binary = try E2E.value("GREYLAG_BINARY")
+        let dir = TemporaryDirectory()
+        let socket = dir.path + "/policy.sock"
+        try await withDaemon(configure: configure(socket), clock: nil) { _, _ in
+            let servers = [
+                try tcpserver(binary, socket: socket, environment: ["JGREYLIST_HOLDTIME": "2"]),
+                try tcpserver(binary, socket: socket, environment: ["JGREYLIST": ""]),
+                try tcpserver(binary, socket: socket, environment: ["JGREYLIST": "Your network is not welcome"]),
+                try tcpserver(binary, socket: socket, environment: ["JGREYLIST_NOREV": "1"]),
+            ]
+            // SIGKILL: a child of the test process may start with SIGTERM blocked.
+            defer { for (p, _) in servers { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+            for (_, port) in servers { try await waitForListener(port) }
+            let first = try await swaks(servers[0].1)
+            #expect(first.output.contains("220 mx.greylag.test ESMTP greylag"), "\(first.output)")
+            // (The listener check above was the first attempt, so the time left may be 1 or 2 s.)
+            #expect(first.output.contains("450 4.7.1 Greylisted, please try again in "), "\(first.output)")
+            #expect(!first.output.contains("fake-smtpd"))
+            try await Task.sleep(for: .milliseconds(2500))
+            let second = try await swaks(servers[0].1)
+            #expect(second.status == 0, "\(second.output)")
+            #expect(second.output.contains("250 2.0.0 fake-smtpd queued"), "\(second.output)")
+            let whitelisted = try await swaks(servers[1].1)
+            #expect(whitelisted.output.contains("250 2.0.0 fake-smtpd queued"), "\(whitelisted.output)")
+            let denied = try await swaks(servers[2].1)
+            #expect(denied.output.contains("553 5.7.1 Your network is not welcome"), "\(denied.output)")
+            let noReverse = try await swaks(servers[3].1)
+            #expect(noReverse.output.contains("553 5.7.1 No reverse DNS for 127.0.0.1"), "\(noReverse.output)")
+        }
+    }
+}
+
+/// One run of the plugin: exit status, standard output, standard error.
+struct PluginRun: Equatable, CustomStringConvertible {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    init(_ status: Int32, _ stdout: String, _ stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+    func matches(_ other: PluginRun) -> Bool { self == other }
+    var description: String { "exit \(status), stdout \(stdout.debugDescription), stderr \(stderr.debugDescription)" }
+}
