@@ -160,7 +160,7 @@ enum QmailEntry {
         if let h = env("TCPLOCALHOST"), !h.isEmpty { return h }
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count - 1)
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Speaks the holding SMTP dialogue on standard input and output.
