@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(name: "GreylagCore"),
@@ -22,6 +23,11 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "QmailGate"),
+        .target(name: "GreylagPostgres", dependencies: [
+            "GreylagCore", "GreylagStore",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Milter", dependencies: [
             "GreylagCore",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -64,6 +70,11 @@ let package = Package(
         ]),
         .testTarget(name: "GreylagStoreTests", dependencies: ["GreylagStore"]),
         .testTarget(name: "QmailGateTests", dependencies: ["QmailGate"]),
+        .testTarget(name: "StoreConformanceTests", dependencies: [
+            "GreylagStore", "GreylagPostgres",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "GreylagServerTests", dependencies: [
             "GreylagServer", "GreylagBench", "GreylagStore",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -1,0 +1,175 @@
+import Foundation
+import GreylagCore
+import GreylagPostgres
+import GreylagStore
+import Logging
+import PostgresNIO
+import Testing
+
+/// The backends the conformance suite runs against: SQLite always,
+/// PostgreSQL when `GREYLAG_TEST_POSTGRES` names a server
+/// (`host:port:user:password`, set by `scripts/test.sh`).
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite, postgresql
+
+    static var available: [Backend] {
+        ProcessInfo.processInfo.environment["GREYLAG_TEST_POSTGRES"].map { !$0.isEmpty } == true
+            ? [.sqlite, .postgresql] : [.sqlite]
+    }
+
+    var testDescription: String { rawValue }
+
+    static var postgresSettings: PostgresStore.Settings? {
+        guard let spec = ProcessInfo.processInfo.environment["GREYLAG_TEST_POSTGRES"], !spec.isEmpty else { return nil }
+        let p = spec.split(separator: ":", maxSplits: 3).map(String.init)
+        guard p.count == 4, let port = Int(p[1]) else { return nil }
+        return PostgresStore.Settings(host: p[0], port: port, user: p[2], password: p[3], database: "greylag")
+    }
+
+    /// A fresh, empty store of this backend; `body` runs with it, then it is removed.
+    func withStore<T: Sendable>(_ body: @Sendable (any GreylistStore) async throws -> T) async throws -> T {
+        switch self {
+        case .sqlite:
+            let dir = NSTemporaryDirectory() + "greylag-conformance-" + UUID().uuidString
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try SQLiteStore(path: dir + "/greylag.db")
+            do {
+                let result = try await body(store)
+                try await store.close()
+                return result
+            } catch {
+                try? await store.close()
+                throw error
+            }
+        case .postgresql:
+            var settings = try #require(Self.postgresSettings)
+            let name = "greylag_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+            try await Self.admin(settings, "CREATE DATABASE \(name)")
+            settings.database = String(name)
+            let store = try await PostgresStore(settings: settings)
+            do {
+                let result = try await body(store)
+                try await store.close()
+                try await Self.admin(Self.postgresSettings!, "DROP DATABASE \(name)")
+                return result
+            } catch {
+                try? await store.close()
+                try? await Self.admin(Self.postgresSettings!, "DROP DATABASE \(name)")
+                throw error
+            }
+        }
+    }
+
+    /// Runs one statement on the server's "greylag" database.
+    static func admin(_ s: PostgresStore.Settings, _ sql: String) async throws {
+        let config = PostgresClient.Configuration(host: s.host, port: s.port, username: s.user, password: s.password,
+                                                  database: s.database, tls: .disable)
+        let client = PostgresClient(configuration: config)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            try await client.query(PostgresQuery(unsafeSQL: sql))
+            group.cancelAll()
+        }
+    }
+}
+
+let t0: Int64 = 1_700_000_000
+let engine = Engine()
+
+func triplet(_ n: Int, network: String = "198.51.100.0/24") -> Triplet {
+    Triplet(network: network, sender: "sender\(n)@example.org", recipient: "user\(n)@example.net")
+}
+
+func decide(_ store: any GreylistStore, _ t: Triplet, at now: Int64) async throws -> Verdict {
+    try await store.decide(t, now: now) { engine.decide(t, state: $0, now: now) }.verdict
+}
+
+/// The same behaviour from every backend.
+@Suite struct StoreConformanceTests {
+    @Test(arguments: Backend.available)
+    func greylistingLifecycle(backend: Backend) async throws {
+        try await backend.withStore { store in
+            let t = triplet(1)
+            #expect(try await decide(store, t, at: t0).reason == .newTriplet)
+            #expect(try await decide(store, t, at: t0 + 100).reason == .tooEarly)
+            let pass = try await decide(store, t, at: t0 + 300)
+            #expect(pass.reason == .delayElapsed && pass.delayed == 300)
+            #expect(try await decide(store, t, at: t0 + 400).reason == .knownTriplet)
+            let r = try #require(try await store.record(for: t))
+            #expect(r.firstSeen == t0 && r.lastSeen == t0 + 400 && r.blockedCount == 2 && r.passedCount == 2)
+            #expect(try await store.record(for: triplet(2)) == nil)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func concurrentDecisionsOnOneTripletLoseNoUpdate(backend: Backend) async throws {
+        try await backend.withStore { store in
+            let t = triplet(7)
+            let verdicts = try await withThrowingTaskGroup(of: Verdict.self) { group in
+                for _ in 0..<24 { group.addTask { try await decide(store, t, at: t0) } }
+                var out: [Verdict] = []
+                for try await v in group { out.append(v) }
+                return out
+            }
+            #expect(verdicts.filter { $0.reason == .newTriplet }.count == 1)
+            #expect(verdicts.filter { $0.reason == .tooEarly }.count == 23)
+            #expect(try await store.record(for: t)?.blockedCount == 24)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func clientAutowhitelistAfterFivePassedTriplets(backend: Backend) async throws {
+        try await backend.withStore { store in
+            for n in 0..<5 {
+                _ = try await decide(store, triplet(n), at: t0)
+                #expect(try await decide(store, triplet(n), at: t0 + 300).reason == .delayElapsed)
+            }
+            #expect(try await decide(store, triplet(99), at: t0 + 301).reason == .clientAutowhitelisted)
+            #expect(try await store.counts(now: t0 + 301) == StoreCounts(pending: 0, passed: 5, clients: 1))
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func listingDeletingAndExpiringInBatches(backend: Backend) async throws {
+        try await backend.withStore { store in
+            for n in 0..<12 { _ = try await decide(store, triplet(n), at: t0 + Int64(n)) }
+            _ = try await decide(store, triplet(0), at: t0 + 300)
+            let pending = try await store.records(matching: RecordFilter(state: .pending, limit: 5), now: t0 + 300)
+            #expect(pending.map(\.triplet) == (7..<12).reversed().map { triplet($0) })
+            #expect(try await store.records(matching: RecordFilter(sender: "sender0@example.org"), now: t0 + 300)
+                .map(\.passedCount) == [1])
+            #expect(try await store.delete(triplet(3)))
+            #expect(try await !store.delete(triplet(3)))
+            // The 10 pending ones expire after the retry window; the passed one stays.
+            let later = t0 + 2 * 86_400 + 100
+            var removed = 0
+            while true {
+                let n = try await store.expire(now: later, limit: 4)
+                removed += n
+                if n < 4 { break }
+            }
+            #expect(removed == 10)
+            #expect(try await store.records(matching: RecordFilter(), now: later).map(\.triplet) == [triplet(0)])
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func manualEntries(backend: Backend) async throws {
+        try await backend.withStore { store in
+            let a = try await store.addManualEntry(ManualEntry(id: 0, list: .whitelist, field: .client,
+                                                               value: "192.0.2.0/24", comment: "x", created: t0))
+            let again = try await store.addManualEntry(ManualEntry(id: 0, list: .whitelist, field: .client,
+                                                                   value: "192.0.2.0/24", comment: "y", created: t0 + 9,
+                                                                   expires: t0 + 60))
+            #expect(again.id == a.id && again.created == t0)
+            _ = try await store.addManualEntry(ManualEntry(id: 0, list: .blacklist, field: .senderDomain,
+                                                           value: "spam.example", created: t0))
+            #expect(try await store.manualEntries().map(\.comment) == ["y", ""])
+            _ = try await store.expire(now: t0 + 61, limit: 100)
+            #expect(try await store.manualEntries().map(\.value) == ["spam.example"])
+            #expect(try await store.removeManualEntry(list: .blacklist, field: .senderDomain, value: "spam.example"))
+            #expect(try await store.manualEntries().isEmpty)
+        }
+    }
+}
