@@ -198,15 +198,26 @@ public final class PostgresStore: GreylistStore {
             let decision = decide(state)
             if try await write(decision.change, for: triplet, now: now, revision: revision, run: pool) { return decision }
         }
-        // A triplet this contended is decided under a transaction-scoped
-        // advisory lock on its key, so the write cannot lose again.
+        // A triplet this contended is decided in a transaction holding an
+        // advisory lock on its key (against other locked deciders) and the
+        // row lock of the record (against optimistic ones): once the row
+        // exists, the write cannot lose again.
         let key = "\(triplet.network) \(triplet.sender) \(triplet.recipient)"
         let decided: Decision? = try await client.withTransaction(logger: logger) { connection in
             let run: Run = { try await connection.query($0, logger: logger) }
             try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
-            let (state, revision) = try await self.read(triplet, now: now, run: run)
-            let decision = decide(state)
-            return try await self.write(decision.change, for: triplet, now: now, revision: revision, run: run) ? decision : nil
+            for _ in 0..<3 {
+                try await connection.query("""
+                    SELECT 1 FROM triplets WHERE client_network = \(triplet.network) AND sender = \(triplet.sender)
+                    AND recipient = \(triplet.recipient) FOR UPDATE
+                    """, logger: logger)
+                let (state, revision) = try await self.read(triplet, now: now, run: run)
+                let decision = decide(state)
+                if try await self.write(decision.change, for: triplet, now: now, revision: revision, run: run) {
+                    return decision
+                }
+            }
+            return nil
         }
         guard let decided else { throw ConflictError() }
         return decided
