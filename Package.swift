@@ -38,7 +38,7 @@ let package = Package(
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         .target(name: "GreylagServer", dependencies: [
-            "GreylagCore", "PolicyProtocol", "Milter", "GreylagStore",
+            "GreylagCore", "PolicyProtocol", "Milter", "GreylagStore", "GreylagPostgres",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -51,7 +51,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "greylag", dependencies: [
-            "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore", "QmailGate",
+            "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "QmailGate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -76,7 +76,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "GreylagServerTests", dependencies: [
-            "GreylagServer", "GreylagBench", "GreylagStore",
+            "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -2,13 +2,14 @@
 # The whole test suite, from a fresh Debian machine with the Swift toolchain:
 # installs what the tests need (apt), builds, starts a throwaway Postfix on
 # loopback (127.0.0.1 and ::1) that asks greylag for policy and a second one
-# that asks it as a milter, runs
+# that asks it as a milter, and a throwaway PostgreSQL, runs
 # `swift test` (unit tests, live-daemon tests, the Postfix end-to-end test
 # and the kill -9 test), and stops Postfix again whatever happens.
 #
 # Environment: GREYLAG_TEST_SMTP_PORT (default 12525),
 # GREYLAG_TEST_POLICY_PORT (10991), GREYLAG_TEST_MILTER_SMTP_PORT (12526) and
-# GREYLAG_TEST_MILTER_PORT (10992) choose the loopback ports.
+# GREYLAG_TEST_MILTER_PORT (10992) and GREYLAG_TEST_PG_PORT (5433) choose the
+# loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ SMTP_PORT="${GREYLAG_TEST_SMTP_PORT:-12525}"
 POLICY_PORT="${GREYLAG_TEST_POLICY_PORT:-10991}"
 MILTER_SMTP_PORT="${GREYLAG_TEST_MILTER_SMTP_PORT:-12526}"
 MILTER_PORT="${GREYLAG_TEST_MILTER_PORT:-10992}"
+PG_PORT="${GREYLAG_TEST_PG_PORT:-5433}"
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
@@ -27,6 +29,8 @@ BIN_DIR="$(swift build --show-bin-path)"
 
 # shellcheck source=scripts/lib/postfix.sh
 source scripts/lib/postfix.sh
+# shellcheck source=scripts/lib/postgres.sh
+source scripts/lib/postgres.sh
 
 WORK="$(mktemp -d /tmp/greylag-test.XXXXXX)"
 chmod 755 "$WORK"
@@ -34,6 +38,11 @@ cleanup() {
     local status=$?
     postfix_stop "$WORK/postfix" >/dev/null 2>&1 || true
     postfix_stop "$WORK/postfix-milter" >/dev/null 2>&1 || true
+    postgres_stop "$WORK/postgres" >/dev/null 2>&1 || true
+    if [[ $status -ne 0 && -f "$WORK/postgres/server.log" ]]; then
+        log "PostgreSQL log (last 20 lines):"
+        tail -n 20 "$WORK/postgres/server.log" >&2 || true
+    fi
     local instance
     for instance in postfix postfix-milter; do
         if [[ $status -ne 0 && -f "$WORK/$instance/maillog" ]]; then
@@ -49,6 +58,12 @@ trap cleanup EXIT INT TERM
 if ! postfix_has_ipv6; then
     log "IPv6 loopback (::1) is not configured: the IPv6 end-to-end test will fail"
 fi
+# PostgreSQL for the shared-store tests (conformance suite, two daemons).
+PG_PASSWORD="pw-$RANDOM$RANDOM"
+log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+postgres_start "$WORK/postgres" "$PG_PORT" "$PG_PASSWORD"
+export GREYLAG_TEST_POSTGRES="127.0.0.1:$PG_PORT:greylag:$PG_PASSWORD"
+
 # SMTP AUTH for the exemption test: a throwaway user in the instance's own sasldb.
 SASL_USER="greylag-test"
 SASL_PASSWORD="pw-$RANDOM$RANDOM"

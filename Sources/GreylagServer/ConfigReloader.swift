@@ -54,6 +54,7 @@ actor ConfigReloader {
         applied.policyListeners = current.policyListeners
         applied.milterListeners = current.milterListeners
         applied.storePath = current.storePath
+        applied.backend = current.backend
         applied.adminSocket = current.adminSocket
         service.reconfigure(policy: new.policy, lists: new.lists, replies: GreylagDaemon.replies(new),
                             milterReplies: GreylagDaemon.milterReplies(new))
@@ -104,6 +105,7 @@ actor ConfigReloader {
         if a.policyListeners != b.policyListeners { out.append("policy.listen") }
         if a.milterListeners != b.milterListeners { out.append("milter.listen") }
         if a.storePath != b.storePath { out.append("store.path") }
+        if a.backend != b.backend { out.append("store.backend and its connection") }
         if a.synchronous != b.synchronous { out.append("store.synchronous") }
         if a.adminSocket != b.adminSocket { out.append("admin.socket") }
         if a.adminSocketMode != b.adminSocketMode { out.append("admin.socket_mode") }

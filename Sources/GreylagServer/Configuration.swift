@@ -1,4 +1,5 @@
 import GreylagCore
+import GreylagPostgres
 import GreylagStore
 import Logging
 import Milter
@@ -42,6 +43,14 @@ public struct GreylagConfiguration: Sendable {
     }()
 
     // [store]
+    /// Which database keeps the state.
+    public enum Backend: Sendable, Hashable {
+        /// The embedded SQLite file at `storePath`.
+        case sqlite
+        /// A PostgreSQL server shared by several MX hosts.
+        case postgresql(PostgresStore.Settings)
+    }
+    public var backend: Backend = .sqlite
     public var storePath = "greylag.db"
     public var synchronous: SQLiteStore.Synchronous = .full
     public var expiryInterval: Int64 = 60
@@ -86,6 +95,14 @@ public struct GreylagConfiguration: Sendable {
     /// Seconds between checks of the configuration and list files for
     /// changes; 0 turns watching off (SIGHUP still reloads).
     public var watchInterval: Double = 2
+
+    /// The store for logs: `sqlite:greylag.db`, `postgresql://greylag@db1:5432/greylag`.
+    public var backendDescription: String {
+        switch backend {
+        case .sqlite: return "sqlite:\(storePath)"
+        case .postgresql(let s): return "postgresql://\(s.user)@\(s.host):\(s.port)/\(s.database)"
+        }
+    }
 
     /// Where the configuration came from ("defaults" or a path), for logs.
     public var source = "defaults"

@@ -1,5 +1,6 @@
 import Foundation
 import GreylagCore
+import GreylagPostgres
 import GreylagStore
 import Logging
 import Milter
@@ -61,8 +62,10 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 /// socket_mode = "0666"
 ///
 /// [store]
-/// backend = "sqlite"
-/// path = "greylag.db"
+/// backend = "sqlite"             # or "postgresql"
+/// path = "greylag.db"            # sqlite
+/// host = "127.0.0.1"             # postgresql: host, port, user, password, database, max_connections
+/// port = 5432
 /// synchronous = "full"          # or "normal"
 /// expiry_interval = "1m"
 /// expiry_batch = 500
@@ -327,13 +330,36 @@ struct Reader {
     }
 
     mutating func readStore(_ t: TOMLTable, into c: inout GreylagConfiguration) {
+        var backendName = "sqlite"
+        var pg = PostgresStore.Settings()
+        var pgKeys: [String] = []
         for (key, value) in t {
             let k = "store.\(key)"
             switch key {
             case "backend":
-                if let v = string(k, value), v != "sqlite" {
-                    fail(k, "\"\(v)\" is not a supported backend; this version has \"sqlite\"")
+                if let v = string(k, value) {
+                    if ["sqlite", "postgresql"].contains(v.lowercased()) { backendName = v.lowercased() } else {
+                        fail(k, "\"\(v)\" is not a supported backend: \"sqlite\" or \"postgresql\"")
+                    }
                 }
+            case "host":
+                pgKeys.append(k)
+                if let v = string(k, value) { pg.host = v }
+            case "port":
+                pgKeys.append(k)
+                if let v = integer(k, value, in: 1...65535) { pg.port = v }
+            case "user":
+                pgKeys.append(k)
+                if let v = string(k, value) { pg.user = v }
+            case "password":
+                pgKeys.append(k)
+                if let v = string(k, value) { pg.password = v }
+            case "database":
+                pgKeys.append(k)
+                if let v = string(k, value) { pg.database = v }
+            case "max_connections":
+                pgKeys.append(k)
+                if let v = integer(k, value, in: 1...1000) { pg.maxConnections = v }
             case "path":
                 if let v = string(k, value) {
                     if v.isEmpty { fail(k, "must not be empty") } else { c.storePath = v }
@@ -363,6 +389,11 @@ struct Reader {
             default:
                 fail(k, "unknown key")
             }
+        }
+        if backendName == "postgresql" {
+            c.backend = .postgresql(pg)
+        } else {
+            for k in pgKeys { fail(k, "only used with backend = \"postgresql\"") }
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GreylagCore
+import GreylagPostgres
 import GreylagStore
 import Logging
 import NIOCore
@@ -17,18 +18,18 @@ public final class GreylagDaemon: Service {
     private let logger: Logger
     private let givenGroup: (any EventLoopGroup)?
     private let onListening: @Sendable ([String]) -> Void
-    private let openStore: @Sendable (GreylagConfiguration, any EventLoop) throws -> any GreylistStore
+    private let openStore: @Sendable (GreylagConfiguration, any EventLoop) async throws -> any GreylistStore
     private let clock: @Sendable () -> Int64
 
     /// - Parameters:
-    ///   - openStore: opens the store; SQLite at `storePath` by default.
+    ///   - openStore: opens the store; the configuration's backend by default.
     ///   - clock: Unix seconds; the wall clock by default.
     ///   - onListening: called with the bound listener addresses once the
     ///     daemon accepts connections.
     public init(configuration: GreylagConfiguration, logger: Logger,
                 group: (any EventLoopGroup)? = nil,
-                openStore: @escaping @Sendable (GreylagConfiguration, any EventLoop) throws -> any GreylistStore
-                    = GreylagDaemon.openSQLite,
+                openStore: @escaping @Sendable (GreylagConfiguration, any EventLoop) async throws -> any GreylistStore
+                    = GreylagDaemon.openConfiguredStore,
                 clock: @escaping @Sendable () -> Int64 = unixNow,
                 onListening: @escaping @Sendable ([String]) -> Void = { _ in }) {
         self.configuration = configuration
@@ -41,6 +42,18 @@ public final class GreylagDaemon: Service {
 
     /// The default store: the SQLite file of the configuration, its writer
     /// running on `loop`.
+    /// The store the configuration names: SQLite (its writer on `loop`) or PostgreSQL.
+    @Sendable public static func openConfiguredStore(_ config: GreylagConfiguration, loop: any EventLoop) async throws
+        -> any GreylistStore {
+        switch config.backend {
+        case .sqlite: return try openSQLite(config, loop: loop)
+        case .postgresql(let settings):
+            var s = settings
+            s.queryTimeout = config.storeTimeout
+            return try await PostgresStore(settings: s)
+        }
+    }
+
     @Sendable public static func openSQLite(_ config: GreylagConfiguration, loop: any EventLoop) throws -> any GreylistStore {
         try SQLiteStore(path: config.storePath, synchronous: config.synchronous,
                         writerExecutor: { loop.execute($0) })
@@ -60,7 +73,7 @@ public final class GreylagDaemon: Service {
         let config = configuration
         let store: any GreylistStore
         do {
-            store = try openStore(config, group.next())
+            store = try await openStore(config, group.next())
         } catch {
             logger.critical("cannot open store \(config.storePath): \(error)")
             throw error
@@ -109,7 +122,7 @@ public final class GreylagDaemon: Service {
         let boundMilters = milters.compactMap { $0.localAddress.map(Self.describe) }
         let banner = "greylag \(GreylagVersion.string) serving policy on \(bound.joined(separator: ", ")); "
             + "milter on \(boundMilters.isEmpty ? "none" : boundMilters.joined(separator: ", ")); "
-            + "store sqlite:\(config.storePath); delay \(DurationText.format(config.policy.delay))"
+            + "store \(config.backendDescription); delay \(DurationText.format(config.policy.delay))"
             + (config.policy.dryRun ? "; DRY RUN" : "")
             + "; admin socket \(config.adminSocketPath ?? "off"); lists: " + ConfigReloader.describe(config.lists)
             + ", \(service.manualEntries.count) manual"

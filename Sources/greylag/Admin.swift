@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GreylagCore
 import GreylagServer
+import GreylagPostgres
 import GreylagStore
 
 /// Runs an admin request: through the running daemon's admin socket when
@@ -19,7 +20,11 @@ enum AdminRunner {
                 throw CleanExit.message("greylag: \(error)")
             }
         }
-        let store = try SQLiteStore(path: config.storePath, synchronous: config.synchronous)
+        let store: any GreylistStore
+        switch config.backend {
+        case .sqlite: store = try SQLiteStore(path: config.storePath, synchronous: config.synchronous)
+        case .postgresql(let settings): store = try await PostgresStore(settings: settings)
+        }
         let response = await AdminService(store: store, service: nil, policy: config.policy).handle(request)
         try await store.close()
         return response

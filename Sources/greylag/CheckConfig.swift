@@ -22,7 +22,7 @@ struct CheckConfig: AsyncParsableCommand {
             policy: \(config.policyListeners.map(\.description).joined(separator: ", ").ifEmpty("off"))
             milter: \(config.milterListeners.map(\.description).joined(separator: ", ").ifEmpty("off")) \
             (defer \(config.milterReplies.deferCode), header \(config.milterReplies.header.rawValue))
-            store: sqlite:\(config.storePath) (synchronous \(config.synchronous.rawValue))
+            store: \(config.backendDescription)\(config.backend == .sqlite ? " (synchronous \(config.synchronous.rawValue))" : "")
             lists: \(Self.describe(config.lists))
             exemptions: authenticated clients \(config.lists.exemptAuthenticated ? "pass" : "are greylisted"), \
             trusted networks \(config.lists.trusted.rules.map(\.text).joined(separator: ", ").ifEmpty("none"))

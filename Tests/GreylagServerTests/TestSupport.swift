@@ -74,7 +74,8 @@ func withDaemon<T: Sendable>(
     if let clock { now = { clock.now } } else { now = unixNow }
     let daemon = GreylagDaemon(configuration: config, logger: logger,
                                openStore: { config, loop in
-                                   try store?(config) ?? GreylagDaemon.openSQLite(config, loop: loop)
+                                   if let store { return try store(config) }
+                                   return try await GreylagDaemon.openConfiguredStore(config, loop: loop)
                                },
                                clock: now, onListening: { continuation.yield($0) })
     let group = ServiceGroup(configuration: .init(services: [daemon], logger: logger))
