@@ -32,8 +32,11 @@ postgres_start() {
         return 1
     fi
     if ! runuser -u postgres -- "$POSTGRES_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start >/dev/null; then
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start \
+        >"$dir/pg_ctl.out" 2>&1; then
+        # (Both streams to a file: the server inherits them and would hold a caller's pipe open.)
         _pg_log "PostgreSQL did not start, see $dir/server.log"
+        cat "$dir/pg_ctl.out" >&2
         tail -n 20 "$dir/server.log" >&2
         return 1
     fi
