@@ -20,9 +20,8 @@ final class MilterServerHandler: ChannelInboundHandler {
     private var logger: Logger
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<MilterCommand>()
-    private var inFlight: (token: UInt64, query: GreylistQuery)?
-    private var nextToken: UInt64 = 0
-    private var timeoutTask: Scheduled<Void>?
+    /// The RCPT whose decision is awaited.
+    private var pending = PendingDecision<GreylistQuery>()
     private var draining = false
 
     init(session: MilterSession, service: GreylistService, decisionTimeout: TimeAmount, mailbox: EventLoopMailbox,
@@ -41,7 +40,7 @@ final class MilterServerHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timeoutTask?.cancel()
+        pending.cancel()
         self.context = nil
     }
 
@@ -52,16 +51,16 @@ final class MilterServerHandler: ChannelInboundHandler {
             return
         }
         queue.append(unwrapInboundIn(data))
-        if inFlight == nil { processQueue() }
+        if !pending.isWaiting { processQueue() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is PolicyServerHandler.Drain:
             draining = true
-            if inFlight == nil { context.close(promise: nil) }
+            if !pending.isWaiting { context.close(promise: nil) }
         case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
-            if inFlight == nil {
+            if !pending.isWaiting {
                 logger.debug("closing idle milter connection")
                 context.close(promise: nil)
             }
@@ -103,34 +102,22 @@ final class MilterServerHandler: ChannelInboundHandler {
     }
 
     private func startDecision(_ query: GreylistQuery, context: ChannelHandlerContext) {
-        nextToken &+= 1
-        let token = nextToken
-        inFlight = (token, query)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let service = self.service
-        let mailbox = self.mailbox
-        timeoutTask = context.eventLoop.scheduleTask(in: decisionTimeout) {
-            bound.value.timedOut(token: token)
+        let finished: @Sendable (Verdict, UInt64, Bool) -> Void = { verdict, token, timedOut in
+            bound.value.decided(verdict, token: token, timedOut: timedOut)
         }
-        service.decide(query, now: service.now()) { verdict in
-            mailbox.post { bound.value.decided(verdict, token: token) }
-        }
+        let token = pending.begin(query, service: service, timeout: decisionTimeout, loop: context.eventLoop,
+                                  finished: finished)
+        PendingDecision<Void>.ask(query, now: service.now(), token: token, service: service, mailbox: mailbox,
+                                  finished: finished)
     }
 
-    private func timedOut(token: UInt64) {
-        guard let pending = inFlight, pending.token == token else { return }
-        logger.error("decision not ready after \(decisionTimeout.nanoseconds / 1_000_000) ms; applying failure mode")
-        decided(service.failureVerdict(for: nil), token: token)
-    }
-
-    private func decided(_ verdict: Verdict, token: UInt64) {
-        guard let pending = inFlight, pending.token == token else { return }
-        inFlight = nil
-        timeoutTask?.cancel()
-        timeoutTask = nil
-        service.log(verdict, pending.query)
+    private func decided(_ verdict: Verdict, token: UInt64, timedOut: Bool) {
+        guard let query = pending.finish(token) else { return }  // already answered
+        if timedOut { logger.error(PendingDecision<Void>.timeoutMessage(decisionTimeout)) }
+        service.log(verdict, query)
         guard let context else { return }
-        session.config = service.milterReplies
+        session.config = service.milterReplies  // a reload may have changed the wording
         context.write(wrapOutboundOut(session.verdictReceived(verdict)), promise: nil)
         processQueue()
     }

@@ -22,10 +22,8 @@ final class PolicyServerHandler: ChannelInboundHandler {
     private var logger: Logger
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<PolicyRequest>()
-    /// The request whose decision is awaited, with its token.
-    private var inFlight: (token: UInt64, request: PolicyRequest, query: GreylistQuery)?
-    private var nextToken: UInt64 = 0
-    private var timeoutTask: Scheduled<Void>?
+    /// The request whose decision is awaited, with its query and time.
+    private var pending = PendingDecision<(request: PolicyRequest, query: GreylistQuery, now: Int64)>()
     private var inputClosed = false
     private var draining = false
 
@@ -45,7 +43,7 @@ final class PolicyServerHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timeoutTask?.cancel()
+        pending.cancel()
         self.context = nil
     }
 
@@ -56,7 +54,7 @@ final class PolicyServerHandler: ChannelInboundHandler {
             return
         }
         queue.append(unwrapInboundIn(data))
-        if inFlight == nil { processQueue() }
+        if !pending.isWaiting { processQueue() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -64,12 +62,12 @@ final class PolicyServerHandler: ChannelInboundHandler {
         case ChannelEvent.inputClosed:
             // The peer sent everything (Exim's readsocket half-closes): answer, then close.
             inputClosed = true
-            if inFlight == nil && queue.isEmpty { context.close(promise: nil) }
+            if !pending.isWaiting && queue.isEmpty { context.close(promise: nil) }
         case is Drain:
             draining = true
-            if inFlight == nil { context.close(promise: nil) }
+            if !pending.isWaiting { context.close(promise: nil) }
         case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
-            if inFlight == nil {
+            if !pending.isWaiting {
                 logger.debug("closing idle policy connection")
                 context.close(promise: nil)
             }
@@ -105,39 +103,23 @@ final class PolicyServerHandler: ChannelInboundHandler {
     }
 
     private func startDecision(_ query: GreylistQuery, request: PolicyRequest, context: ChannelHandlerContext) {
-        nextToken &+= 1
-        let token = nextToken
-        inFlight = (token, request, query)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let loop = context.eventLoop
-        let service = self.service
         let now = service.now()
-        let mailbox = self.mailbox
-        // Armed first: a decision that needs no store completes inside
-        // `decide` and must find its own timeout to cancel.
-        timeoutTask = loop.scheduleTask(in: decisionTimeout) {
-            bound.value.timedOut(token: token)
+        let finished: @Sendable (Verdict, UInt64, Bool) -> Void = { verdict, token, timedOut in
+            bound.value.decided(verdict, token: token, timedOut: timedOut)
         }
-        service.decide(query, now: now) { verdict in
-            mailbox.post { bound.value.decided(verdict, token: token, now: now) }
-        }
+        let token = pending.begin((request, query, now), service: service, timeout: decisionTimeout,
+                                  loop: context.eventLoop, finished: finished)
+        PendingDecision<Void>.ask(query, now: now, token: token, service: service, mailbox: mailbox, finished: finished)
     }
 
-    private func timedOut(token: UInt64) {
-        guard let pending = inFlight, pending.token == token else { return }
-        logger.error("decision not ready after \(decisionTimeout.nanoseconds / 1_000_000) ms; applying failure mode")
-        decided(service.failureVerdict(for: nil), token: token, now: service.now())
-    }
-
-    private func decided(_ verdict: Verdict, token: UInt64, now: Int64) {
-        guard let pending = inFlight, pending.token == token else { return }  // already answered on timeout
-        inFlight = nil
-        timeoutTask?.cancel()
-        timeoutTask = nil
-        service.log(verdict, pending.query)
+    private func decided(_ verdict: Verdict, token: UInt64, timedOut: Bool) {
+        guard let (request, query, now) = pending.finish(token) else { return }  // already answered
+        if timedOut { logger.error(PendingDecision<Void>.timeoutMessage(decisionTimeout)) }
+        service.log(verdict, query)
         guard let context else { return }
         session.config = service.replies  // a reload may have changed the wording
-        let reply = session.verdictReceived(verdict, for: pending.request, now: now)
+        let reply = session.verdictReceived(verdict, for: request, now: timedOut ? service.now() : now)
         context.write(wrapOutboundOut(reply), promise: nil)
         processQueue()
     }
