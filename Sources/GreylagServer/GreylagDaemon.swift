@@ -45,8 +45,16 @@ public final class GreylagDaemon: Service {
     /// The store the configuration names: SQLite (its writer on `loop`) or PostgreSQL.
     @Sendable public static func openConfiguredStore(_ config: GreylagConfiguration, loop: any EventLoop) async throws
         -> any GreylistStore {
+        try await openStore(config, loop: loop)
+    }
+
+    /// The store the configuration names; the SQLite writer runs on `loop`,
+    /// or on a queue of its own without one (the admin commands).
+    public static func openStore(_ config: GreylagConfiguration, loop: (any EventLoop)?) async throws -> any GreylistStore {
         switch config.backend {
-        case .sqlite: return try openSQLite(config, loop: loop)
+        case .sqlite:
+            guard let loop else { return try SQLiteStore(path: config.storePath, synchronous: config.synchronous) }
+            return try openSQLite(config, loop: loop)
         case .postgresql(let settings):
             var s = settings
             s.queryTimeout = config.storeTimeout

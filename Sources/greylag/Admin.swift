@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import GreylagCore
 import GreylagServer
-import GreylagPostgres
 import GreylagStore
 
 /// Runs an admin request: through the running daemon's admin socket when
@@ -20,11 +19,7 @@ enum AdminRunner {
                 throw CleanExit.message("greylag: \(error)")
             }
         }
-        let store: any GreylistStore
-        switch config.backend {
-        case .sqlite: store = try SQLiteStore(path: config.storePath, synchronous: config.synchronous)
-        case .postgresql(let settings): store = try await PostgresStore(settings: settings)
-        }
+        let store = try await GreylagDaemon.openStore(config, loop: nil)
         let response = await AdminService(store: store, service: nil, policy: config.policy).handle(request)
         try await store.close()
         return response
