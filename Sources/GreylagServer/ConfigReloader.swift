@@ -60,9 +60,9 @@ actor ConfigReloader {
                             milterReplies: GreylagDaemon.milterReplies(new))
         await reloadManualEntries()
         current = applied
-        var seen = before
-        for path in Self.watched(current) where seen[path] == nil { seen[path] = FileSignature(path: path) }
-        signatures = seen.filter { Self.watched(current).contains($0.key) }
+        // Files the new configuration names for the first time are taken as they are now.
+        signatures = [:]
+        for path in Self.watched(current) { signatures.updateValue(before[path] ?? FileSignature(path: path), forKey: path) }
         let summary = "reloaded \(source) (\(trigger)): " + Self.describe(new.lists)
             + ", \(service.manualEntries.count) manual"
         logger.notice("\(summary)")

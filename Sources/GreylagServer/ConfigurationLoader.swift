@@ -232,14 +232,8 @@ struct Reader {
             let k = "policy.\(key)"
             switch key {
             case "listen":
-                if let list = strings(k, value) {
-                    var out: [ListenAddress] = []
-                    for item in list {
-                        if let a = ListenAddress(item) { out.append(a) } else {
-                            fail(k, "\"\(item)\" is not HOST:PORT, [IPV6]:PORT or unix:/path")
-                        }
-                    }
-                    c.policyListeners = out
+                if let list = listeners(k, value, expected: "HOST:PORT, [IPV6]:PORT or unix:/path", parse: { ListenAddress($0) }) {
+                    c.policyListeners = list
                 }
             case "defer_action":
                 if let v = string(k, value) {
@@ -284,15 +278,9 @@ struct Reader {
             let k = "milter.\(key)"
             switch key {
             case "listen":
-                if let list = strings(k, value) {
-                    var out: [ListenAddress] = []
-                    for item in list {
-                        if let a = ListenAddress(milter: item) { out.append(a) } else {
-                            fail(k, item: item, "\"\(item)\" is not inet:PORT@HOST, inet6:PORT@HOST, unix:/path, "
-                                 + "a path or HOST:PORT")
-                        }
-                    }
-                    c.milterListeners = out
+                if let list = listeners(k, value, expected: "inet:PORT@HOST, inet6:PORT@HOST, unix:/path, a path or HOST:PORT",
+                                        parse: { ListenAddress(milter: $0) }) {
+                    c.milterListeners = list
                 }
             case "defer_code":
                 if let v = string(k, value) {
@@ -456,6 +444,17 @@ struct Reader {
         }
         fail(key, "expected a string or an array of strings, found \(value.type)")
         return nil
+    }
+
+    /// A list of listen addresses; each bad one is reported at its line.
+    mutating func listeners(_ key: String, _ value: any TOMLValueConvertible, expected: String,
+                            parse: (String) -> ListenAddress?) -> [ListenAddress]? {
+        guard let list = strings(key, value) else { return nil }
+        var out: [ListenAddress] = []
+        for item in list {
+            if let a = parse(item) { out.append(a) } else { fail(key, item: item, "\"\(item)\" is not \(expected)") }
+        }
+        return out
     }
 
     mutating func boolean(_ key: String, _ value: any TOMLValueConvertible) -> Bool? {
