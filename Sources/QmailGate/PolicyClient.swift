@@ -57,25 +57,19 @@ public struct PolicyClient: Sendable {
         var path: String? = nil
         if target.hasPrefix("unix:") { path = String(target.dropFirst(5)) } else if target.hasPrefix("/") { path = target }
         let fd: Int32
-        var rc: Int32
+        let rc: Int32
         if let path {
-            fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw Failure("socket: \(String(cString: strerror(errno)))") }
             var address = sockaddr_un()
             address.sun_family = sa_family_t(AF_UNIX)
             let bytes = Array(path.utf8)
             guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-                close(fd)
                 throw Failure("socket path too long: \(path)")
             }
             withUnsafeMutableBytes(of: &address.sun_path) { raw in
                 raw.copyBytes(from: bytes)
                 raw[bytes.count] = 0
             }
-            setNonBlocking(fd)
-            rc = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
+            (fd, rc) = try startConnect(AF_UNIX, &address)
         } else {
             guard let colon = target.lastIndex(of: ":"), let port = UInt16(target[target.index(after: colon)...]) else {
                 throw Failure("\(target) is not unix:/path, /path or HOST:PORT")
@@ -87,23 +81,13 @@ public struct PolicyClient: Sendable {
                 a6.sin6_family = sa_family_t(AF_INET6)
                 a6.sin6_port = port.bigEndian
                 guard inet_pton(AF_INET6, host, &a6.sin6_addr) == 1 else { throw Failure("bad address \(host)") }
-                fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
-                guard fd >= 0 else { throw Failure("socket: \(String(cString: strerror(errno)))") }
-                setNonBlocking(fd)
-                rc = withUnsafePointer(to: &a6) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-                }
+                (fd, rc) = try startConnect(AF_INET6, &a6)
             } else {
                 var a4 = sockaddr_in()
                 a4.sin_family = sa_family_t(AF_INET)
                 a4.sin_port = port.bigEndian
                 guard inet_pton(AF_INET, host, &a4.sin_addr) == 1 else { throw Failure("bad address \(host)") }
-                fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-                guard fd >= 0 else { throw Failure("socket: \(String(cString: strerror(errno)))") }
-                setNonBlocking(fd)
-                rc = withUnsafePointer(to: &a4) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-                }
+                (fd, rc) = try startConnect(AF_INET, &a4)
             }
         }
         if rc != 0 {
@@ -125,6 +109,18 @@ public struct PolicyClient: Sendable {
             }
         }
         return fd
+    }
+
+    /// A non-blocking socket of `family` and its `connect` to `address`
+    /// (0, or -1 with errno set, EINPROGRESS while under way).
+    private func startConnect<Address>(_ family: Int32, _ address: inout Address) throws(Failure) -> (Int32, Int32) {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure("socket: \(String(cString: strerror(errno)))") }
+        setNonBlocking(fd)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<Address>.size)) }
+        }
+        return (fd, rc)
     }
 
     private func setNonBlocking(_ fd: Int32) {
@@ -165,18 +161,16 @@ public enum GateVerdict: Sendable, Hashable {
     /// Reads a policy `action=` value.
     public init(action: String) {
         let word = action.prefix { $0 != " " }
-        var text = action.dropFirst(word.count).drop { $0 == " " }
         let upper = word.uppercased()
+        var text = action.dropFirst(word.count).drop { $0 == " " }
+        // A numeric action may carry an enhanced code (`450 4.7.1 text`): keep the text only.
+        if let digit = upper.first, digit == "4" || digit == "5", let code = text.split(separator: " ").first,
+           code.first == digit, code.contains(".") {
+            text = text.dropFirst(code.count).drop { $0 == " " }
+        }
         if upper.hasPrefix("DEFER") || upper.first == "4" {
-            // A numeric action may carry an enhanced code: keep the text only.
-            if upper.first == "4", let first = text.split(separator: " ").first, first.first == "4", first.contains(".") {
-                text = text.dropFirst(first.count).drop { $0 == " " }
-            }
             self = .defer(String(text))
         } else if upper == "REJECT" || upper.first == "5" {
-            if upper.first == "5", let first = text.split(separator: " ").first, first.first == "5", first.contains(".") {
-                text = text.dropFirst(first.count).drop { $0 == " " }
-            }
             self = .reject(String(text))
         } else {
             self = .pass
