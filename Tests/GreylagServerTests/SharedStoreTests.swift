@@ -110,7 +110,6 @@ enum SharedPostgres {
         let dir = TemporaryDirectory()
         chmod(dir.path, 0o755)
         let port = try freePort()
-        FileManager.default.createFile(atPath: dir.path + "/bash.out", contents: nil)
         try await bash("postgres_start \"$1/pg\" \"$2\" outage-pw", dir: dir.path, port: port)
         defer {
             _ = spawnAndWait(["/bin/bash", "-c", "source \(Self.repository)/scripts/lib/postgres.sh && postgres_stop \"$1/pg\"",

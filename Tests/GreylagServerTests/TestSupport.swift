@@ -181,16 +181,7 @@ final class PolicyTestClient: @unchecked Sendable {
     }
 
     func send(_ text: String) async throws {
-        let fd = self.fd
-        try await Self.offPool {
-            var bytes = Array(text.utf8)
-            var sent = 0
-            while sent < bytes.count {
-                let n = bytes.withUnsafeMutableBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-                guard n > 0 else { throw TestFailure("send failed: errno \(errno)") }
-                sent += n
-            }
-        }
+        try await send(bytes: Array(text.utf8))
     }
 
     /// Reads one reply (through the blank line); nil when the server closed first.
