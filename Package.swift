@@ -23,6 +23,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "QmailGate"),
+        .target(name: "GreylagImport", dependencies: ["GreylagCore"]),
         .target(name: "GreylagPostgres", dependencies: [
             "GreylagCore", "GreylagStore",
             .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -70,6 +71,8 @@ let package = Package(
         ]),
         .testTarget(name: "GreylagStoreTests", dependencies: ["GreylagStore"]),
         .testTarget(name: "QmailGateTests", dependencies: ["QmailGate"]),
+        .testTarget(name: "GreylagImportTests", dependencies: ["GreylagImport", "GreylagCore"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreConformanceTests", dependencies: [
             "GreylagStore", "GreylagPostgres",
             .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -89,3 +89,21 @@ public struct StoreChange: Sendable, Hashable {
 
     public static let none = StoreChange()
 }
+
+/// A client network's auto-whitelist state: how many distinct triplets of
+/// it passed greylisting and until when that count is remembered.
+public struct ClientRecord: Hashable, Sendable {
+    public var network: String
+    public var passedTriplets: Int64
+    public var firstSeen: Int64
+    public var lastSeen: Int64
+    public var recordExpires: Int64
+
+    public init(network: String, passedTriplets: Int64, firstSeen: Int64, lastSeen: Int64, recordExpires: Int64) {
+        self.network = network
+        self.passedTriplets = passedTriplets
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.recordExpires = recordExpires
+    }
+}
