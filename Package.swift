@@ -7,6 +7,13 @@ let package = Package(
     products: [
         .executable(name: "greylag", targets: ["greylag"]),
     ],
+    traits: [
+        // The MySQL/MariaDB store backend wraps the MariaDB Connector/C, a C
+        // library the default build must not need: `swift build --traits MariaDB`
+        // (Debian: apt-get install libmariadb-dev).
+        .trait(name: "MariaDB", description: "The MySQL/MariaDB store backend (needs libmariadb-dev)"),
+        .default(enabledTraits: []),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -15,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         .target(name: "GreylagCore"),
@@ -29,6 +37,14 @@ let package = Package(
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
+        .target(name: "GreylagMariaDB", dependencies: [
+            "GreylagCore", "GreylagStore",
+            .target(name: "CMariaDB", condition: .when(traits: ["MariaDB"])),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Milter", dependencies: [
             "GreylagCore",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -39,20 +55,21 @@ let package = Package(
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         .target(name: "GreylagServer", dependencies: [
-            "GreylagCore", "PolicyProtocol", "Milter", "GreylagStore", "GreylagPostgres",
+            "GreylagCore", "PolicyProtocol", "Milter", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "TOMLKit", package: "TOMLKit"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], resources: [.embedInCode("Resources/builtin-whitelist-clients")]),
         .target(name: "GreylagBench", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "greylag", dependencies: [
-            "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "QmailGate",
+            "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "QmailGate", "GreylagImport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -74,12 +91,12 @@ let package = Package(
         .testTarget(name: "GreylagImportTests", dependencies: ["GreylagImport", "GreylagCore"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreConformanceTests", dependencies: [
-            "GreylagStore", "GreylagPostgres",
+            "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "GreylagServerTests", dependencies: [
-            "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres",
+            "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -2,14 +2,17 @@
 # The whole test suite, from a fresh Debian machine with the Swift toolchain:
 # installs what the tests need (apt), builds, starts a throwaway Postfix on
 # loopback (127.0.0.1 and ::1) that asks greylag for policy and a second one
-# that asks it as a milter, and a throwaway PostgreSQL, runs
-# `swift test` (unit tests, live-daemon tests, the Postfix end-to-end test
-# and the kill -9 test), and stops Postfix again whatever happens.
+# that asks it as a milter, a throwaway PostgreSQL and a throwaway MariaDB,
+# runs `swift test` (unit tests, live-daemon tests, the Postfix end-to-end
+# test and the kill -9 test), and stops them again whatever happens.
+#
+# greylag is built and tested with the MariaDB trait (the MySQL/MariaDB
+# backend, which needs libmariadb-dev); the default build leaves it out.
 #
 # Environment: GREYLAG_TEST_SMTP_PORT (default 12525),
 # GREYLAG_TEST_POLICY_PORT (10991), GREYLAG_TEST_MILTER_SMTP_PORT (12526) and
-# GREYLAG_TEST_MILTER_PORT (10992) and GREYLAG_TEST_PG_PORT (5433) choose the
-# loopback ports.
+# GREYLAG_TEST_MILTER_PORT (10992), GREYLAG_TEST_PG_PORT (5433) and
+# GREYLAG_TEST_MARIADB_PORT (3307) choose the loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,19 +21,23 @@ POLICY_PORT="${GREYLAG_TEST_POLICY_PORT:-10991}"
 MILTER_SMTP_PORT="${GREYLAG_TEST_MILTER_SMTP_PORT:-12526}"
 MILTER_PORT="${GREYLAG_TEST_MILTER_PORT:-10992}"
 PG_PORT="${GREYLAG_TEST_PG_PORT:-5433}"
+MARIADB_PORT="${GREYLAG_TEST_MARIADB_PORT:-3307}"
+TRAITS=(--traits MariaDB)
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
 bash scripts/install-test-deps.sh
 
 log "building (debug, with tests)"
-swift build --build-tests
-BIN_DIR="$(swift build --show-bin-path)"
+swift build --build-tests "${TRAITS[@]}"
+BIN_DIR="$(swift build "${TRAITS[@]}" --show-bin-path)"
 
 # shellcheck source=scripts/lib/postfix.sh
 source scripts/lib/postfix.sh
 # shellcheck source=scripts/lib/postgres.sh
 source scripts/lib/postgres.sh
+# shellcheck source=scripts/lib/mariadb.sh
+source scripts/lib/mariadb.sh
 
 WORK="$(mktemp -d /tmp/greylag-test.XXXXXX)"
 chmod 755 "$WORK"
@@ -39,9 +46,14 @@ cleanup() {
     postfix_stop "$WORK/postfix" >/dev/null 2>&1 || true
     postfix_stop "$WORK/postfix-milter" >/dev/null 2>&1 || true
     postgres_stop "$WORK/postgres" >/dev/null 2>&1 || true
+    mariadb_stop "$WORK/mariadb" >/dev/null 2>&1 || true
     if [[ $status -ne 0 && -f "$WORK/postgres/server.log" ]]; then
         log "PostgreSQL log (last 20 lines):"
         tail -n 20 "$WORK/postgres/server.log" >&2 || true
+    fi
+    if [[ $status -ne 0 && -f "$WORK/mariadb/server.log" ]]; then
+        log "MariaDB log (last 20 lines):"
+        tail -n 20 "$WORK/mariadb/server.log" >&2 || true
     fi
     local instance
     for instance in postfix postfix-milter; do
@@ -63,6 +75,10 @@ PG_PASSWORD="pw-$RANDOM$RANDOM"
 log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
 postgres_start "$WORK/postgres" "$PG_PORT" "$PG_PASSWORD"
 export GREYLAG_TEST_POSTGRES="127.0.0.1:$PG_PORT:greylag:$PG_PASSWORD"
+MARIADB_PASSWORD="pw-$RANDOM$RANDOM"
+log "starting MariaDB on 127.0.0.1:$MARIADB_PORT"
+mariadb_start "$WORK/mariadb" "$MARIADB_PORT" "$MARIADB_PASSWORD"
+export GREYLAG_TEST_MARIADB="127.0.0.1:$MARIADB_PORT:greylag:$MARIADB_PASSWORD"
 
 # SMTP AUTH for the exemption test: a throwaway user in the instance's own sasldb.
 SASL_USER="greylag-test"
@@ -90,4 +106,4 @@ export GREYLAG_E2E_SASL_PASSWORD="$SASL_PASSWORD"
 
 log "running swift test"
 # A hung test must fail the run, not hold CI until its own limit.
-timeout -k 30 1200 swift test --disable-xctest
+timeout -k 30 1200 swift test --disable-xctest "${TRAITS[@]}"

@@ -1,4 +1,5 @@
 import GreylagCore
+import GreylagMariaDB
 import GreylagPostgres
 import GreylagStore
 import Logging
@@ -49,6 +50,8 @@ public struct GreylagConfiguration: Sendable {
         case sqlite
         /// A PostgreSQL server shared by several MX hosts.
         case postgresql(PostgresStore.Settings)
+        /// A MySQL or MariaDB server shared by several MX hosts (builds with the MariaDB trait).
+        case mysql(MariaDBSettings)
     }
     public var backend: Backend = .sqlite
     public var storePath = "greylag.db"
@@ -101,6 +104,7 @@ public struct GreylagConfiguration: Sendable {
         switch backend {
         case .sqlite: return "sqlite:\(storePath)"
         case .postgresql(let s): return "postgresql://\(s.user)@\(s.host):\(s.port)/\(s.database)"
+        case .mysql(let s): return s.description
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GreylagCore
+import GreylagMariaDB
 import GreylagPostgres
 import GreylagStore
 import Logging
@@ -62,10 +63,10 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 /// socket_mode = "0666"
 ///
 /// [store]
-/// backend = "sqlite"             # or "postgresql"
+/// backend = "sqlite"             # or "postgresql", "mysql" (MySQL or MariaDB; needs --traits MariaDB)
 /// path = "greylag.db"            # sqlite
-/// host = "127.0.0.1"             # postgresql: host, port, user, password, database, max_connections
-/// port = 5432
+/// host = "127.0.0.1"             # postgresql and mysql: host, port, user, password, database,
+/// port = 5432                    #   max_connections; mysql also socket (port 3306 by default)
 /// synchronous = "full"          # or "normal"
 /// expiry_interval = "1m"
 /// expiry_batch = 500
@@ -319,35 +320,46 @@ struct Reader {
 
     mutating func readStore(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         var backendName = "sqlite"
-        var pg = PostgresStore.Settings()
-        var pgKeys: [String] = []
+        // Connection settings of the server backends; unset keys keep each backend's default.
+        var host: String?, port: Int?, socket: String?, user: String?, password: String?, database: String?
+        var maxConnections: Int?
+        var serverKeys: [String] = []
+        var socketKey: String?
         for (key, value) in t {
             let k = "store.\(key)"
             switch key {
             case "backend":
                 if let v = string(k, value) {
-                    if ["sqlite", "postgresql"].contains(v.lowercased()) { backendName = v.lowercased() } else {
-                        fail(k, "\"\(v)\" is not a supported backend: \"sqlite\" or \"postgresql\"")
+                    switch v.lowercased() {
+                    case "sqlite", "postgresql": backendName = v.lowercased()
+                    case "mysql", "mariadb":
+                        backendName = "mysql"
+                        if !MariaDBBackend.isAvailable { fail(k, MariaDBBackend.NotBuiltError().description) }
+                    default:
+                        fail(k, "\"\(v)\" is not a supported backend: \"sqlite\", \"postgresql\" or \"mysql\"")
                     }
                 }
             case "host":
-                pgKeys.append(k)
-                if let v = string(k, value) { pg.host = v }
+                serverKeys.append(k)
+                if let v = string(k, value) { host = v }
             case "port":
-                pgKeys.append(k)
-                if let v = integer(k, value, in: 1...65535) { pg.port = v }
+                serverKeys.append(k)
+                if let v = integer(k, value, in: 1...65535) { port = v }
+            case "socket":
+                socketKey = k
+                if let v = string(k, value) { socket = v }
             case "user":
-                pgKeys.append(k)
-                if let v = string(k, value) { pg.user = v }
+                serverKeys.append(k)
+                if let v = string(k, value) { user = v }
             case "password":
-                pgKeys.append(k)
-                if let v = string(k, value) { pg.password = v }
+                serverKeys.append(k)
+                if let v = string(k, value) { password = v }
             case "database":
-                pgKeys.append(k)
-                if let v = string(k, value) { pg.database = v }
+                serverKeys.append(k)
+                if let v = string(k, value) { database = v }
             case "max_connections":
-                pgKeys.append(k)
-                if let v = integer(k, value, in: 1...1000) { pg.maxConnections = v }
+                serverKeys.append(k)
+                if let v = integer(k, value, in: 1...1000) { maxConnections = v }
             case "path":
                 if let v = string(k, value) {
                     if v.isEmpty { fail(k, "must not be empty") } else { c.storePath = v }
@@ -378,10 +390,31 @@ struct Reader {
                 fail(k, "unknown key")
             }
         }
-        if backendName == "postgresql" {
+        switch backendName {
+        case "postgresql":
+            var pg = PostgresStore.Settings()
+            if let host { pg.host = host }
+            if let port { pg.port = port }
+            if let user { pg.user = user }
+            pg.password = password
+            if let database { pg.database = database }
+            if let maxConnections { pg.maxConnections = maxConnections }
             c.backend = .postgresql(pg)
-        } else {
-            for k in pgKeys { fail(k, "only used with backend = \"postgresql\"") }
+            if let socketKey { fail(socketKey, "only used with backend = \"mysql\"") }
+        case "mysql":
+            var my = MariaDBSettings()
+            if let host { my.host = host }
+            if let port { my.port = port }
+            my.socket = socket
+            if let user { my.user = user }
+            my.password = password
+            if let database { my.database = database }
+            if let maxConnections { my.maxConnections = maxConnections }
+            c.backend = .mysql(my)
+        default:
+            for k in serverKeys + [socketKey].compactMap({ $0 }) {
+                fail(k, "only used with backend = \"postgresql\" or \"mysql\"")
+            }
         }
     }
 

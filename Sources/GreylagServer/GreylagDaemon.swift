@@ -1,5 +1,6 @@
 import Foundation
 import GreylagCore
+import GreylagMariaDB
 import GreylagPostgres
 import GreylagStore
 import Logging
@@ -59,6 +60,10 @@ public final class GreylagDaemon: Service {
             var s = settings
             s.queryTimeout = config.storeTimeout
             return try await PostgresStore(settings: s)
+        case .mysql(let settings):
+            var s = settings
+            s.queryTimeout = config.storeTimeout
+            return try await MariaDBBackend.open(s)
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GreylagCore
+@testable import GreylagMariaDB
 import GreylagPostgres
 import GreylagStore
 import Logging
@@ -7,23 +8,37 @@ import PostgresNIO
 import Testing
 
 /// The backends the conformance suite runs against: SQLite always,
-/// PostgreSQL when `GREYLAG_TEST_POSTGRES` names a server
-/// (`host:port:user:password`, set by `scripts/test.sh`).
+/// PostgreSQL when `GREYLAG_TEST_POSTGRES` names a server and MariaDB when
+/// `GREYLAG_TEST_MARIADB` does (`host:port:user:password`, set by
+/// `scripts/test.sh`) and greylag is built with the MariaDB trait.
 enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case sqlite, postgresql
+    case sqlite, postgresql, mariadb
 
     static var available: [Backend] {
-        ProcessInfo.processInfo.environment["GREYLAG_TEST_POSTGRES"].map { !$0.isEmpty } == true
-            ? [.sqlite, .postgresql] : [.sqlite]
+        var out: [Backend] = [.sqlite]
+        if postgresSettings != nil { out.append(.postgresql) }
+        if mariadbSettings != nil { out.append(.mariadb) }
+        return out
+    }
+
+    /// `host:port:user:password` from an environment variable.
+    static func server(_ variable: String) -> (host: String, port: Int, user: String, password: String)? {
+        guard let spec = ProcessInfo.processInfo.environment[variable], !spec.isEmpty else { return nil }
+        let p = spec.split(separator: ":", maxSplits: 3).map(String.init)
+        guard p.count == 4, let port = Int(p[1]) else { return nil }
+        return (p[0], port, p[2], p[3])
+    }
+
+    static var mariadbSettings: MariaDBSettings? {
+        guard MariaDBBackend.isAvailable, let s = server("GREYLAG_TEST_MARIADB") else { return nil }
+        return MariaDBSettings(host: s.host, port: s.port, user: s.user, password: s.password, database: "greylag")
     }
 
     var testDescription: String { rawValue }
 
     static var postgresSettings: PostgresStore.Settings? {
-        guard let spec = ProcessInfo.processInfo.environment["GREYLAG_TEST_POSTGRES"], !spec.isEmpty else { return nil }
-        let p = spec.split(separator: ":", maxSplits: 3).map(String.init)
-        guard p.count == 4, let port = Int(p[1]) else { return nil }
-        return PostgresStore.Settings(host: p[0], port: port, user: p[2], password: p[3], database: "greylag")
+        guard let s = server("GREYLAG_TEST_POSTGRES") else { return nil }
+        return PostgresStore.Settings(host: s.host, port: s.port, user: s.user, password: s.password, database: "greylag")
     }
 
     /// A fresh, empty store of this backend; `body` runs with it, then it is removed.
@@ -58,6 +73,26 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
                 try? await Self.admin(Self.postgresSettings!, "DROP DATABASE \(name)")
                 throw error
             }
+        case .mariadb:
+            #if MariaDB
+            let base = try #require(Self.mariadbSettings)
+            let name = "greylag_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+            try MariaDBConnection(base).run("CREATE DATABASE \(name)")
+            defer { try? MariaDBConnection(base).run("DROP DATABASE \(name)") }
+            var settings = base
+            settings.database = String(name)
+            let store = try await MariaDBStore(settings: settings)
+            do {
+                let result = try await body(store)
+                try await store.close()
+                return result
+            } catch {
+                try? await store.close()
+                throw error
+            }
+            #else
+            throw MariaDBBackend.NotBuiltError()
+            #endif
         }
     }
 
