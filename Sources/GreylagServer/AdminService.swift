@@ -93,6 +93,8 @@ public struct StatsView: Codable, Sendable, Hashable {
     /// Rules from configuration, list files and the built-in list, when a daemon answered.
     public var configuredWhitelistRules: Int?
     public var configuredBlacklistRules: Int?
+    /// Decisions the failure mode answered since start, when a daemon answered.
+    public var storeFailures: Int?
 }
 
 /// The answer to an `AdminRequest`.
@@ -199,7 +201,8 @@ public struct AdminService: Sendable {
                 manualWhitelist: manual.filter { $0.list == .whitelist }.count,
                 manualBlacklist: manual.filter { $0.list == .blacklist }.count,
                 configuredWhitelistRules: configured?.whitelist.count,
-                configuredBlacklistRules: configured?.blacklist.count)
+                configuredBlacklistRules: configured?.blacklist.count,
+                storeFailures: service?.health.failures)
             return AdminResponse(ok: true, stats: stats)
         case .reload:
             guard let reload else { throw AdminError(message: "greylag is not running; nothing to reload") }

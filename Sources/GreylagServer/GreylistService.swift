@@ -32,6 +32,8 @@ public final class GreylistService: Sendable {
     public let now: @Sendable () -> Int64
     /// Decisions since start, by reason and action.
     public let counters = DecisionCounters()
+    /// Whether the store answers (degraded while it fails).
+    public let health: StoreHealth
 
     public init(policy: GreylistPolicy, lists: ListRules = ListRules(), replies: PolicyReplyConfig = PolicyReplyConfig(),
                 milterReplies: MilterReplyConfig = MilterReplyConfig(), store: any GreylistStore, failureMode: GreylagConfiguration.FailureMode = .pass, logger: Logger,
@@ -42,6 +44,7 @@ public final class GreylistService: Sendable {
         self.failureMode = failureMode
         self.logger = logger
         self.now = clock
+        self.health = StoreHealth(logger: logger, failureMode: failureMode)
     }
 
     /// The engine in force (replaced on reload and by admin commands).
@@ -115,13 +118,14 @@ public final class GreylistService: Sendable {
             completion(verdict)
         case .lookup(let triplet, let dryRun):
             let delay = query.delayOverride
+            let started = StoreHealth.now()
             store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay) }) { result in
                 switch result {
                 case .success(let decision):
+                    self.health.succeeded()
                     completion(decision.verdict)
                 case .failure(let error):
-                    self.logger.error("store failed, \(self.failureMode == .pass ? "passing" : "deferring"): \(error)",
-                                      metadata: ["greylag.client": "\(query.clientAddress)"])
+                    self.health.failed("\(error)", client: "\(query.clientAddress)", startedAt: started)
                     completion(self.failureVerdict(for: triplet))
                 }
             }

@@ -56,8 +56,8 @@ struct PendingDecision<Payload> {
         timeoutTask = nil
     }
 
-    /// The error logged when the timeout answered.
-    static func timeoutMessage(_ timeout: TimeAmount) -> Logger.Message {
-        "decision not ready after \(timeout.nanoseconds / 1_000_000) ms; applying failure mode"
+    /// Why the failure mode answered when the timeout did.
+    static func timeoutReason(_ timeout: TimeAmount) -> String {
+        "decision not ready after \(timeout.nanoseconds / 1_000_000) ms"
     }
 }

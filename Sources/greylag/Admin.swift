@@ -219,6 +219,7 @@ struct Stats: AsyncParsableCommand {
             let reasons = d.byReason.filter { $0.value > 0 }.sorted { $0.key < $1.key }
                 .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             print("  by reason: \(reasons.isEmpty ? "none yet" : reasons)")
+            if let f = s.storeFailures { print("  answered by the failure mode (store failed or too slow): \(f)") }
         } else {
             print("decisions: greylag is not running, no counts")
         }

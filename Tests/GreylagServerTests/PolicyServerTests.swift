@@ -157,7 +157,7 @@ extension BrokenStore: @unchecked Sendable {}
             let client = try await PolicyTestClient(addresses[0])
             #expect(try await client.ask(rcptRequest()) == "action=DUNNO")
         }
-        #expect(log.contains("store failed, passing"))
+        #expect(log.contains("store degraded: "))
         #expect(log.contains("reason=store_unavailable"))
         try await withDaemon(configure: { $0.failureMode = .defer },
                              store: { try BrokenStore(.fail, config: $0) }) { addresses, _ in

@@ -1,57 +1,106 @@
 import Foundation
 import GreylagCore
+@testable import GreylagMariaDB
 import GreylagPostgres
 import GreylagServer
+import GreylagStore
 import PostgresNIO
+import Synchronization
 import Testing
 
-/// A PostgreSQL server for the shared-store tests, from
-/// `GREYLAG_TEST_POSTGRES` (`host:port:user:password`, set by `scripts/test.sh`).
-enum SharedPostgres {
-    static var settings: PostgresStore.Settings? {
-        guard let spec = ProcessInfo.processInfo.environment["GREYLAG_TEST_POSTGRES"], !spec.isEmpty else { return nil }
+/// The database servers for the shared-store tests, from
+/// `GREYLAG_TEST_POSTGRES` and `GREYLAG_TEST_MARIADB`
+/// (`host:port:user:password`, set by `scripts/test.sh`); MariaDB only in
+/// builds with the MariaDB trait.
+enum SharedServer: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case postgresql, mariadb
+
+    var testDescription: String { rawValue }
+
+    static var available: [SharedServer] { allCases.filter { $0.base != nil } }
+
+    static func spec(_ variable: String) -> (host: String, port: Int, user: String, password: String)? {
+        guard let spec = ProcessInfo.processInfo.environment[variable], !spec.isEmpty else { return nil }
         let p = spec.split(separator: ":", maxSplits: 3).map(String.init)
         guard p.count == 4, let port = Int(p[1]) else { return nil }
-        return PostgresStore.Settings(host: p[0], port: port, user: p[2], password: p[3], database: "greylag")
+        return (p[0], port, p[2], p[3])
     }
 
-    static var enabled: Bool { settings != nil }
+    /// The test server's own database "greylag".
+    var base: GreylagConfiguration.Backend? {
+        switch self {
+        case .postgresql:
+            guard let s = Self.spec("GREYLAG_TEST_POSTGRES") else { return nil }
+            return .postgresql(PostgresStore.Settings(host: s.host, port: s.port, user: s.user, password: s.password))
+        case .mariadb:
+            guard MariaDBBackend.isAvailable, let s = Self.spec("GREYLAG_TEST_MARIADB") else { return nil }
+            return .mysql(MariaDBSettings(host: s.host, port: s.port, user: s.user, password: s.password))
+        }
+    }
 
     /// A fresh database for one test, dropped afterwards.
-    static func withDatabase<T: Sendable>(_ body: @Sendable (PostgresStore.Settings) async throws -> T) async throws -> T {
-        let base = try #require(settings)
+    func withDatabase<T: Sendable>(_ body: @Sendable (GreylagConfiguration.Backend) async throws -> T) async throws -> T {
+        let base = try #require(self.base)
         let name = "greylag_shared_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
-        try await run(base, "CREATE DATABASE \(name)")
-        var s = base
-        s.database = String(name)
+        try await Self.run(base, "CREATE DATABASE \(name)")
+        let backend: GreylagConfiguration.Backend
+        switch base {
+        case .postgresql(var s):
+            s.database = String(name)
+            backend = .postgresql(s)
+        case .mysql(var s):
+            s.database = String(name)
+            backend = .mysql(s)
+        case .sqlite:
+            throw TestFailure("not a server")
+        }
         do {
-            let result = try await body(s)
-            try await run(base, "DROP DATABASE \(name) WITH (FORCE)")
+            let result = try await body(backend)
+            try await Self.run(base, "DROP DATABASE \(name)")
             return result
         } catch {
-            try? await run(base, "DROP DATABASE \(name) WITH (FORCE)")
+            try? await Self.run(base, "DROP DATABASE \(name)")
             throw error
         }
     }
 
-    static func run(_ s: PostgresStore.Settings, _ sql: String) async throws {
-        let client = PostgresClient(configuration: .init(host: s.host, port: s.port, username: s.user,
-                                                         password: s.password, database: s.database, tls: .disable))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            try await client.query(PostgresQuery(unsafeSQL: sql))
-            group.cancelAll()
+    static func run(_ backend: GreylagConfiguration.Backend, _ sql: String) async throws {
+        switch backend {
+        case .postgresql(let s):
+            let client = PostgresClient(configuration: .init(host: s.host, port: s.port, username: s.user,
+                                                             password: s.password, database: s.database, tls: .disable))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                try await client.query(PostgresQuery(unsafeSQL: sql.hasPrefix("DROP DATABASE") ? sql + " WITH (FORCE)" : sql))
+                group.cancelAll()
+            }
+        case .mysql(let s):
+            #if MariaDB
+            try await PolicyTestClient.offPool { try MariaDBConnection(s).run(sql) }
+            #else
+            throw MariaDBBackend.NotBuiltError()
+            #endif
+        case .sqlite:
+            break
         }
+    }
+
+    /// A store on `backend`, outside any daemon.
+    static func open(_ backend: GreylagConfiguration.Backend) async throws -> any GreylistStore {
+        var config = GreylagConfiguration()
+        config.backend = backend
+        return try await GreylagDaemon.openStore(config, loop: nil)
     }
 }
 
-/// Two greylag daemons on one PostgreSQL database, as two MX hosts.
-@Suite(.serialized, .enabled(if: SharedPostgres.enabled)) struct SharedStoreTests {
-    @Test func aTripletDeferredByOneHostPassesOnTheOther() async throws {
-        try await SharedPostgres.withDatabase { settings in
+/// Two greylag daemons on one shared database, as two MX hosts.
+@Suite(.serialized) struct SharedStoreTests {
+    @Test(arguments: SharedServer.available)
+    func aTripletDeferredByOneHostPassesOnTheOther(server: SharedServer) async throws {
+        try await server.withDatabase { backend in
             let clock = ManualClock()
-            try await withDaemon(configure: { $0.backend = .postgresql(settings) }, clock: clock) { mx1, _ in
-                try await withDaemon(configure: { $0.backend = .postgresql(settings) }, clock: clock) { mx2, _ in
+            try await withDaemon(configure: { $0.backend = backend }, clock: clock) { mx1, _ in
+                try await withDaemon(configure: { $0.backend = backend }, clock: clock) { mx2, _ in
                     let c1 = try await PolicyTestClient(mx1[0])
                     let c2 = try await PolicyTestClient(mx2[0])
                     #expect(try await c1.ask(request()) == defer300)
@@ -63,10 +112,12 @@ enum SharedPostgres {
                     #expect(pass.hasPrefix("action=PREPEND X-Greylist: delayed 301 seconds by greylag-"), "\(pass)")
                     #expect(try await c1.ask(request(recipient: "bob@example.net")) == "action=DUNNO")
 
-                    // Both hosts decide one new triplet at the same moment: no update is lost.
+                    // Both hosts decide one new triplet at the same moment,
+                    // on several connections each: no update is lost.
                     let answers = try await withThrowingTaskGroup(of: [String?].self) { group in
-                        for c in [c1, c2] {
+                        for address in [mx1[0], mx2[0], mx1[0], mx2[0]] {
                             group.addTask {
+                                let c = try await PolicyTestClient(address)
                                 var out: [String?] = []
                                 for _ in 0..<10 { out.append(try await c.ask(request(recipient: "race@example.net"))) }
                                 return out
@@ -76,29 +127,61 @@ enum SharedPostgres {
                         for try await a in group { all += a }
                         return all
                     }
+                    #expect(answers.count == 40)
                     #expect(answers.allSatisfy { $0?.hasPrefix("action=DEFER_IF_PERMIT ") == true })
                 }
             }
-            let store = try await PostgresStore(settings: settings)
+            let store = try await SharedServer.open(backend)
             let record = try await store.record(for: Triplet(network: "192.0.2.0/24", sender: "alice@example.org",
                                                              recipient: "race@example.net"))
-            #expect(record?.blockedCount == 20)
+            #expect(record?.blockedCount == 40)
             try await store.close()
         }
     }
 }
 
-/// A PostgreSQL outage under load, on a server of the test's own.
-@Suite(.serialized, .enabled(if: SharedPostgres.enabled && E2E.enabled)) struct PostgresOutageTests {
+/// A database outage under load, on a server of the test's own: killed,
+/// then frozen (SIGSTOP, the slow-database case), each time brought back.
+@Suite(.serialized, .enabled(if: E2E.enabled)) struct DatabaseOutageTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../..").standardized.path
 
+    /// How to start, kill, restart, freeze and thaw one kind of server in
+    /// `$1/db` on port `$2` (bash, with the repository's scripts/lib sourced).
+    struct Server: Sendable {
+        var start, kill, restart, freeze, thaw, stop: String
+        var backend: @Sendable (Int) -> GreylagConfiguration.Backend
+    }
+
+    static func server(_ kind: SharedServer) -> Server {
+        switch kind {
+        case .postgresql:
+            let pgctl = "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D \"$1/db/data\""
+            let all = "$(head -1 \"$1/db/data/postmaster.pid\") $(pgrep -P \"$(head -1 \"$1/db/data/postmaster.pid\")\")"
+            return Server(start: "postgres_start \"$1/db\" \"$2\" outage-pw",
+                          kill: "\(pgctl) -m immediate -w stop",
+                          restart: "\(pgctl) -l \"$1/db/server2.log\" -w -o \"-c listen_addresses=127.0.0.1 -p $2 -k $1/db\" start",
+                          freeze: "kill -STOP \(all)", thaw: "kill -CONT \(all)",
+                          stop: "postgres_stop \"$1/db\"",
+                          backend: { .postgresql(PostgresStore.Settings(host: "127.0.0.1", port: $0, user: "greylag",
+                                                                          password: "outage-pw")) })
+        case .mariadb:
+            return Server(start: "mariadb_start \"$1/db\" \"$2\" outage-pw",
+                          kill: "mariadb_kill \"$1/db\"",
+                          restart: "mariadb_run \"$1/db\" \"$2\"",
+                          freeze: "kill -STOP $(cat \"$1/db/mysqld.pid\")", thaw: "kill -CONT $(cat \"$1/db/mysqld.pid\")",
+                          stop: "mariadb_stop \"$1/db\"",
+                          backend: { .mysql(MariaDBSettings(host: "127.0.0.1", port: $0, user: "greylag",
+                                                            password: "outage-pw")) })
+        }
+    }
+
     /// Runs a bash command with the test's arguments; output to a file in
-    /// `dir`, not a pipe: the PostgreSQL server it starts would hold a pipe
+    /// `dir`, not a pipe: a database server it starts would hold a pipe
     /// open for ever.
-    func bash(_ command: String, dir: String, port: Int) async throws {
-        let args = ["/bin/bash", "-c", "source \(Self.repository)/scripts/lib/postgres.sh && \(command) >>\"$1/bash.out\" 2>&1",
-                    "_", dir, String(port)]
+    static func bash(_ command: String, dir: String, port: Int) async throws {
+        let lib = "source \(repository)/scripts/lib/postgres.sh && source \(repository)/scripts/lib/mariadb.sh"
+        let args = ["/bin/bash", "-c", "\(lib) && \(command) >>\"$1/bash.out\" 2>&1", "_", dir, String(port)]
         let status = try await PolicyTestClient.offPool { spawnAndWait(args) }
         guard status == 0 else {
             let output = (try? String(contentsOfFile: dir + "/bash.out", encoding: .utf8)) ?? ""
@@ -106,51 +189,103 @@ enum SharedPostgres {
         }
     }
 
-    @Test func answersKeepComingAndTheDaemonRecovers() async throws {
+    final class PhaseCounter: Sendable {
+        let value = Atomic(0)
+    }
+
+    /// One answer under load: what, how long, and in which phase it was asked.
+    struct Answer: Sendable {
+        var reply: String?
+        var seconds: Double
+        var phase: Int
+    }
+
+    @Test(arguments: SharedServer.available)
+    func answersKeepComingAndTheDaemonRecovers(kind: SharedServer) async throws {
+        let server = Self.server(kind)
         let dir = TemporaryDirectory()
         chmod(dir.path, 0o755)
         let port = try freePort()
-        try await bash("postgres_start \"$1/pg\" \"$2\" outage-pw", dir: dir.path, port: port)
+        try await Self.bash(server.start, dir: dir.path, port: port)
         defer {
-            _ = spawnAndWait(["/bin/bash", "-c", "source \(Self.repository)/scripts/lib/postgres.sh && postgres_stop \"$1/pg\"",
-                              "_", dir.path])
+            let lib = "source \(Self.repository)/scripts/lib/postgres.sh && source \(Self.repository)/scripts/lib/mariadb.sh"
+            _ = spawnAndWait(["/bin/bash", "-c", "\(lib) && (\(server.thaw)) 2>/dev/null; \(server.stop)",
+                              "_", dir.path, String(port)])
         }
-        let settings = PostgresStore.Settings(host: "127.0.0.1", port: port, user: "greylag", password: "outage-pw",
-                                              database: "greylag")
         let log = CapturedLog()
+        let phase = PhaseCounter()
         try await withDaemon(configure: {
-            $0.backend = .postgresql(settings)
+            $0.backend = server.backend(port)
             $0.storeTimeout = 1
         }, clock: nil, log: log) { addresses, _ in
-            let c = try await PolicyTestClient(addresses[0])
-            var n = 0
-            func ask() async throws -> (String?, Double) {
-                n += 1
-                let start = Date()
-                let reply = try await c.ask(request(recipient: "r\(n)@example.net"))
-                return (reply, Date().timeIntervalSince(start))
-            }
-            #expect(try await ask().0?.hasPrefix("action=DEFER_IF_PERMIT ") == true)
-            // The database goes away hard.
-            let pgctl = "/usr/lib/postgresql/15/bin/pg_ctl"
-            try await bash("runuser -u postgres -- \(pgctl) -D \"$1/pg/data\" -m immediate -w stop", dir: dir.path, port: port)
-            for _ in 0..<5 {
-                let (reply, seconds) = try await ask()
-                #expect(reply == "action=DUNNO", "failure mode pass while the database is down")
-                #expect(seconds < 2.5, "answered after \(seconds) s; the bound is store.timeout = 1 s")
-            }
-            // It comes back; the daemon reconnects by itself.
-            try await bash("runuser -u postgres -- \(pgctl) -D \"$1/pg/data\" -l \"$1/pg/server2.log\" -w "
-                           + "-o \"-c listen_addresses=127.0.0.1 -p $2 -k $1/pg\" start", dir: dir.path, port: port)
-            var recovered = false
-            for _ in 0..<60 where !recovered {
-                if try await ask().0?.hasPrefix("action=DEFER_IF_PERMIT ") == true { recovered = true } else {
-                    try await Task.sleep(for: .milliseconds(250))
+            // Eight MTA connections ask for new triplets without pause.
+            let load = Task {
+                try await withThrowingTaskGroup(of: [Answer].self) { group in
+                    for c in 0..<8 {
+                        group.addTask {
+                            let client = try await PolicyTestClient(addresses[0])
+                            var out: [Answer] = []
+                            var n = 0
+                            while phase.value.load(ordering: .relaxed) < 5 {
+                                n += 1
+                                let p = phase.value.load(ordering: .relaxed)
+                                let start = Date()
+                                let reply = try await client.ask(request(recipient: "c\(c)-\(n)@example.net"))
+                                out.append(Answer(reply: reply, seconds: Date().timeIntervalSince(start), phase: p))
+                            }
+                            return out
+                        }
+                    }
+                    var all: [Answer] = []
+                    for try await a in group { all += a }
+                    return all
                 }
             }
-            #expect(recovered, "no real decision within 15 s after the database came back")
+            /// The next phase starts with its command.
+            func next(_ command: String?) async throws {
+                phase.value.add(1, ordering: .relaxed)
+                if let command { try await Self.bash(command, dir: dir.path, port: port) }
+            }
+            /// Waits until the daemon makes real decisions again.
+            func recovered() async throws -> Bool {
+                let c = try await PolicyTestClient(addresses[0])
+                for i in 0..<60 {
+                    if try await c.ask(request(recipient: "probe\(i)@example.net"))?.hasPrefix("action=DEFER_IF_PERMIT ") == true {
+                        return true
+                    }
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+                return false
+            }
+            try await Task.sleep(for: .seconds(1))
+            try await next(server.kill)                        // phase 1: gone
+            try await Task.sleep(for: .seconds(3))
+            try await next(server.restart)                     // phase 2: back
+            #expect(try await recovered(), "no real decision within 15 s after the database came back")
+            try await next(server.freeze)                      // phase 3: hanging
+            try await Task.sleep(for: .seconds(3))
+            try await next(server.thaw)                        // phase 4: answering again
+            #expect(try await recovered(), "no real decision within 15 s after the database woke up")
+            try await next(nil)                                // phase 5: the load stops
+            let answers = try await load.value
+            let slowest = answers.map(\.seconds).max() ?? 0
+            #expect(answers.allSatisfy { $0.reply != nil }, "a connection was closed")
+            #expect(slowest < 2.5, "slowest answer \(slowest) s; the bound is store.timeout = 1 s")
+            #expect(answers.allSatisfy { $0.reply == "action=DUNNO" || $0.reply?.hasPrefix("action=DEFER_IF_PERMIT ") == true })
+            for p in [1, 3] {
+                let inPhase = answers.filter { $0.phase == p }
+                #expect(inPhase.count > 8, "phase \(p): \(inPhase.count) answers")
+                #expect(inPhase.filter { $0.reply == "action=DUNNO" }.count > inPhase.count / 2,
+                        "phase \(p): failure mode pass")
+            }
+            // Before the outage the decisions are real.
+            let before = answers.filter { $0.phase == 0 }
+            #expect(before.filter { $0.reply?.hasPrefix("action=DEFER_IF_PERMIT ") == true }.count >= before.count - 8,
+                    "\(Dictionary(grouping: before, by: { $0.reply?.prefix(40) ?? "nil" }).mapValues(\.count))")
         }
-        #expect(log.contains("store failed, passing"))
+        let degraded = log.all.filter { $0.hasPrefix("error store degraded: ") }
+        #expect(degraded.count == 2, "\(degraded)")
+        #expect(log.all.filter { $0.contains("store recovered after ") }.count >= 2)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import GreylagCore
 import GreylagServer
 import GreylagStore
@@ -107,8 +108,10 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// A blocking socket client for policy tests. Its calls run on a Dispatch
-/// thread, never on the cooperative pool the daemon also uses.
+/// A blocking socket client for policy tests. Its calls run on threads of
+/// their own, never on the cooperative pool the daemon also uses (nor on
+/// Dispatch's global queue, which feeds that pool on Linux and grows only
+/// slowly when its threads block).
 final class PolicyTestClient: @unchecked Sendable {
     let fd: Int32
 
@@ -126,10 +129,14 @@ final class PolicyTestClient: @unchecked Sendable {
 
     deinit { close(fd) }
 
+    static let blockingThreads: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 64)
+        pool.start()
+        return pool
+    }()
+
     static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { c in
-            DispatchQueue.global().async { c.resume(with: Result { try work() }) }
-        }
+        try await blockingThreads.runIfActive(work)
     }
 
     static func connectTCP(_ host: String, _ port: Int) throws -> Int32 {
