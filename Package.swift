@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "GreylagImportTests", dependencies: ["GreylagImport", "GreylagCore"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreConformanceTests", dependencies: [
-            "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
+            "GreylagStore", "GreylagPostgres", "GreylagMariaDB", "GreylagImport",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),

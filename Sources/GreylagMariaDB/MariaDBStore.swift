@@ -370,6 +370,72 @@ public final class MariaDBStore: GreylistStore {
         }
     }
 
+    // MARK: Import and export
+
+    public func importState(records: [GreylistRecord], clients: [ClientRecord]) async throws {
+        let set = { (columns: [(String, String)]) in
+            ImportMerge.assignments(columns, min: "LEAST", max: "GREATEST", old: { $0 }, new: { "VALUES(\($0))" })
+        }
+        for start in stride(from: 0, to: records.count, by: importBatchSize) {
+            let batch = records[start..<min(start + importBatchSize, records.count)]
+            var parameters: [SQLValue] = []
+            for r in batch {
+                parameters += [.text(r.triplet.network), .text(r.triplet.sender), .text(r.triplet.recipient),
+                               .int(r.firstSeen), .int(r.lastSeen), .int(r.blockExpires), .int(r.recordExpires),
+                               .int(r.blockedCount), .int(r.passedCount), .text(r.origin.rawValue)]
+            }
+            // `origin` is assigned last: the other assignments must see the stored values.
+            let sql = """
+                INSERT INTO triplets (\(Self.recordColumns))
+                VALUES \(Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: batch.count).joined(separator: ", "))
+                ON DUPLICATE KEY UPDATE \(set(ImportMerge.tripletColumns)), revision = revision + 1
+                """
+            try await pool.withConnection { [parameters] db in try db.execute(sql, parameters) }
+        }
+        for start in stride(from: 0, to: clients.count, by: importBatchSize) {
+            let batch = clients[start..<min(start + importBatchSize, clients.count)]
+            var parameters: [SQLValue] = []
+            for c in batch {
+                parameters += [.text(c.network), .int(c.passedTriplets), .int(c.firstSeen), .int(c.lastSeen),
+                               .int(c.recordExpires)]
+            }
+            let sql = """
+                INSERT INTO clients (client_network, passed_triplets, first_seen, last_seen, record_expires)
+                VALUES \(Array(repeating: "(?, ?, ?, ?, ?)", count: batch.count).joined(separator: ", "))
+                ON DUPLICATE KEY UPDATE \(set(ImportMerge.clientColumns))
+                """
+            try await pool.withConnection { [parameters] db in try db.execute(sql, parameters) }
+        }
+    }
+
+    public func exportRecords(after: Triplet?, limit: Int) async throws -> [GreylistRecord] {
+        let sql: String
+        var parameters: [SQLValue] = []
+        if let a = after {
+            sql = """
+                SELECT \(Self.recordColumns) FROM triplets WHERE (client_network, sender, recipient) > (?, ?, ?)
+                ORDER BY client_network, sender, recipient LIMIT ?
+                """
+            parameters = [.text(a.network), .text(a.sender), .text(a.recipient)]
+        } else {
+            sql = "SELECT \(Self.recordColumns) FROM triplets ORDER BY client_network, sender, recipient LIMIT ?"
+        }
+        parameters.append(.int(Int64(limit)))
+        return try await pool.withConnection { [parameters] db in try db.execute(sql, parameters).rows.map(Self.record) }
+    }
+
+    public func exportClients(after: String?, limit: Int) async throws -> [ClientRecord] {
+        try await pool.withConnection { db in
+            try db.execute("""
+                SELECT client_network, passed_triplets, first_seen, last_seen, record_expires FROM clients
+                WHERE client_network > ? ORDER BY client_network LIMIT ?
+                """, [.text(after ?? ""), .int(Int64(limit))]).rows.map {
+                ClientRecord(network: $0[0].text ?? "", passedTriplets: $0[1].int ?? 0, firstSeen: $0[2].int ?? 0,
+                             lastSeen: $0[3].int ?? 0, recordExpires: $0[4].int ?? 0)
+            }
+        }
+    }
+
     public func close() async throws {
         try await pool.close()
     }

@@ -452,6 +452,82 @@ public final class PostgresStore: GreylistStore {
         }
     }
 
+    // MARK: Import and export
+
+    public func importState(records: [GreylistRecord], clients: [ClientRecord]) async throws {
+        let set = { (columns: [(String, String)], table: String) in
+            ImportMerge.assignments(columns, min: "LEAST", max: "GREATEST", old: { "\(table).\($0)" },
+                                    new: { "excluded.\($0)" })
+        }
+        for start in stride(from: 0, to: records.count, by: importBatchSize) {
+            let batch = records[start..<min(start + importBatchSize, records.count)]
+            var binds = PostgresBindings()
+            var rows: [String] = []
+            for r in batch {
+                let first = binds.count + 1
+                for v in [r.triplet.network, r.triplet.sender, r.triplet.recipient] { binds.append(v) }
+                for v in [r.firstSeen, r.lastSeen, r.blockExpires, r.recordExpires, r.blockedCount, r.passedCount] {
+                    binds.append(v)
+                }
+                binds.append(r.origin.rawValue)
+                rows.append("(" + (first..<(first + 10)).map { "$\($0)" }.joined(separator: ", ") + ")")
+            }
+            let sql = """
+                INSERT INTO triplets (client_network, sender, recipient, first_seen, last_seen, block_expires,
+                                      record_expires, blocked_count, passed_count, origin)
+                VALUES \(rows.joined(separator: ", "))
+                ON CONFLICT (client_network, sender, recipient) DO UPDATE SET
+                    \(set(ImportMerge.tripletColumns, "triplets")), revision = triplets.revision + 1
+                """
+            let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+            try await timed { _ = try await self.client.query(query, logger: self.logger) }
+        }
+        for start in stride(from: 0, to: clients.count, by: importBatchSize) {
+            let batch = clients[start..<min(start + importBatchSize, clients.count)]
+            var binds = PostgresBindings()
+            var rows: [String] = []
+            for c in batch {
+                let first = binds.count + 1
+                binds.append(c.network)
+                for v in [c.passedTriplets, c.firstSeen, c.lastSeen, c.recordExpires] { binds.append(v) }
+                rows.append("(" + (first..<(first + 5)).map { "$\($0)" }.joined(separator: ", ") + ")")
+            }
+            let sql = """
+                INSERT INTO clients (client_network, passed_triplets, first_seen, last_seen, record_expires)
+                VALUES \(rows.joined(separator: ", "))
+                ON CONFLICT (client_network) DO UPDATE SET \(set(ImportMerge.clientColumns, "clients"))
+                """
+            let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+            try await timed { _ = try await self.client.query(query, logger: self.logger) }
+        }
+    }
+
+    public func exportRecords(after: Triplet?, limit: Int) async throws -> [GreylistRecord] {
+        // COLLATE "C": byte order, the same in the ORDER BY and the paging condition.
+        guard let a = after else {
+            return try await records(sql: "ORDER BY client_network COLLATE \"C\", sender COLLATE \"C\", recipient COLLATE \"C\"",
+                                     binds: [], integers: [], limit: limit)
+        }
+        return try await records(sql: """
+            WHERE (client_network COLLATE "C", sender COLLATE "C", recipient COLLATE "C") > ($1, $2, $3)
+            ORDER BY client_network COLLATE "C", sender COLLATE "C", recipient COLLATE "C"
+            """, binds: [a.network, a.sender, a.recipient], integers: [], limit: limit)
+    }
+
+    public func exportClients(after: String?, limit: Int) async throws -> [ClientRecord] {
+        try await timed {
+            var out: [ClientRecord] = []
+            for try await row in try await self.client.query("""
+                SELECT client_network, passed_triplets, first_seen, last_seen, record_expires FROM clients
+                WHERE client_network COLLATE "C" > \(after ?? "") ORDER BY client_network COLLATE "C" LIMIT \(Int64(limit))
+                """, logger: self.logger).decode((String, Int64, Int64, Int64, Int64).self) {
+                out.append(ClientRecord(network: row.0, passedTriplets: row.1, firstSeen: row.2, lastSeen: row.3,
+                                        recordExpires: row.4))
+            }
+            return out
+        }
+    }
+
     public func close() async throws {
         runner.cancel()
         _ = await runner.value

@@ -78,8 +78,52 @@ public protocol GreylistStore: Sendable {
     /// Removes the manual entry with this list, field and value; true if it existed.
     func removeManualEntry(list: ListKind, field: SelectorField, value: String) async throws -> Bool
 
+    /// Merges imported state into the store. A triplet or client network
+    /// already stored keeps the earliest first sighting, the latest last
+    /// sighting, the higher counts, the earlier block expiry and the later
+    /// record expiry (origin MANUAL if either is), so importing the same data
+    /// twice changes nothing. Written in batches; each batch is atomic.
+    func importState(records: [GreylistRecord], clients: [ClientRecord]) async throws
+
+    /// Up to `limit` records, expired or not, after `after` in key order
+    /// (network, sender, recipient), for export.
+    func exportRecords(after: Triplet?, limit: Int) async throws -> [GreylistRecord]
+
+    /// Up to `limit` client records, expired or not, after network `after` in order, for export.
+    func exportClients(after: String?, limit: Int) async throws -> [ClientRecord]
+
     /// Finishes pending writes and closes the store.
     func close() async throws
+}
+
+/// How many rows the server backends write per import statement.
+public let importBatchSize = 500
+
+/// The SQL expression that merges column `c` of an imported row into the
+/// stored one; `old` and `new` name the stored and imported values.
+public enum ImportMerge {
+    /// Column → how it merges: "min", "max" or "origin".
+    public static let tripletColumns: [(String, String)] = [
+        ("first_seen", "min"), ("last_seen", "max"), ("block_expires", "min"), ("record_expires", "max"),
+        ("blocked_count", "max"), ("passed_count", "max"), ("origin", "origin"),
+    ]
+    public static let clientColumns: [(String, String)] = [
+        ("passed_triplets", "max"), ("first_seen", "min"), ("last_seen", "max"), ("record_expires", "max"),
+    ]
+
+    /// `SET` assignments, given the dialect's two-argument min and max
+    /// functions and how to name the stored and imported values.
+    public static func assignments(_ columns: [(String, String)], min: String, max: String,
+                                   old: (String) -> String, new: (String) -> String) -> String {
+        columns.map { c, how in
+            switch how {
+            case "min": return "\(c) = \(min)(\(old(c)), \(new(c)))"
+            case "max": return "\(c) = \(max)(\(old(c)), \(new(c)))"
+            default:
+                return "\(c) = CASE WHEN \(old(c)) = 'MANUAL' OR \(new(c)) = 'MANUAL' THEN 'MANUAL' ELSE 'AUTO' END"
+            }
+        }.joined(separator: ", ")
+    }
 }
 
 extension GreylistStore {

@@ -139,6 +139,49 @@ enum SQLiteSchema {
         return StoreCounts(pending: row?[0] ?? 0, passed: row?[1] ?? 0, clients: clients)
     }
 
+    static func importState(records: [GreylistRecord], clients: [ClientRecord], in db: Database) throws {
+        let set = { (columns: [(String, String)]) in
+            ImportMerge.assignments(columns, min: "min", max: "max", old: { $0 }, new: { "excluded.\($0)" })
+        }
+        let triplet = try db.cachedStatement(sql: """
+            INSERT INTO triplets (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (client_network, sender, recipient) DO UPDATE SET \(set(ImportMerge.tripletColumns))
+            """)
+        for r in records {
+            try triplet.execute(arguments: [r.triplet.network, r.triplet.sender, r.triplet.recipient, r.firstSeen,
+                                            r.lastSeen, r.blockExpires, r.recordExpires, r.blockedCount,
+                                            r.passedCount, r.origin.rawValue])
+        }
+        let client = try db.cachedStatement(sql: """
+            INSERT INTO clients (client_network, passed_triplets, first_seen, last_seen, record_expires)
+            VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (client_network) DO UPDATE SET \(set(ImportMerge.clientColumns))
+            """)
+        for c in clients {
+            try client.execute(arguments: [c.network, c.passedTriplets, c.firstSeen, c.lastSeen, c.recordExpires])
+        }
+    }
+
+    static func exportRecords(after: Triplet?, limit: Int, in db: Database) throws -> [GreylistRecord] {
+        guard let a = after else {
+            return try Row.fetchAll(db, sql: "SELECT \(columns) FROM triplets ORDER BY client_network, sender, recipient LIMIT ?",
+                                    arguments: [limit]).map(decode)
+        }
+        return try Row.fetchAll(db, sql: """
+            SELECT \(columns) FROM triplets WHERE (client_network, sender, recipient) > (?, ?, ?)
+            ORDER BY client_network, sender, recipient LIMIT ?
+            """, arguments: [a.network, a.sender, a.recipient, limit]).map(decode)
+    }
+
+    static func exportClients(after: String?, limit: Int, in db: Database) throws -> [ClientRecord] {
+        try Row.fetchAll(db, sql: """
+            SELECT client_network, passed_triplets, first_seen, last_seen, record_expires FROM clients
+            WHERE client_network > ? ORDER BY client_network LIMIT ?
+            """, arguments: [after ?? "", limit]).map {
+            ClientRecord(network: $0[0], passedTriplets: $0[1], firstSeen: $0[2], lastSeen: $0[3], recordExpires: $0[4])
+        }
+    }
+
     static func decode(_ row: Row) -> GreylistRecord {
         GreylistRecord(
             triplet: Triplet(network: row[0], sender: row[1], recipient: row[2]),

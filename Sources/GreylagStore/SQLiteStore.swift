@@ -109,6 +109,26 @@ public final class SQLiteStore: GreylistStore {
         try await pool.read { db in try SQLiteSchema.counts(now: now, in: db) }
     }
 
+    public func importState(records: [GreylistRecord], clients: [ClientRecord]) async throws {
+        var start = 0
+        // Batches of a few thousand rows keep the writer's other work moving.
+        while start < max(records.count, clients.count) {
+            let end = start + 5_000
+            let r = Array(records[min(start, records.count)..<min(end, records.count)])
+            let c = Array(clients[min(start, clients.count)..<min(end, clients.count)])
+            try await writer.write { db in try SQLiteSchema.importState(records: r, clients: c, in: db) }
+            start = end
+        }
+    }
+
+    public func exportRecords(after: Triplet?, limit: Int) async throws -> [GreylistRecord] {
+        try await pool.read { db in try SQLiteSchema.exportRecords(after: after, limit: limit, in: db) }
+    }
+
+    public func exportClients(after: String?, limit: Int) async throws -> [ClientRecord] {
+        try await pool.read { db in try SQLiteSchema.exportClients(after: after, limit: limit, in: db) }
+    }
+
     /// Writes a record as it is (imports, tests, manual entries).
     public func put(_ record: GreylistRecord) async throws {
         try await writer.write { db in try SQLiteHotPath.upsert(record, in: db) }

@@ -44,6 +44,15 @@ final class BrokenStore: GreylistStore {
         try await inner.removeManualEntry(list: list, field: field, value: value)
     }
     func counts(now: Int64) async throws -> StoreCounts { try await inner.counts(now: now) }
+    func importState(records: [GreylistRecord], clients: [ClientRecord]) async throws {
+        try await inner.importState(records: records, clients: clients)
+    }
+    func exportRecords(after: Triplet?, limit: Int) async throws -> [GreylistRecord] {
+        try await inner.exportRecords(after: after, limit: limit)
+    }
+    func exportClients(after: String?, limit: Int) async throws -> [ClientRecord] {
+        try await inner.exportClients(after: after, limit: limit)
+    }
     func close() async throws { try await inner.close() }
 }
 
