@@ -63,9 +63,22 @@ mariadb_run() {
 }
 
 mariadb_stop() {
-    local dir="${1:?usage: mariadb_stop DIR}"
-    [[ -S "$dir/mysqld.sock" ]] || return 0
-    mariadb-admin --no-defaults --socket="$dir/mysqld.sock" -u root shutdown >/dev/null 2>&1 || true
+    local dir="${1:?usage: mariadb_stop DIR}" pid
+    pid="$(cat "$dir/mysqld.pid" 2>/dev/null || true)"
+    if [[ -S "$dir/mysqld.sock" ]]; then
+        mariadb-admin --no-defaults --socket="$dir/mysqld.sock" -u root shutdown >/dev/null 2>&1 || true
+    elif [[ -n "$pid" ]]; then
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+    # Wait for the end, so the port is free for the next server.
+    if [[ -n "$pid" ]]; then
+        local i
+        for i in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || return 0
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
 }
 
 mariadb_kill() {
