@@ -30,6 +30,8 @@ log "building greylag (release, --traits MariaDB)"
 swift build -c release --traits MariaDB >&2
 BIN="$(swift build -c release --traits MariaDB --show-bin-path)/greylag"
 
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
 # shellcheck source=scripts/lib/postgres.sh
 source scripts/lib/postgres.sh
 # shellcheck source=scripts/lib/mariadb.sh
@@ -45,15 +47,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    log "nothing listens on port $1"
-    return 1
-}
 
 postgres_start "$WORK/postgres" "$PG_PORT" bench-pw
 mariadb_start "$WORK/mariadb" "$MARIADB_PORT" bench-pw

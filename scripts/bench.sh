@@ -29,6 +29,8 @@ log "building greylag (release)"
 swift build -c release >&2
 BIN="$(swift build -c release --show-bin-path)/greylag"
 
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
 # shellcheck source=scripts/lib/postgrey.sh
 source scripts/lib/postgrey.sh
 
@@ -42,15 +44,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    log "nothing listens on port $1"
-    return 1
-}
 
 "$BIN" bench-responder --listen "127.0.0.1:$DUNNO_PORT" >/dev/null 2>&1 &
 PIDS+=($!)

@@ -43,56 +43,47 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
     /// A fresh, empty store of this backend; `body` runs with it, then it is removed.
     func withStore<T: Sendable>(_ body: @Sendable (any GreylistStore) async throws -> T) async throws -> T {
+        let name = "greylag_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
         switch self {
         case .sqlite:
-            let dir = NSTemporaryDirectory() + "greylag-conformance-" + UUID().uuidString
+            let dir = NSTemporaryDirectory() + name
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let store = try SQLiteStore(path: dir + "/greylag.db")
-            do {
-                let result = try await body(store)
-                try await store.close()
-                return result
-            } catch {
-                try? await store.close()
-                throw error
-            }
+            return try await Self.using(try SQLiteStore(path: dir + "/greylag.db"), body)
         case .postgresql:
-            var settings = try #require(Self.postgresSettings)
-            let name = "greylag_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
-            try await Self.admin(settings, "CREATE DATABASE \(name)")
+            let base = try #require(Self.postgresSettings)
+            try await Self.admin(base, "CREATE DATABASE \(name)")
+            var settings = base
             settings.database = String(name)
-            let store = try await PostgresStore(settings: settings)
-            do {
-                let result = try await body(store)
-                try await store.close()
-                try await Self.admin(Self.postgresSettings!, "DROP DATABASE \(name)")
-                return result
-            } catch {
-                try? await store.close()
-                try? await Self.admin(Self.postgresSettings!, "DROP DATABASE \(name)")
-                throw error
+            return try await Self.using(try await PostgresStore(settings: settings), body) {
+                try? await Self.admin(base, "DROP DATABASE \(name)")
             }
         case .mariadb:
             #if MariaDB
             let base = try #require(Self.mariadbSettings)
-            let name = "greylag_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
             try MariaDBConnection(base).run("CREATE DATABASE \(name)")
             defer { try? MariaDBConnection(base).run("DROP DATABASE \(name)") }
             var settings = base
             settings.database = String(name)
-            let store = try await MariaDBStore(settings: settings)
-            do {
-                let result = try await body(store)
-                try await store.close()
-                return result
-            } catch {
-                try? await store.close()
-                throw error
-            }
+            return try await Self.using(try await MariaDBStore(settings: settings), body)
             #else
             throw MariaDBBackend.NotBuiltError()
             #endif
+        }
+    }
+
+    /// Runs `body` with `store`, then closes it and cleans up, whether `body` failed or not.
+    static func using<T: Sendable>(_ store: any GreylistStore, _ body: @Sendable (any GreylistStore) async throws -> T,
+                                   cleanup: @Sendable () async -> Void = {}) async throws -> T {
+        do {
+            let result = try await body(store)
+            try await store.close()
+            await cleanup()
+            return result
+        } catch {
+            try? await store.close()
+            await cleanup()
+            throw error
         }
     }
 
