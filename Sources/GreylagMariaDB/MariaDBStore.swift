@@ -390,7 +390,7 @@ public final class MariaDBStore: GreylistStore {
                 VALUES \(Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: batch.count).joined(separator: ", "))
                 ON DUPLICATE KEY UPDATE \(set(ImportMerge.tripletColumns)), revision = revision + 1
                 """
-            try await pool.withConnection { [parameters] db in try db.execute(sql, parameters) }
+            _ = try await pool.withConnection { [parameters] db in try db.execute(sql, parameters).affected }
         }
         for start in stride(from: 0, to: clients.count, by: importBatchSize) {
             let batch = clients[start..<min(start + importBatchSize, clients.count)]
@@ -404,7 +404,7 @@ public final class MariaDBStore: GreylistStore {
                 VALUES \(Array(repeating: "(?, ?, ?, ?, ?)", count: batch.count).joined(separator: ", "))
                 ON DUPLICATE KEY UPDATE \(set(ImportMerge.clientColumns))
                 """
-            try await pool.withConnection { [parameters] db in try db.execute(sql, parameters) }
+            _ = try await pool.withConnection { [parameters] db in try db.execute(sql, parameters).affected }
         }
     }
 
