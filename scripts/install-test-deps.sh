@@ -15,7 +15,7 @@
 # Extra packages can be requested with EXTRA_TEST_PACKAGES="pkg1 pkg2".
 set -euo pipefail
 
-PACKAGES=(postfix swaks miltertest ucspi-tcp postgresql-15 postgrey sasl2-bin libsasl2-modules libsasl2-modules-db libsqlite3-dev mariadb-server mariadb-client libmariadb-dev pkg-config)
+PACKAGES=(postfix swaks miltertest ucspi-tcp postgresql-15 postgrey sasl2-bin libsasl2-modules libsasl2-modules-db libsqlite3-dev mariadb-server mariadb-client libmariadb-dev pkg-config python3-prometheus-client)
 if [[ -n "${EXTRA_TEST_PACKAGES:-}" ]]; then
     # shellcheck disable=SC2206 # word splitting is intended here
     PACKAGES+=(${EXTRA_TEST_PACKAGES})

@@ -94,6 +94,10 @@ public struct GreylagConfiguration: Sendable {
         }
     }
 
+    // [http]
+    /// Where `/metrics` is served; nil: nowhere. Loopback by default.
+    public var httpListener: ListenAddress? = .tcp(host: "127.0.0.1", port: 10080)
+
     // [reload]
     /// Seconds between checks of the configuration and list files for
     /// changes; 0 turns watching off (SIGHUP still reloads).

@@ -182,6 +182,22 @@ extension Reader {
         }
     }
 
+    mutating func readHTTP(_ t: TOMLTable, into c: inout GreylagConfiguration) {
+        for (key, value) in t {
+            let k = "http.\(key)"
+            switch key {
+            case "listen":
+                if let v = string(k, value) {
+                    if v.isEmpty || v == "none" { c.httpListener = nil }
+                    else if let a = ListenAddress(v) { c.httpListener = a }
+                    else { fail(k, "\"\(v)\" is not HOST:PORT, [IPV6]:PORT, unix:/path or \"none\"") }
+                }
+            default:
+                fail(k, "unknown key; expected listen")
+            }
+        }
+    }
+
     mutating func readReload(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         for (key, value) in t {
             let k = "reload.\(key)"

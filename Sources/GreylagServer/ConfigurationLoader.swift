@@ -149,7 +149,7 @@ struct Reader {
     }
 
     static let sections = "[greylist], [policy], [milter], [store], [log], [whitelist], [blacklist], [exemptions], "
-        + "[scope], [dry_run], [lists.NAME], [admin] or [reload]"
+        + "[scope], [dry_run], [lists.NAME], [admin], [reload] or [http]"
 
     mutating func read(_ root: TOMLTable, into config: inout GreylagConfiguration) {
         for (name, value) in root {
@@ -168,6 +168,7 @@ struct Reader {
             case "lists": readNamedLists(section)
             case "admin": readAdmin(section, into: &config)
             case "reload": readReload(section, into: &config)
+            case "http": readHTTP(section, into: &config)
             default: fail(name, "unknown section [\(name)]; expected \(Self.sections)")
             }
         }

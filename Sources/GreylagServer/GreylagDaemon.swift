@@ -131,19 +131,53 @@ public final class GreylagDaemon: Service {
                 throw error
             }
         }
+        var httpTask: Task<Void, any Error>? = nil
+        var httpBound: String? = nil
+        if let address = config.httpListener {
+            let (stream, continuation) = AsyncStream.makeStream(of: String.self)
+            let app = HTTPServer.application(address, service: service, tracker: tracker, logger: logger,
+                                             onListening: { continuation.yield($0) })
+            let task = Task {
+                defer { continuation.finish() }
+                try await app.run()
+            }
+            for await a in stream {
+                httpBound = a
+                break
+            }
+            guard httpBound != nil else {
+                let error: any Error
+                do {
+                    try await task.value
+                    error = GreylagDaemonError.httpDidNotStart
+                } catch let e {
+                    error = e
+                }
+                logger.critical("cannot serve HTTP on \(address): \(error)")
+                for server in servers + milters { try? await server.close() }
+                try? await adminServer?.close()
+                try? await store.close()
+                throw error
+            }
+            httpTask = task
+        }
         let bound = servers.compactMap { $0.localAddress.map(Self.describe) }
         let boundMilters = milters.compactMap { $0.localAddress.map(Self.describe) }
         let banner = "greylag \(GreylagVersion.string) serving policy on \(bound.joined(separator: ", ")); "
             + "milter on \(boundMilters.isEmpty ? "none" : boundMilters.joined(separator: ", ")); "
             + "store \(config.backendDescription); delay \(DurationText.format(config.policy.delay))"
             + (config.policy.dryRun ? "; DRY RUN" : "")
-            + "; admin socket \(config.adminSocketPath ?? "off"); lists: " + ConfigReloader.describe(config.lists)
+            + "; admin socket \(config.adminSocketPath ?? "off"); http \(httpBound.map { "on \($0)" } ?? "off"); lists: "
+            + ConfigReloader.describe(config.lists)
             + ", \(service.manualEntries.count) manual"
         logger.notice("\(banner)")
-        onListening(bound + boundMilters)
+        onListening(bound + boundMilters + (httpBound.map { ["http:" + $0] } ?? []))
 
         await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { await Self.expiryLoop(store: store, config: config, clock: self.clock, logger: self.logger) }
+            tasks.addTask {
+                await Self.expiryLoop(store: store, config: config, clock: self.clock, logger: self.logger,
+                                      metrics: service.metrics)
+            }
             tasks.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {
                     await reloader.reload(trigger: "SIGHUP")
@@ -162,6 +196,8 @@ public final class GreylagDaemon: Service {
             logger.notice("shutting down: closing listeners, finishing \(tracker.count) connection(s)")
             for server in servers + milters { try? await server.close() }
             try? await adminServer?.close()
+            httpTask?.cancel()
+            _ = try? await httpTask?.value
             for case .unix(let path) in config.policyListeners + config.milterListeners { unlink(path) }
             if let path = config.adminSocketPath { unlink(path) }
             await tracker.drainAll(timeout: .seconds(10))
@@ -344,7 +380,7 @@ public final class GreylagDaemon: Service {
     /// Removes expired records every `expiryInterval`, in batches of
     /// `expiryBatch` so decisions queue behind at most one small delete.
     static func expiryLoop(store: any GreylistStore, config: GreylagConfiguration,
-                           clock: @Sendable () -> Int64, logger: Logger) async {
+                           clock: @Sendable () -> Int64, logger: Logger, metrics: GreylagMetrics? = nil) async {
         while !Task.isCancelled {
             var removed = 0
             do {
@@ -355,10 +391,22 @@ public final class GreylagDaemon: Service {
                     await Task.yield()
                 }
                 if removed > 0 { logger.info("expired \(removed) record(s)") }
+                metrics?.expiryRan(removed: removed, failed: false)
+                // The sizes for /metrics, once per run rather than per scrape.
+                if let metrics {
+                    let now = clock()
+                    metrics.storeSizes(try await store.counts(now: now), manual: try await store.manualEntries(), now: now)
+                }
             } catch {
                 logger.error("expiry failed: \(error)")
+                metrics?.expiryRan(removed: removed, failed: true)
             }
             try? await Task.sleep(for: .seconds(config.expiryInterval))
         }
     }
+}
+
+enum GreylagDaemonError: Error, CustomStringConvertible {
+    case httpDidNotStart
+    var description: String { "the HTTP server stopped before it listened" }
 }

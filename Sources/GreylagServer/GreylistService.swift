@@ -34,17 +34,20 @@ public final class GreylistService: Sendable {
     public let counters = DecisionCounters()
     /// Whether the store answers (degraded while it fails).
     public let health: StoreHealth
+    /// Counts and latencies for `/metrics`.
+    public let metrics: GreylagMetrics
 
     public init(policy: GreylistPolicy, lists: ListRules = ListRules(), replies: PolicyReplyConfig = PolicyReplyConfig(),
                 milterReplies: MilterReplyConfig = MilterReplyConfig(), store: any GreylistStore, failureMode: GreylagConfiguration.FailureMode = .pass, logger: Logger,
-                clock: @escaping @Sendable () -> Int64 = unixNow) {
+                clock: @escaping @Sendable () -> Int64 = unixNow, metrics: GreylagMetrics = GreylagMetrics()) {
         self.state = Mutex(State(engine: Engine(policy: policy, lists: lists), replies: replies,
                                  milterReplies: milterReplies, configLists: lists))
         self.store = store
         self.failureMode = failureMode
         self.logger = logger
         self.now = clock
-        self.health = StoreHealth(logger: logger, failureMode: failureMode)
+        self.metrics = metrics
+        self.health = StoreHealth(logger: logger, failureMode: failureMode, factory: metrics.factory)
     }
 
     /// The engine in force (replaced on reload and by admin commands).
@@ -113,13 +116,17 @@ public final class GreylistService: Sendable {
     /// thread once the change is committed. The caller logs the decision.
     public func decide(_ query: GreylistQuery, now: Int64, completion: @escaping @Sendable (Verdict) -> Void) {
         let engine = self.engine
+        let started = StoreHealth.now()
         switch engine.prepare(query, now: now) {
         case .decided(let verdict):
+            metrics.decisionTook(nanoseconds: StoreHealth.now() &- started)
             completion(verdict)
         case .lookup(let triplet, let dryRun):
             let delay = query.delayOverride
-            let started = StoreHealth.now()
             store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay) }) { result in
+                let took = StoreHealth.now() &- started
+                self.metrics.storeTook(nanoseconds: took)
+                self.metrics.decisionTook(nanoseconds: took)
                 switch result {
                 case .success(let decision):
                     self.health.succeeded()
@@ -143,6 +150,7 @@ public final class GreylistService: Sendable {
     /// One line per decision: verdict, client, sender, recipient, reason, delay.
     public func log(_ verdict: Verdict, _ query: GreylistQuery) {
         counters.count(verdict)
+        metrics.decided(verdict, via: "\(query.origin)")
         let level: Logger.Level = verdict.reason == .notRecipientStage ? .debug : .info
         guard logger.logLevel <= level else { return }
         let word: String

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Metrics
+import CoreMetrics
 import Synchronization
 
 /// Whether the store answers. The first failure (an error or a decision
@@ -27,10 +27,13 @@ public final class StoreHealth: Sendable {
     private let recoveredAt = Atomic<UInt64>(0)
     private let logger: Logger
     private let failureModeText: String
-    private let degradedGauge = Gauge(label: "greylag_store_degraded")
-    private let failureCounter = Counter(label: "greylag_store_failures_total")
+    private let degradedGauge: CoreMetrics.Gauge
+    private let failureCounter: CoreMetrics.Counter
 
-    public init(logger: Logger, failureMode: GreylagConfiguration.FailureMode) {
+    public init(logger: Logger, failureMode: GreylagConfiguration.FailureMode,
+                factory: any MetricsFactory = MetricsSystem.factory) {
+        degradedGauge = CoreMetrics.Gauge(label: "greylag_store_degraded", factory: factory)
+        failureCounter = CoreMetrics.Counter(label: "greylag_store_failures_total", factory: factory)
         self.logger = logger
         self.failureModeText = failureMode == .pass ? "passing" : "deferring"
         degradedGauge.record(0)

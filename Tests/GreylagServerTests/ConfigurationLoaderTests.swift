@@ -15,6 +15,16 @@ import Testing
         }
     }
 
+    @Test func httpListenerIsLoopbackByDefaultAndCanBeTurnedOff() throws {
+        #expect(try ConfigurationLoader.load(path: nil).httpListener == .tcp(host: "127.0.0.1", port: 10080))
+        #expect(try ConfigurationLoader.parse("[http]\nlisten = \"none\"\n", file: "g.toml").httpListener == nil)
+        #expect(try ConfigurationLoader.parse("[http]\nlisten = \"[::1]:9100\"\n", file: "g.toml").httpListener
+                == .tcp(host: "::1", port: 9100))
+        #expect(errors("[http]\nlisten = \"everywhere\"\n").map(\.description) == [
+            "/etc/greylag/greylag.toml:2: http.listen: \"everywhere\" is not HOST:PORT, [IPV6]:PORT, unix:/path or \"none\"",
+        ])
+    }
+
     @Test func defaultsNeedNoFile() throws {
         let c = try ConfigurationLoader.load(path: nil)
         #expect(c.policy.delay == 300)

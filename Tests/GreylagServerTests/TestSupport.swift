@@ -68,6 +68,7 @@ func withDaemon<T: Sendable>(
     config.storePath = dir.path + "/greylag.db"
     config.policyListeners = [.tcp(host: "127.0.0.1", port: 0)]
     config.milterListeners = []
+    config.httpListener = nil
     configure(&config)
     let logger = Logger(label: "test") { _ in CapturingHandler(log: log) }
     let (stream, continuation) = AsyncStream.makeStream(of: [String].self)

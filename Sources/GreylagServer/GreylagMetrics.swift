@@ -1,0 +1,95 @@
+import CoreMetrics
+import GreylagCore
+import GreylagStore
+import Prometheus
+import Synchronization
+
+/// The daemon's metrics, in a Prometheus registry of its own (several
+/// daemons in one process, as in the tests, do not mix their counts),
+/// served at `/metrics` in the Prometheus text format.
+public final class GreylagMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    public let factory: PrometheusMetricsFactory
+
+    private struct DecisionKey: Hashable {
+        var via: String
+        var action: String
+        var reason: String
+    }
+    private let decisionCounters = Mutex<[DecisionKey: CoreMetrics.Counter]>([:])
+    private let decisionSeconds: CoreMetrics.Timer
+    private let storeSeconds: CoreMetrics.Timer
+    private let expiryRuns: CoreMetrics.Counter
+    private let expiredRows: CoreMetrics.Counter
+    private let expiryFailures: CoreMetrics.Counter
+    private let pending: CoreMetrics.Gauge
+    private let passed: CoreMetrics.Gauge
+    private let clients: CoreMetrics.Gauge
+    private let manualWhitelist: CoreMetrics.Gauge
+    private let manualBlacklist: CoreMetrics.Gauge
+    private let connections: CoreMetrics.Gauge
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // From a fraction of a millisecond (SQLite) to the store timeout.
+        let buckets: [Duration] = [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+                                   .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                                   .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+                                   .seconds(2), .seconds(5)]
+        factory.defaultDurationHistogramBuckets = buckets
+        self.factory = factory
+        decisionSeconds = CoreMetrics.Timer(label: "greylag_decision_seconds", factory: factory)
+        storeSeconds = CoreMetrics.Timer(label: "greylag_store_seconds", factory: factory)
+        expiryRuns = CoreMetrics.Counter(label: "greylag_expiry_runs_total", factory: factory)
+        expiredRows = CoreMetrics.Counter(label: "greylag_expired_rows_total", factory: factory)
+        expiryFailures = CoreMetrics.Counter(label: "greylag_expiry_failures_total", factory: factory)
+        pending = CoreMetrics.Gauge(label: "greylag_records", dimensions: [("state", "pending")], factory: factory)
+        passed = CoreMetrics.Gauge(label: "greylag_records", dimensions: [("state", "passed")], factory: factory)
+        clients = CoreMetrics.Gauge(label: "greylag_autowhitelisted_clients", factory: factory)
+        manualWhitelist = CoreMetrics.Gauge(label: "greylag_manual_entries", dimensions: [("list", "whitelist")], factory: factory)
+        manualBlacklist = CoreMetrics.Gauge(label: "greylag_manual_entries", dimensions: [("list", "blacklist")], factory: factory)
+        connections = CoreMetrics.Gauge(label: "greylag_connections", factory: factory)
+    }
+
+    /// One decision answered through `via` (policy, milter, qmail-spp, ...).
+    public func decided(_ verdict: Verdict, via: String) {
+        let key = DecisionKey(via: via, action: verdict.action.rawValue, reason: verdict.reason.rawValue)
+        let counter = decisionCounters.withLock { counters in
+            if let c = counters[key] { return c }
+            let c = CoreMetrics.Counter(label: "greylag_decisions_total",
+                            dimensions: [("via", key.via), ("action", key.action), ("reason", key.reason)],
+                            factory: factory)
+            counters[key] = c
+            return c
+        }
+        counter.increment()
+    }
+
+    /// How long a decision took, store included.
+    public func decisionTook(nanoseconds: UInt64) { decisionSeconds.recordNanoseconds(Int64(clamping: nanoseconds)) }
+
+    /// How long the store took to decide (successful or not).
+    public func storeTook(nanoseconds: UInt64) { storeSeconds.recordNanoseconds(Int64(clamping: nanoseconds)) }
+
+    /// One run of the expiry loop.
+    public func expiryRan(removed: Int, failed: Bool) {
+        expiryRuns.increment()
+        if failed { expiryFailures.increment() } else { expiredRows.increment(by: removed) }
+    }
+
+    /// The store's sizes, refreshed by the expiry loop.
+    public func storeSizes(_ counts: StoreCounts, manual: [ManualEntry], now: Int64) {
+        pending.record(counts.pending)
+        passed.record(counts.passed)
+        clients.record(counts.clients)
+        let live = manual.filter { $0.expires.map { now < $0 } ?? true }
+        manualWhitelist.record(live.filter { $0.list == .whitelist }.count)
+        manualBlacklist.record(live.filter { $0.list == .blacklist }.count)
+    }
+
+    /// Open MTA connections, set just before each scrape.
+    public func connections(_ n: Int) { connections.record(n) }
+
+    /// The registry in the Prometheus text format.
+    public func text() -> String { registry.emitToString() }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import GreylagServer
+import Testing
+
+/// A blocking HTTP/1.0 GET: the whole response, head and body.
+func httpGet(_ address: String, _ path: String) async throws -> (status: Int, body: String) {
+    let colon = address.lastIndex(of: ":")!
+    let host = String(address[..<colon])
+    let port = Int(address[address.index(after: colon)...])!
+    return try await PolicyTestClient.offPool {
+        let fd = try PolicyTestClient.connectTCP(host, port)
+        defer { close(fd) }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+        guard write(fd, request, request.count) == request.count else { throw TestFailure("cannot send") }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            data += buffer[0..<n]
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else { throw TestFailure("no HTTP head in \(text)") }
+        let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+        return (status, String(text[split.upperBound...]))
+    }
+}
+
+@Suite struct MetricsEndpointTests {
+    @Test func decisionsLatenciesAndStoreStateAreExported() async throws {
+        try await withDaemon(configure: {
+            $0.httpListener = .tcp(host: "127.0.0.1", port: 0)
+            $0.expiryInterval = 1
+        }) { addresses, _ in
+            let http = try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5)
+            let c = try await PolicyTestClient(addresses[0])
+            #expect(try await c.ask(request()) == defer300)
+            #expect(try await c.ask(request()) == "action=DEFER_IF_PERMIT Greylisted, please try again in 300 seconds")
+            #expect(try await c.ask(request(recipient: "carol@example.net")) == defer300)
+            // The expiry loop (every second here) refreshes the store's sizes.
+            try await Task.sleep(for: .milliseconds(1500))
+            let (status, body) = try await httpGet(String(http), "/metrics")
+            #expect(status == 200)
+            let lines = body.split(separator: "\n").map(String.init)
+            func value(_ prefix: String) -> Double? {
+                lines.first { $0.hasPrefix(prefix + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+            }
+            #expect(value(#"greylag_decisions_total{via="policy",action="defer",reason="new_triplet"}"#) == 2, "\(body)")
+            #expect(value(#"greylag_decisions_total{via="policy",action="defer",reason="too_early"}"#) == 1)
+            #expect(value("greylag_decision_seconds_count") == 3)
+            #expect(value("greylag_store_seconds_count") == 3)
+            #expect(value("greylag_store_degraded") == 0)
+            #expect(value(#"greylag_records{state="pending"}"#) == 2)
+            #expect(value("greylag_connections") == 1)
+            #expect((value("greylag_expiry_runs_total") ?? 0) >= 1)
+            #expect(try await httpGet(String(http), "/nothing-here").status == 404)
+
+            // The Prometheus project's own parser reads it (Debian's python3-prometheus-client).
+            if E2E.enabled {
+                let dir = TemporaryDirectory()
+                try body.write(toFile: dir.path + "/metrics.txt", atomically: true, encoding: .utf8)
+                let parsed = try await runProgram("/usr/bin/python3", ["-c", """
+                    import sys
+                    from prometheus_client.parser import text_string_to_metric_families
+                    for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+                        for sample in family.samples:
+                            print(family.type, sample.name, sorted(sample.labels.items()), sample.value)
+                    """, dir.path + "/metrics.txt"])
+                #expect(parsed.status == 0, "\(parsed.output)")
+                #expect(parsed.output.contains(
+                    "counter greylag_decisions_total [('action', 'defer'), ('reason', 'new_triplet'), ('via', 'policy')] 2.0"),
+                        "\(parsed.output)")
+                #expect(parsed.output.contains("histogram greylag_decision_seconds_count [] 3.0"), "\(parsed.output)")
+                #expect(parsed.output.contains("gauge greylag_store_degraded [] 0.0"), "\(parsed.output)")
+            }
+        }
+    }
+}
