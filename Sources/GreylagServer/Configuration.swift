@@ -64,6 +64,8 @@ public struct GreylagConfiguration: Sendable {
 
     // [log]
     public var logLevel: Logger.Level = .info
+    /// Seconds between stats lines (counts per verdict since the last one); 0: none.
+    public var statsInterval: Int64 = 300
 
     // [whitelist], [blacklist], [exemptions], [scope], [dry_run], [lists.NAME]
     /// The list rules of the configuration (manual entries from the store

@@ -429,6 +429,10 @@ struct Reader {
                         fail(k, "\"\(v)\" is not one of trace, debug, info, notice, warning, error, critical")
                     }
                 }
+            case "stats_interval":
+                if let v = duration(k, value, unit: 1) {
+                    if v >= 0 { c.statsInterval = v } else { fail(k, "must not be negative") }
+                }
             default:
                 fail(k, "unknown key")
             }

@@ -43,3 +43,24 @@ public struct DecisionCounts: Sendable, Hashable, Codable {
     public var byReason: [String: Int]
     public var dryRunPasses: Int
 }
+
+extension DecisionCounts {
+    /// The counts of `self` minus those of `earlier`.
+    public func since(_ earlier: DecisionCounts) -> DecisionCounts {
+        DecisionCounts(byAction: byAction.merging(earlier.byAction.mapValues { -$0 }, uniquingKeysWith: +),
+                       byReason: byReason.merging(earlier.byReason.mapValues { -$0 }, uniquingKeysWith: +),
+                       dryRunPasses: dryRunPasses - earlier.dryRunPasses)
+    }
+
+    /// The periodic stats line: `key=value` pairs (logfmt) with every
+    /// action and every reason, zeros included, in a fixed order, so that a
+    /// log analyser sees the same columns in every line.
+    public func statsLine(seconds: Int, storeFailures: Int) -> String {
+        var fields = ["stats:", "interval=\(seconds)s"]
+        for action in ["pass", "defer", "reject"] { fields.append("\(action)=\(byAction[action] ?? 0)") }
+        fields.append("dry_run_would_defer=\(dryRunPasses)")
+        for reason in DecisionReason.allCases { fields.append("\(reason.rawValue)=\(byReason[reason.rawValue] ?? 0)") }
+        fields.append("store_failures=\(storeFailures)")
+        return fields.joined(separator: " ")
+    }
+}

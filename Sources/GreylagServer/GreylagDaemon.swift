@@ -178,6 +178,9 @@ public final class GreylagDaemon: Service {
                 await Self.expiryLoop(store: store, config: config, clock: self.clock, logger: self.logger,
                                       metrics: service.metrics)
             }
+            if config.statsInterval > 0 {
+                tasks.addTask { await Self.statsLoop(service: service, interval: config.statsInterval, logger: self.logger) }
+            }
             tasks.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {
                     await reloader.reload(trigger: "SIGHUP")
@@ -379,6 +382,21 @@ public final class GreylagDaemon: Service {
 
     /// Removes expired records every `expiryInterval`, in batches of
     /// `expiryBatch` so decisions queue behind at most one small delete.
+    /// Every `interval` seconds, one line with the decisions since the last.
+    static func statsLoop(service: GreylistService, interval: Int64, logger: Logger) async {
+        var last = service.counters.snapshot()
+        var lastFailures = service.health.failures
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(interval))
+            if Task.isCancelled { break }
+            let now = service.counters.snapshot()
+            let failures = service.health.failures
+            logger.notice("\(now.since(last).statsLine(seconds: Int(interval), storeFailures: failures - lastFailures))")
+            last = now
+            lastFailures = failures
+        }
+    }
+
     static func expiryLoop(store: any GreylistStore, config: GreylagConfiguration,
                            clock: @Sendable () -> Int64, logger: Logger, metrics: GreylagMetrics? = nil) async {
         while !Task.isCancelled {

@@ -52,3 +52,32 @@ import Testing
         ])
     }
 }
+
+@Suite struct StatsLineTests {
+    @Test func everyIntervalOneLineWithTheCountsSinceTheLast() async throws {
+        let log = CapturedLog()
+        try await withDaemon(configure: { $0.statsInterval = 1 }, log: log) { addresses, _ in
+            let c = try await PolicyTestClient(addresses[0])
+            #expect(try await c.ask(request()) == defer300)
+            #expect(try await c.ask(request())?.hasPrefix("action=DEFER_IF_PERMIT ") == true)
+            for _ in 0..<40 where log.all.filter({ $0.contains("stats: ") }).count < 2 {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let lines = log.all.filter { $0.hasPrefix("notice stats: ") }
+        #expect(lines.count >= 2, "\(log.all)")
+        // The columns, as a log analyser splits them.
+        let fields = lines.map { line in
+            Dictionary(line.dropFirst("notice stats: ".count).split(separator: " ").map {
+                let kv = $0.split(separator: "=", maxSplits: 1)
+                return (String(kv[0]), String(kv[1]))
+            }, uniquingKeysWith: { a, _ in a })
+        }
+        #expect(fields[0]["interval"] == "1s")
+        #expect(fields[0]["defer"] == "2" && fields[0]["pass"] == "0" && fields[0]["reject"] == "0")
+        #expect(fields[0]["new_triplet"] == "1" && fields[0]["too_early"] == "1" && fields[0]["store_failures"] == "0")
+        // The next interval saw nothing: counts are since the last line, not since start.
+        #expect(fields[1]["defer"] == "0" && fields[1]["new_triplet"] == "0")
+        #expect(fields[0].keys.sorted() == fields[1].keys.sorted())
+    }
+}
