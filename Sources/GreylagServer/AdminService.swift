@@ -107,8 +107,14 @@ public struct AdminResponse: Codable, Sendable, Hashable {
     public var stats: StatsView?
     /// True when a running daemon carried the command out (so it is in force).
     public var live: Bool?
+    /// Why it failed: `invalid` (the request), `not_found`, `unavailable` (the store or the daemon).
+    public var errorKind: String?
 
-    public static func failure(_ message: String) -> AdminResponse { AdminResponse(ok: false, error: message) }
+    public static func failure(_ message: String, kind: String = "invalid") -> AdminResponse {
+        var r = AdminResponse(ok: false, error: message)
+        r.errorKind = kind
+        return r
+    }
 
     public init(ok: Bool, error: String? = nil, message: String? = nil, entries: [ManualEntry]? = nil,
                 records: [RecordView]? = nil, stats: StatsView? = nil, live: Bool? = nil) {
@@ -149,13 +155,16 @@ public struct AdminService: Sendable {
             response.live = service != nil
             return response
         } catch let e as AdminError {
-            return .failure(e.message)
+            return .failure(e.message, kind: e.kind)
         } catch {
-            return .failure("store error: \(error)")
+            return .failure("store error: \(error)", kind: "unavailable")
         }
     }
 
-    struct AdminError: Error { var message: String }
+    struct AdminError: Error {
+        var message: String
+        var kind = "invalid"
+    }
 
     private func perform(_ r: AdminRequest) async throws -> AdminResponse {
         let now = clock()
@@ -172,7 +181,7 @@ public struct AdminService: Sendable {
         case .remove:
             let (list, field, value) = try entryKey(r)
             guard try await store.removeManualEntry(list: list, field: field, value: value) else {
-                throw AdminError(message: "no \(list.rawValue) entry \(field.rawValue) \(value)")
+                throw AdminError(message: "no \(list.rawValue) entry \(field.rawValue) \(value)", kind: "not_found")
             }
             try await refresh()
             return AdminResponse(ok: true, message: "removed \(list.rawValue) entry \(field.rawValue) \(value)")
@@ -205,9 +214,9 @@ public struct AdminService: Sendable {
                 storeFailures: service?.health.failures)
             return AdminResponse(ok: true, stats: stats)
         case .reload:
-            guard let reload else { throw AdminError(message: "greylag is not running; nothing to reload") }
+            guard let reload else { throw AdminError(message: "greylag is not running; nothing to reload", kind: "unavailable") }
             let (ok, summary) = await reload()
-            return ok ? AdminResponse(ok: true, message: summary) : .failure(summary)
+            return ok ? AdminResponse(ok: true, message: summary) : .failure(summary, kind: "invalid")
         }
     }
 

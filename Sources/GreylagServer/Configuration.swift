@@ -99,6 +99,8 @@ public struct GreylagConfiguration: Sendable {
     // [http]
     /// Where `/metrics` is served; nil: nowhere. Loopback by default.
     public var httpListener: ListenAddress? = .tcp(host: "127.0.0.1", port: 10080)
+    /// The bearer token of the admin API; required on a listener that is not local.
+    public var httpToken: String?
 
     // [reload]
     /// Seconds between checks of the configuration and list files for

@@ -192,8 +192,23 @@ extension Reader {
                     else if let a = ListenAddress(v) { c.httpListener = a }
                     else { fail(k, "\"\(v)\" is not HOST:PORT, [IPV6]:PORT, unix:/path or \"none\"") }
                 }
+            case "token":
+                if let v = string(k, value) {
+                    if v.count < 16 { fail(k, "must be at least 16 characters") } else { c.httpToken = v }
+                }
+            case "token_file":
+                if let v = string(k, value) {
+                    let path = v.hasPrefix("/") ? v : (directory as NSString).appendingPathComponent(v)
+                    if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                        if token.count < 16 { fail(k, "the token in \(path) must be at least 16 characters") }
+                        else { c.httpToken = token }
+                    } else {
+                        fail(k, "cannot read \(path)")
+                    }
+                }
             default:
-                fail(k, "unknown key; expected listen")
+                fail(k, "unknown key; expected listen, token or token_file")
             }
         }
     }

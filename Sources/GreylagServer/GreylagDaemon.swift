@@ -135,8 +135,8 @@ public final class GreylagDaemon: Service {
         var httpBound: String? = nil
         if let address = config.httpListener {
             let (stream, continuation) = AsyncStream.makeStream(of: String.self)
-            let app = HTTPServer.application(address, service: service, tracker: tracker, logger: logger,
-                                             onListening: { continuation.yield($0) })
+            let app = HTTPServer.application(address, token: config.httpToken, service: service, admin: admin,
+                                             tracker: tracker, logger: logger, onListening: { continuation.yield($0) })
             let task = Task {
                 defer { continuation.finish() }
                 try await app.run()

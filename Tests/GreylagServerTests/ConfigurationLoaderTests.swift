@@ -1,3 +1,4 @@
+import Foundation
 import GreylagCore
 import GreylagServer
 import Testing
@@ -23,6 +24,21 @@ import Testing
         #expect(errors("[http]\nlisten = \"everywhere\"\n").map(\.description) == [
             "/etc/greylag/greylag.toml:2: http.listen: \"everywhere\" is not HOST:PORT, [IPV6]:PORT, unix:/path or \"none\"",
         ])
+    }
+
+    @Test func apiTokenFromTheFileOrAFile() throws {
+        #expect(try ConfigurationLoader.parse("[http]\ntoken = \"0123456789abcdef\"\n", file: "g.toml").httpToken
+                == "0123456789abcdef")
+        let dir = NSTemporaryDirectory() + "greylag-token-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "fedcba9876543210fedcba\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        #expect(try ConfigurationLoader.parse("[http]\ntoken_file = \"token\"\n", file: dir + "/g.toml").httpToken
+                == "fedcba9876543210fedcba")
+        #expect(errors("[http]\ntoken = \"short\"\n").map(\.description)
+                == ["/etc/greylag/greylag.toml:2: http.token: must be at least 16 characters"])
+        #expect(errors("[http]\ntoken_file = \"/nonexistent/token\"\n").map(\.description)
+                == ["/etc/greylag/greylag.toml:2: http.token_file: cannot read /nonexistent/token"])
     }
 
     @Test func defaultsNeedNoFile() throws {

@@ -2,15 +2,20 @@ import Foundation
 import GreylagServer
 import Testing
 
-/// A blocking HTTP/1.0 GET: the whole response, head and body.
-func httpGet(_ address: String, _ path: String) async throws -> (status: Int, body: String) {
+/// A blocking HTTP/1.1 request on a fresh connection (closed after it):
+/// the status and the body.
+func httpRequest(_ address: String, _ method: String = "GET", _ path: String, headers: [String: String] = [:],
+                 body: String? = nil) async throws -> (status: Int, body: String) {
     let colon = address.lastIndex(of: ":")!
     let host = String(address[..<colon])
     let port = Int(address[address.index(after: colon)...])!
     return try await PolicyTestClient.offPool {
         let fd = try PolicyTestClient.connectTCP(host, port)
         defer { close(fd) }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
+        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
+        let request = Array((head + "\r\n" + (body ?? "")).utf8)
         guard write(fd, request, request.count) == request.count else { throw TestFailure("cannot send") }
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -24,6 +29,10 @@ func httpGet(_ address: String, _ path: String) async throws -> (status: Int, bo
         let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
         return (status, String(text[split.upperBound...]))
     }
+}
+
+func httpGet(_ address: String, _ path: String) async throws -> (status: Int, body: String) {
+    try await httpRequest(address, "GET", path)
 }
 
 @Suite struct MetricsEndpointTests {
