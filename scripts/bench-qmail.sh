@@ -35,6 +35,8 @@ trap cleanup EXIT INT TERM
 cat >"$WORK/greylag.toml" <<TOML
 [policy]
 listen = ["unix:$WORK/policy.sock"]
+[http]
+listen = "none"
 [milter]
 listen = []
 [store]

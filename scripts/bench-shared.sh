@@ -59,6 +59,8 @@ for backend in postgresql mysql; do
     cat >"$WORK/greylag.toml" <<TOML
 [policy]
 listen = ["127.0.0.1:$GREYLAG_PORT"]
+[http]
+listen = "none"
 [milter]
 listen = []
 [store]

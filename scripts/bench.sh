@@ -51,6 +51,8 @@ PIDS+=($!)
 cat >"$WORK/greylag.toml" <<TOML
 [policy]
 listen = ["127.0.0.1:$GREYLAG_PORT"]
+[http]
+listen = "none"
 [store]
 path = "$WORK/greylag.db"
 TOML

@@ -23,6 +23,8 @@ import Glibc
             listen = ["127.0.0.1:\(port)"]
             [milter]
             listen = []
+            [http]
+            listen = "none"
             [store]
             path = "\(dir.path)/greylag.db"
             [log]

@@ -18,11 +18,12 @@ func request(client: String = "192.0.2.7", name: String = "unknown", sender: Str
 /// store path and listener.
 func using(_ loaded: GreylagConfiguration) -> (inout GreylagConfiguration) -> Void {
     { c in
-        let store = c.storePath, listeners = c.policyListeners, milters = c.milterListeners
+        let store = c.storePath, listeners = c.policyListeners, milters = c.milterListeners, http = c.httpListener
         c = loaded
         c.storePath = store
         c.policyListeners = listeners
         c.milterListeners = milters
+        c.httpListener = http
     }
 }
 
