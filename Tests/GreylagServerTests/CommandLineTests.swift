@@ -81,7 +81,7 @@ import Glibc
         let log = try String(contentsOfFile: dir.path + "/daemon.log", encoding: .utf8)
         #expect(log.contains("reloaded \(config) (SIGHUP)"), "\(log)")
         #expect(log.contains("reload (SIGHUP) refused, the configuration in force stays"))
-        #expect(log.contains("\(config):12: blacklist.sender_domains: \"bad..example\" has an empty label"))
+        #expect(log.contains("\(config):14: blacklist.sender_domains: \"bad..example\" has an empty label"))
 
         // Without a daemon the command works on the store and says so.
         try write("")
