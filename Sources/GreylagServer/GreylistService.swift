@@ -150,7 +150,7 @@ public final class GreylistService: Sendable {
     /// One line per decision: verdict, client, sender, recipient, reason, delay.
     public func log(_ verdict: Verdict, _ query: GreylistQuery) {
         counters.count(verdict)
-        metrics.decided(verdict, via: "\(query.origin)")
+        metrics.decided(verdict, via: query.origin)
         let level: Logger.Level = verdict.reason == .notRecipientStage ? .debug : .info
         guard logger.logLevel <= level else { return }
         let word: String
