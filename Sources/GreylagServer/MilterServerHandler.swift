@@ -112,12 +112,8 @@ final class MilterServerHandler: ChannelInboundHandler {
                                   finished: finished)
     }
 
-    private func decided(_ verdict: Verdict, token: UInt64, timedOut: Bool) {
+    private func decided(_ verdict: Verdict, token: UInt64, timedOut _: Bool) {
         guard let query = pending.finish(token) else { return }  // already answered
-        if timedOut {
-            service.health.failed(PendingDecision<Void>.timeoutReason(decisionTimeout),
-                                  startedAt: StoreHealth.now() &- UInt64(decisionTimeout.nanoseconds))
-        }
         service.log(verdict, query)
         guard let context else { return }
         session.config = service.milterReplies  // a reload may have changed the wording

@@ -25,6 +25,9 @@ struct PendingDecision<Payload> {
         let token = nextToken
         current = (token, payload)
         timeoutTask = loop.scheduleTask(in: timeout) {
+            // The store did not answer in time: one more failure for its health.
+            service.health.failed(Self.timeoutReason(timeout),
+                                  startedAt: StoreHealth.now() &- UInt64(timeout.nanoseconds))
             finished(service.failureVerdict(for: nil), token, true)
         }
         return token
@@ -57,7 +60,7 @@ struct PendingDecision<Payload> {
     }
 
     /// Why the failure mode answered when the timeout did.
-    static func timeoutReason(_ timeout: TimeAmount) -> String {
+    private static func timeoutReason(_ timeout: TimeAmount) -> String {
         "decision not ready after \(timeout.nanoseconds / 1_000_000) ms"
     }
 }

@@ -115,10 +115,6 @@ final class PolicyServerHandler: ChannelInboundHandler {
 
     private func decided(_ verdict: Verdict, token: UInt64, timedOut: Bool) {
         guard let (request, query, now) = pending.finish(token) else { return }  // already answered
-        if timedOut {
-            service.health.failed(PendingDecision<Void>.timeoutReason(decisionTimeout),
-                                  startedAt: StoreHealth.now() &- UInt64(decisionTimeout.nanoseconds))
-        }
         service.log(verdict, query)
         guard let context else { return }
         session.config = service.replies  // a reload may have changed the wording
