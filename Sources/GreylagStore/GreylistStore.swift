@@ -127,6 +127,27 @@ public enum ImportMerge {
 }
 
 extension GreylistStore {
+    /// Every record and then every client record, expired or not, in key
+    /// order, `page` rows at a time: each page is handed to `records` or
+    /// `clients` as it is read.
+    public func exportAll(page: Int, records: ([GreylistRecord]) throws -> Void,
+                          clients: ([ClientRecord]) throws -> Void) async throws {
+        var afterTriplet: Triplet? = nil
+        while true {
+            let next = try await exportRecords(after: afterTriplet, limit: page)
+            try records(next)
+            guard next.count == page, let last = next.last else { break }
+            afterTriplet = last.triplet
+        }
+        var afterNetwork: String? = nil
+        while true {
+            let next = try await exportClients(after: afterNetwork, limit: page)
+            try clients(next)
+            guard next.count == page, let last = next.last else { break }
+            afterNetwork = last.network
+        }
+    }
+
     /// `decide` for async callers.
     public func decide(_ triplet: Triplet, now: Int64,
                        _ decide: @escaping @Sendable (TripletState) -> Decision) async throws -> Decision {

@@ -144,22 +144,13 @@ struct ExportCommand: AsyncParsableCommand {
                 sink.write(Data((lines.joined(separator: "\n") + "\n").utf8))
             }
             write([GreylagExport.header(exportedAt: unixNow(), keying: config.policy.keying)])
-            var after: Triplet? = nil
-            while true {
-                let page = try await store.exportRecords(after: after, limit: Self.page)
+            try await store.exportAll(page: Self.page, records: { page in
                 write(page.map(GreylagExport.line))
                 counts.records += page.count
-                guard page.count == Self.page, let last = page.last else { break }
-                after = last.triplet
-            }
-            var afterNetwork: String? = nil
-            while true {
-                let page = try await store.exportClients(after: afterNetwork, limit: Self.page)
+            }, clients: { page in
                 write(page.map(GreylagExport.line))
                 counts.clients += page.count
-                guard page.count == Self.page, let last = page.last else { break }
-                afterNetwork = last.network
-            }
+            })
             let manual = try await store.manualEntries()
             write(manual.map(GreylagExport.line))
             counts.manual = manual.count

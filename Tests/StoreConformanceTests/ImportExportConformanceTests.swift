@@ -12,17 +12,8 @@ import Testing
     /// Every record of the store, in key order, through the export pages.
     static func exportAll(_ store: any GreylistStore, page: Int) async throws -> ([GreylistRecord], [ClientRecord]) {
         var records: [GreylistRecord] = []
-        while true {
-            let next = try await store.exportRecords(after: records.last?.triplet, limit: page)
-            records += next
-            if next.count < page { break }
-        }
         var clients: [ClientRecord] = []
-        while true {
-            let next = try await store.exportClients(after: clients.last?.network, limit: page)
-            clients += next
-            if next.count < page { break }
-        }
+        try await store.exportAll(page: page, records: { records += $0 }, clients: { clients += $0 })
         return (records, clients)
     }
 
