@@ -131,6 +131,16 @@ public final class MariaDBStore: GreylistStore {
             ) ENGINE = InnoDB
             """,
         ],
+        [
+            """
+            CREATE TABLE IF NOT EXISTS history (
+                hour BIGINT NOT NULL,
+                name VARBINARY(64) NOT NULL,
+                count BIGINT NOT NULL,
+                PRIMARY KEY (hour, name)
+            ) ENGINE = InnoDB
+            """,
+        ],
     ]
 
     /// Applies the migrations not applied yet, under a named lock so two
@@ -432,6 +442,58 @@ public final class MariaDBStore: GreylistStore {
                 """, [.text(after ?? ""), .int(Int64(limit))]).rows.map {
                 ClientRecord(network: $0[0].text ?? "", passedTriplets: $0[1].int ?? 0, firstSeen: $0[2].int ?? 0,
                              lastSeen: $0[3].int ?? 0, recordExpires: $0[4].int ?? 0)
+            }
+        }
+    }
+
+    // MARK: History and the dashboard
+
+    public func addHistory(_ counts: [HistoryCount]) async throws {
+        let rows = HistoryCount.merged(counts)
+        guard !rows.isEmpty else { return }
+        try await pool.withConnection { db in
+            try db.run("START TRANSACTION")
+            do {
+                for start in stride(from: 0, to: rows.count, by: importBatchSize) {
+                    let batch = rows[start..<min(start + importBatchSize, rows.count)]
+                    let parameters = batch.flatMap { [SQLValue.int($0.hour), .text($0.name), .int($0.count)] }
+                    _ = try db.execute("""
+                        INSERT INTO history (hour, name, count)
+                        VALUES \(Array(repeating: "(?, ?, ?)", count: batch.count).joined(separator: ", "))
+                        ON DUPLICATE KEY UPDATE count = count + VALUES(count)
+                        """, parameters)
+                }
+                try db.run("COMMIT")
+            } catch {
+                try? db.run("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    public func history(since: Int64) async throws -> [HistoryCount] {
+        try await pool.withConnection { db in
+            try db.execute("SELECT hour, name, count FROM history WHERE hour >= ? ORDER BY hour, name", [.int(since)])
+                .rows.map { HistoryCount(hour: $0[0].int ?? 0, name: $0[1].text ?? "", count: $0[2].int ?? 0) }
+        }
+    }
+
+    public func pruneHistory(before: Int64) async throws -> Int {
+        try await pool.withConnection { db in
+            Int(try db.execute("DELETE FROM history WHERE hour < ?", [.int(before)]).affected)
+        }
+    }
+
+    public func waiting(by field: WaitingField, now: Int64, limit: Int) async throws -> [WaitingGroup] {
+        let column = field == .network ? "client_network" : "sender"
+        return try await pool.withConnection { db in
+            try db.execute("""
+                SELECT \(column), COUNT(*), CAST(SUM(blocked_count) AS SIGNED), MIN(first_seen) FROM triplets
+                WHERE passed_count = 0 AND record_expires >= ?
+                GROUP BY \(column) ORDER BY COUNT(*) DESC, \(column) LIMIT ?
+                """, [.int(now), .int(Int64(max(0, limit)))]).rows.map {
+                WaitingGroup(key: $0[0].text ?? "", triplets: $0[1].int ?? 0, attempts: $0[2].int ?? 0,
+                             oldestFirstSeen: $0[3].int ?? 0)
             }
         }
     }

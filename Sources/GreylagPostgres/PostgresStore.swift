@@ -115,6 +115,14 @@ public final class PostgresStore: GreylistStore {
             UNIQUE (list, field, value)
         );
         """,
+        """
+        CREATE TABLE IF NOT EXISTS history (
+            hour BIGINT NOT NULL,
+            name TEXT NOT NULL,
+            count BIGINT NOT NULL,
+            PRIMARY KEY (hour, name)
+        );
+        """,
     ]
 
     /// Applies the migrations not applied yet; returns the schema version.
@@ -523,6 +531,65 @@ public final class PostgresStore: GreylistStore {
                 """, logger: self.logger).decode((String, Int64, Int64, Int64, Int64).self) {
                 out.append(ClientRecord(network: row.0, passedTriplets: row.1, firstSeen: row.2, lastSeen: row.3,
                                         recordExpires: row.4))
+            }
+            return out
+        }
+    }
+
+    // MARK: History and the dashboard
+
+    public func addHistory(_ counts: [HistoryCount]) async throws {
+        let rows = HistoryCount.merged(counts)
+        guard !rows.isEmpty else { return }
+        var binds = PostgresBindings()
+        binds.append(rows.map(\.hour))
+        binds.append(rows.map(\.name))
+        binds.append(rows.map(\.count))
+        let query = PostgresQuery(unsafeSQL: """
+            INSERT INTO history (hour, name, count)
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
+            ON CONFLICT (hour, name) DO UPDATE SET count = history.count + excluded.count
+            """, binds: binds)
+        try await timed { _ = try await self.client.query(query, logger: self.logger) }
+    }
+
+    public func history(since: Int64) async throws -> [HistoryCount] {
+        try await timed {
+            var out: [HistoryCount] = []
+            for try await row in try await self.client.query("""
+                SELECT hour, name, count FROM history WHERE hour >= \(since) ORDER BY hour, name COLLATE "C"
+                """, logger: self.logger).decode((Int64, String, Int64).self) {
+                out.append(HistoryCount(hour: row.0, name: row.1, count: row.2))
+            }
+            return out
+        }
+    }
+
+    public func pruneHistory(before: Int64) async throws -> Int {
+        try await timed {
+            var n = 0
+            for try await c in try await self.client.query("""
+                WITH d AS (DELETE FROM history WHERE hour < \(before) RETURNING 1) SELECT count(*) FROM d
+                """, logger: self.logger).decode(Int.self) { n = c }
+            return n
+        }
+    }
+
+    public func waiting(by field: WaitingField, now: Int64, limit: Int) async throws -> [WaitingGroup] {
+        let column = field == .network ? "client_network" : "sender"
+        var binds = PostgresBindings()
+        binds.append(now)
+        binds.append(Int64(max(0, limit)))
+        let query = PostgresQuery(unsafeSQL: """
+            SELECT \(column), count(*), sum(blocked_count)::bigint, min(first_seen) FROM triplets
+            WHERE passed_count = 0 AND record_expires >= $1
+            GROUP BY \(column) ORDER BY count(*) DESC, \(column) COLLATE "C" LIMIT $2
+            """, binds: binds)
+        return try await timed {
+            var out: [WaitingGroup] = []
+            for try await row in try await self.client.query(query, logger: self.logger)
+                .decode((String, Int64, Int64, Int64).self) {
+                out.append(WaitingGroup(key: row.0, triplets: row.1, attempts: row.2, oldestFirstSeen: row.3))
             }
             return out
         }

@@ -24,7 +24,7 @@ public struct RecordFilter: Sendable, Hashable {
 }
 
 /// Counts of live records.
-public struct StoreCounts: Sendable, Hashable {
+public struct StoreCounts: Sendable, Hashable, Codable {
     /// Deferred triplets waiting for their retry.
     public var pending: Int64
     /// Triplets that passed and are still remembered.
@@ -36,6 +36,69 @@ public struct StoreCounts: Sendable, Hashable {
         self.pending = pending
         self.passed = passed
         self.clients = clients
+    }
+}
+
+/// One count of the hourly history the dashboard draws: how many events
+/// named `name` (a decision series, a return-delay bucket, ...) happened in
+/// hour `hour` (Unix seconds divided by 3600).
+public struct HistoryCount: Sendable, Hashable, Codable {
+    public var hour: Int64
+    public var name: String
+    public var count: Int64
+
+    public init(hour: Int64, name: String, count: Int64) {
+        self.hour = hour
+        self.name = name
+        self.count = count
+    }
+}
+
+extension HistoryCount {
+    /// `counts` with the counts of equal hour and name added together, in
+    /// hour and name order: one row each, written in the same order by every
+    /// writer (so concurrent writers on a shared store take row locks in
+    /// the same order).
+    public static func merged(_ counts: [HistoryCount]) -> [HistoryCount] {
+        var sums: [HistoryKey: Int64] = [:]
+        for c in counts { sums[HistoryKey(hour: c.hour, name: c.name), default: 0] += c.count }
+        return sums.map { HistoryCount(hour: $0.key.hour, name: $0.key.name, count: $0.value) }
+            .sorted { ($0.hour, $0.name) < ($1.hour, $1.name) }
+    }
+}
+
+/// An hour and a series name.
+public struct HistoryKey: Sendable, Hashable {
+    public var hour: Int64
+    public var name: String
+
+    public init(hour: Int64, name: String) {
+        self.hour = hour
+        self.name = name
+    }
+}
+
+/// Which field `waiting(by:now:limit:)` groups pending triplets by.
+public enum WaitingField: String, Sendable, Hashable, CaseIterable {
+    case network, sender
+}
+
+/// Pending (deferred, not yet passed) live triplets sharing one client network or sender.
+public struct WaitingGroup: Sendable, Hashable, Codable {
+    /// The network or sender.
+    public var key: String
+    /// How many pending triplets it has.
+    public var triplets: Int64
+    /// How many times they were deferred, in all.
+    public var attempts: Int64
+    /// When the oldest of them was first seen.
+    public var oldestFirstSeen: Int64
+
+    public init(key: String, triplets: Int64, attempts: Int64, oldestFirstSeen: Int64) {
+        self.key = key
+        self.triplets = triplets
+        self.attempts = attempts
+        self.oldestFirstSeen = oldestFirstSeen
     }
 }
 
@@ -91,6 +154,21 @@ public protocol GreylistStore: Sendable {
 
     /// Up to `limit` client records, expired or not, after network `after` in order, for export.
     func exportClients(after: String?, limit: Int) async throws -> [ClientRecord]
+
+    /// Adds `counts` to the hourly history: a count for an hour and name
+    /// already stored is added to, so several daemons on one shared store
+    /// add up. Atomic.
+    func addHistory(_ counts: [HistoryCount]) async throws
+
+    /// The history from hour `since` on, ordered by hour and name.
+    func history(since: Int64) async throws -> [HistoryCount]
+
+    /// Removes the history before hour `before`; returns how many rows went.
+    func pruneHistory(before: Int64) async throws -> Int
+
+    /// The `limit` networks or senders with the most pending live triplets
+    /// at `now` (most first, then by key).
+    func waiting(by field: WaitingField, now: Int64, limit: Int) async throws -> [WaitingGroup]
 
     /// Finishes pending writes and closes the store.
     func close() async throws

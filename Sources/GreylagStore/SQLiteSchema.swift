@@ -51,7 +51,41 @@ enum SQLiteSchema {
                 );
                 """)
         }
+        migrator.registerMigration("v3: hourly history") { db in
+            try db.execute(sql: """
+                CREATE TABLE history (
+                    hour INTEGER NOT NULL,
+                    name TEXT NOT NULL,
+                    count INTEGER NOT NULL,
+                    PRIMARY KEY (hour, name)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
+    }
+
+    static func addHistory(_ counts: [HistoryCount], in db: Database) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO history (hour, name, count) VALUES (?, ?, ?)
+            ON CONFLICT (hour, name) DO UPDATE SET count = count + excluded.count
+            """)
+        for c in HistoryCount.merged(counts) { try statement.execute(arguments: [c.hour, c.name, c.count]) }
+    }
+
+    static func history(since: Int64, in db: Database) throws -> [HistoryCount] {
+        try Row.fetchAll(db, sql: "SELECT hour, name, count FROM history WHERE hour >= ? ORDER BY hour, name",
+                         arguments: [since]).map { HistoryCount(hour: $0[0], name: $0[1], count: $0[2]) }
+    }
+
+    static func waiting(by field: WaitingField, now: Int64, limit: Int, in db: Database) throws -> [WaitingGroup] {
+        let column = field == .network ? "client_network" : "sender"
+        return try Row.fetchAll(db, sql: """
+            SELECT \(column), count(*), sum(blocked_count), min(first_seen) FROM triplets
+            WHERE passed_count = 0 AND record_expires >= ?
+            GROUP BY \(column) ORDER BY count(*) DESC, \(column) LIMIT ?
+            """, arguments: [now, max(0, limit)]).map {
+            WaitingGroup(key: $0[0], triplets: $0[1], attempts: $0[2], oldestFirstSeen: $0[3])
+        }
     }
 
     static func manualEntries(in db: Database) throws -> [ManualEntry] {

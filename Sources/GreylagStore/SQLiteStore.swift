@@ -129,6 +129,26 @@ public final class SQLiteStore: GreylistStore {
         try await pool.read { db in try SQLiteSchema.exportClients(after: after, limit: limit, in: db) }
     }
 
+    public func addHistory(_ counts: [HistoryCount]) async throws {
+        guard !counts.isEmpty else { return }
+        try await writer.write { db in try SQLiteSchema.addHistory(counts, in: db) }
+    }
+
+    public func history(since: Int64) async throws -> [HistoryCount] {
+        try await pool.read { db in try SQLiteSchema.history(since: since, in: db) }
+    }
+
+    public func pruneHistory(before: Int64) async throws -> Int {
+        try await writer.write { db in
+            try db.execute(sql: "DELETE FROM history WHERE hour < ?", arguments: [before])
+            return db.changesCount
+        }
+    }
+
+    public func waiting(by field: WaitingField, now: Int64, limit: Int) async throws -> [WaitingGroup] {
+        try await pool.read { db in try SQLiteSchema.waiting(by: field, now: now, limit: limit, in: db) }
+    }
+
     /// Writes a record as it is (imports, tests, manual entries).
     public func put(_ record: GreylistRecord) async throws {
         try await writer.write { db in try SQLiteHotPath.upsert(record, in: db) }
