@@ -5,7 +5,9 @@
 # for SMTP AUTH on the throwaway Postfix, see postfix_enable_sasl in
 # scripts/lib/postfix.sh), the SQLite headers used by the build, and MariaDB:
 # the server for the shared-store tests and the client library (libmariadb-dev)
-# that the MySQL/MariaDB backend, built with `--traits MariaDB`, links.
+# that the MySQL/MariaDB backend, built with `--traits MariaDB`, links;
+# the Prometheus text parser that reads /metrics; and headless chromium with
+# Pillow and a font, to screenshot the dashboard and count its chart pixels.
 #
 # Idempotent and non-interactive (works with no stdin, e.g. in CI). Must run
 # as root. Packages are installed without letting their maintainer scripts
@@ -15,7 +17,7 @@
 # Extra packages can be requested with EXTRA_TEST_PACKAGES="pkg1 pkg2".
 set -euo pipefail
 
-PACKAGES=(postfix swaks miltertest ucspi-tcp postgresql-15 postgrey sasl2-bin libsasl2-modules libsasl2-modules-db libsqlite3-dev mariadb-server mariadb-client libmariadb-dev pkg-config python3-prometheus-client)
+PACKAGES=(postfix swaks miltertest ucspi-tcp postgresql-15 postgrey sasl2-bin libsasl2-modules libsasl2-modules-db libsqlite3-dev mariadb-server mariadb-client libmariadb-dev pkg-config python3-prometheus-client chromium python3-pil fonts-dejavu-core)
 if [[ -n "${EXTRA_TEST_PACKAGES:-}" ]]; then
     # shellcheck disable=SC2206 # word splitting is intended here
     PACKAGES+=(${EXTRA_TEST_PACKAGES})

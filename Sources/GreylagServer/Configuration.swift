@@ -101,6 +101,12 @@ public struct GreylagConfiguration: Sendable {
     public var httpListener: ListenAddress? = .tcp(host: "127.0.0.1", port: 10080)
     /// The bearer token of the admin API; required on a listener that is not local.
     public var httpToken: String?
+    /// How long the dashboard's hourly history is kept, in seconds.
+    public var historyKeep: Int64 = 90 * 86_400
+    /// Seconds between writes of the hourly counts to the store.
+    public var historyFlushInterval: Int64 = 60
+    /// Seconds the dashboard reuses what it read from the store.
+    public var dashboardCacheSeconds: Double = 10
 
     // [reload]
     /// Seconds between checks of the configuration and list files for

@@ -207,8 +207,12 @@ extension Reader {
                         fail(k, "cannot read \(path)")
                     }
                 }
+            case "history_keep":
+                if let v = duration(k, value, unit: 86_400) {
+                    if v >= 86_400 { c.historyKeep = v } else { fail(k, "must be at least 1d") }
+                }
             default:
-                fail(k, "unknown key; expected listen, token or token_file")
+                fail(k, "unknown key; expected listen, token, token_file or history_keep")
             }
         }
     }

@@ -131,12 +131,14 @@ public final class GreylagDaemon: Service {
                 throw error
             }
         }
+        let dashboard = DashboardSource(service: service, host: Self.hostName(),
+                                        cacheSeconds: config.dashboardCacheSeconds, logger: logger)
         var httpTask: Task<Void, any Error>? = nil
         var httpBound: String? = nil
         if let address = config.httpListener {
             let (stream, continuation) = AsyncStream.makeStream(of: String.self)
             let app = HTTPServer.application(address, token: config.httpToken, service: service, admin: admin,
-                                             tracker: tracker, logger: logger, onListening: { continuation.yield($0) })
+                                             dashboard: dashboard, tracker: tracker, logger: logger, onListening: { continuation.yield($0) })
             let task = Task {
                 defer { continuation.finish() }
                 try await app.run()
@@ -178,6 +180,9 @@ public final class GreylagDaemon: Service {
                 await Self.expiryLoop(store: store, config: config, clock: self.clock, logger: self.logger,
                                       metrics: service.metrics)
             }
+            tasks.addTask {
+                await Self.historyLoop(dashboard: dashboard, config: config, clock: self.clock, logger: self.logger)
+            }
             if config.statsInterval > 0 {
                 tasks.addTask { await Self.statsLoop(service: service, interval: config.statsInterval, logger: self.logger) }
             }
@@ -205,6 +210,11 @@ public final class GreylagDaemon: Service {
             if let path = config.adminSocketPath { unlink(path) }
             await tracker.drainAll(timeout: .seconds(10))
             tasks.cancelAll()
+        }
+        do {
+            try await dashboard.flush()
+        } catch {
+            logger.warning("dashboard history of the last minute not saved: \(error)")
         }
         try await store.close()
         if let sqlite = store as? SQLiteStore {
@@ -383,6 +393,32 @@ public final class GreylagDaemon: Service {
     /// Removes expired records every `expiryInterval`, in batches of
     /// `expiryBatch` so decisions queue behind at most one small delete.
     /// Every `interval` seconds, one line with the decisions since the last.
+    /// Adds the hourly decision counts to the store's history every
+    /// `historyFlushInterval` seconds and removes history older than
+    /// `historyKeep`. Counts the store refuses are kept for the next try.
+    static func historyLoop(dashboard: DashboardSource, config: GreylagConfiguration,
+                            clock: @escaping @Sendable () -> Int64, logger: Logger) async {
+        var failing = false
+        var lastPrune: Int64 = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(config.historyFlushInterval))
+            if Task.isCancelled { break }
+            do {
+                try await dashboard.flush()
+                let hour = clock() / 3600
+                if hour != lastPrune {
+                    _ = try await dashboard.service.store.pruneHistory(before: hour - config.historyKeep / 3600)
+                    lastPrune = hour
+                }
+                if failing { logger.notice("dashboard history saved again") }
+                failing = false
+            } catch {
+                if !failing { logger.warning("dashboard history not saved, kept for the next try: \(error)") }
+                failing = true
+            }
+        }
+    }
+
     static func statsLoop(service: GreylistService, interval: Int64, logger: Logger) async {
         var last = service.counters.snapshot()
         var lastFailures = service.health.failures

@@ -36,6 +36,8 @@ public final class GreylistService: Sendable {
     public let health: StoreHealth
     /// Counts and latencies for `/metrics`.
     public let metrics: GreylagMetrics
+    /// Hourly counts and recent decisions for the dashboard.
+    public let history = DecisionHistory()
 
     public init(policy: GreylistPolicy, lists: ListRules = ListRules(), replies: PolicyReplyConfig = PolicyReplyConfig(),
                 milterReplies: MilterReplyConfig = MilterReplyConfig(), store: any GreylistStore, failureMode: GreylagConfiguration.FailureMode = .pass, logger: Logger,
@@ -151,6 +153,7 @@ public final class GreylistService: Sendable {
     public func log(_ verdict: Verdict, _ query: GreylistQuery) {
         counters.count(verdict)
         metrics.decided(verdict, via: query.origin)
+        history.record(verdict, query, now: now())
         let level: Logger.Level = verdict.reason == .notRecipientStage ? .debug : .info
         guard logger.logLevel <= level else { return }
         let word: String

@@ -30,10 +30,10 @@ public enum HTTPAccess: Equatable, Sendable {
             return isLocal(listener) ? .allowed
                 : .forbidden("the admin API needs http.token on a listener that is not loopback or a unix socket")
         }
-        guard let authorization, authorization.hasPrefix("Bearer ") else {
-            return .unauthorized("send the token as Authorization: Bearer TOKEN")
+        guard let presentedToken = presented(authorization) else {
+            return .unauthorized("send the token as Authorization: Bearer TOKEN (or, from a browser, as the password)")
         }
-        let presented = Array(authorization.dropFirst("Bearer ".count).utf8)
+        let presented = Array(presentedToken.utf8)
         let expected = Array(token.utf8)
         // Compared in time independent of where they differ.
         var difference = UInt8(presented.count == expected.count ? 0 : 1)
@@ -42,31 +42,72 @@ public enum HTTPAccess: Equatable, Sendable {
         }
         return difference == 0 ? .allowed : .unauthorized("wrong token")
     }
+
+    /// The token in an Authorization header: `Bearer TOKEN`, or `Basic`
+    /// with any user name and the token as password, which is what a
+    /// browser sends for the dashboard.
+    static func presented(_ authorization: String?) -> String? {
+        guard let authorization else { return nil }
+        if authorization.hasPrefix("Bearer ") { return String(authorization.dropFirst("Bearer ".count)) }
+        guard authorization.hasPrefix("Basic "),
+              let data = Data(base64Encoded: String(authorization.dropFirst("Basic ".count))),
+              let pair = String(data: data, encoding: .utf8), let colon = pair.firstIndex(of: ":") else { return nil }
+        return String(pair[pair.index(after: colon)...])
+    }
 }
 
-/// The HTTP listener: `/metrics` in the Prometheus text format, and the
-/// JSON admin API under `/api/`, which runs the same `AdminService` as the
-/// admin socket and the CLI.
+/// The HTTP listener: `/metrics` in the Prometheus text format, the
+/// dashboard at `/` (and `/dashboard`, with its data as JSON at
+/// `/api/dashboard`), and the JSON admin API under `/api/`, which runs the
+/// same `AdminService` as the admin socket and the CLI.
 enum HTTPServer {
     /// Largest request body the API reads.
     static let maxBody = 64 * 1024
 
     /// The application serving `service` on `address`; `onListening` gets the bound address.
     static func application(_ address: ListenAddress, token: String?, service: GreylistService, admin: AdminService,
-                            tracker: ConnectionTracker, logger: Logger,
+                            dashboard: DashboardSource, tracker: ConnectionTracker, logger: Logger,
                             onListening: @escaping @Sendable (String) -> Void) -> some ApplicationProtocol {
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
             service.metrics.connections(tracker.count)
             return text(service.metrics.text(), type: "text/plain; version=0.0.4; charset=utf-8")
         }
+        /// The access check; nil when allowed, else the refusal.
+        @Sendable func refusal(_ request: Request, browser: Bool = false) -> Response? {
+            switch HTTPAccess.check(listener: address, token: token, authorization: request.headers[.authorization]) {
+            case .allowed: return nil
+            case .unauthorized(let why):
+                var response = json(.failure(why, kind: "unauthorized"), status: .unauthorized)
+                if browser { response.headers[.wwwAuthenticate] = "Basic realm=\"greylag\", charset=\"UTF-8\"" }
+                return response
+            case .forbidden(let why): return json(.failure(why, kind: "forbidden"), status: .forbidden)
+            }
+        }
+        for path in ["/", "/dashboard"] {
+            router.get(RouterPath(path)) { request, _ -> Response in
+                if let refused = refusal(request, browser: true) { return refused }
+                var response = text(DashboardPage.render(await dashboard.data()), type: "text/html; charset=utf-8")
+                // Defence in depth: the page has no script and loads nothing.
+                response.headers[.contentSecurityPolicy] =
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; frame-ancestors 'none'"
+                response.headers[.cacheControl] = "no-store"
+                response.headers[.xContentTypeOptions] = "nosniff"
+                return response
+            }
+        }
+        router.get("/api/dashboard") { request, _ -> Response in
+            if let refused = refusal(request) { return refused }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let body = (try? encoder.encode(await dashboard.data())).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+            var response = text(body + "\n", type: "application/json")
+            response.headers[.cacheControl] = "no-store"
+            return response
+        }
         /// Runs an admin request after the access check.
         @Sendable func api(_ request: Request, _ build: @Sendable () throws -> AdminRequest) async -> Response {
-            switch HTTPAccess.check(listener: address, token: token, authorization: request.headers[.authorization]) {
-            case .unauthorized(let why): return json(.failure(why, kind: "unauthorized"), status: .unauthorized)
-            case .forbidden(let why): return json(.failure(why, kind: "forbidden"), status: .forbidden)
-            case .allowed: break
-            }
+            if let refused = refusal(request) { return refused }
             let adminRequest: AdminRequest
             do {
                 adminRequest = try build()

@@ -23,6 +23,20 @@ import Testing
         }
     }
 
+    @Test func browsersSendTheTokenAsTheBasicPassword() {
+        func basic(_ pair: String) -> String { "Basic " + Data(pair.utf8).base64EncodedString() }
+        for listener in [local, public_] {
+            #expect(HTTPAccess.check(listener: listener, token: token, authorization: basic("admin:\(token)")) == .allowed)
+            #expect(HTTPAccess.check(listener: listener, token: token, authorization: basic(":\(token)")) == .allowed)
+            for wrong in [basic("admin:x\(token)"), basic("\(token):"), basic(token), "Basic !!!"] {
+                guard case .unauthorized = HTTPAccess.check(listener: listener, token: token, authorization: wrong) else {
+                    Issue.record("\(listener) let \(wrong) in")
+                    continue
+                }
+            }
+        }
+    }
+
     @Test func aConfiguredTokenIsRequiredEverywhere() {
         for listener in [local, public_] {
             #expect(HTTPAccess.check(listener: listener, token: token, authorization: "Bearer \(token)") == .allowed)

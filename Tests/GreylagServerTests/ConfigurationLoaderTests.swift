@@ -41,6 +41,14 @@ import Testing
                 == ["/etc/greylag/greylag.toml:2: http.token_file: cannot read /nonexistent/token"])
     }
 
+    @Test func dashboardHistoryKeep() throws {
+        #expect(try ConfigurationLoader.load(path: nil).historyKeep == 90 * 86_400)
+        #expect(try ConfigurationLoader.parse("[http]\nhistory_keep = \"400d\"\n", file: "g.toml").historyKeep == 400 * 86_400)
+        #expect(try ConfigurationLoader.parse("[http]\nhistory_keep = 30\n", file: "g.toml").historyKeep == 30 * 86_400)
+        #expect(errors("[http]\nhistory_keep = \"2h\"\n").map(\.description)
+                == ["/etc/greylag/greylag.toml:2: http.history_keep: must be at least 1d"])
+    }
+
     @Test func defaultsNeedNoFile() throws {
         let c = try ConfigurationLoader.load(path: nil)
         #expect(c.policy.delay == 300)

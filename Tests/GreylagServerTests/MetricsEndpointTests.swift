@@ -6,6 +6,14 @@ import Testing
 /// the status and the body.
 func httpRequest(_ address: String, _ method: String = "GET", _ path: String, headers: [String: String] = [:],
                  body: String? = nil) async throws -> (status: Int, body: String) {
+    let r = try await httpExchange(address, method, path, headers: headers, body: body)
+    return (r.status, r.body)
+}
+
+/// One HTTP/1.1 request on a connection of its own; the response's status,
+/// header fields (names lowercased) and body (de-chunked).
+func httpExchange(_ address: String, _ method: String = "GET", _ path: String, headers: [String: String] = [:],
+                  body: String? = nil) async throws -> (status: Int, headers: [String: String], body: String) {
     let colon = address.lastIndex(of: ":")!
     let host = String(address[..<colon])
     let port = Int(address[address.index(after: colon)...])!
@@ -26,9 +34,30 @@ func httpRequest(_ address: String, _ method: String = "GET", _ path: String, he
         }
         let text = String(decoding: data, as: UTF8.self)
         guard let split = text.range(of: "\r\n\r\n") else { throw TestFailure("no HTTP head in \(text)") }
-        let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
-        return (status, String(text[split.upperBound...]))
+        let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        var fields: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let c = line.firstIndex(of: ":") else { continue }
+            fields[line[..<c].lowercased()] = line[line.index(after: c)...].trimmingCharacters(in: .whitespaces)
+        }
+        let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
+        var body = String(text[split.upperBound...])
+        if fields["transfer-encoding"] == "chunked" { body = dechunked(body) }
+        return (status, fields, body)
     }
+}
+
+/// The body of a chunked HTTP response.
+func dechunked(_ text: String) -> String {
+    var bytes = Array(text.utf8)[...]
+    var out: [UInt8] = []
+    while let crlf = bytes.firstIndex(of: 13),
+          let size = Int(String(decoding: bytes[bytes.startIndex..<crlf], as: UTF8.self), radix: 16), size > 0 {
+        let start = crlf + 2
+        out += bytes[start..<min(start + size, bytes.endIndex)]
+        bytes = bytes[min(start + size + 2, bytes.endIndex)...]
+    }
+    return String(decoding: out, as: UTF8.self)
 }
 
 func httpGet(_ address: String, _ path: String) async throws -> (status: Int, body: String) {

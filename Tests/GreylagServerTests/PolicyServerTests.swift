@@ -53,7 +53,10 @@ final class BrokenStore: GreylistStore {
     func exportClients(after: String?, limit: Int) async throws -> [ClientRecord] {
         try await inner.exportClients(after: after, limit: limit)
     }
-    func addHistory(_ counts: [HistoryCount]) async throws { try await inner.addHistory(counts) }
+    func addHistory(_ counts: [HistoryCount]) async throws {
+        if case .fail = mode { throw Broken() }
+        try await inner.addHistory(counts)
+    }
     func history(since: Int64) async throws -> [HistoryCount] { try await inner.history(since: since) }
     func pruneHistory(before: Int64) async throws -> Int { try await inner.pruneHistory(before: before) }
     func waiting(by field: WaitingField, now: Int64, limit: Int) async throws -> [WaitingGroup] {
