@@ -111,6 +111,8 @@ actor ConfigReloader {
         if a.adminSocketMode != b.adminSocketMode { out.append("admin.socket_mode") }
         if a.socketMode != b.socketMode { out.append("policy.socket_mode") }
         if a.idleTimeout != b.idleTimeout { out.append("policy.idle_timeout") }
+        if a.policyMaxConnections != b.policyMaxConnections { out.append("policy.max_connections") }
+        if a.milterMaxConnections != b.milterMaxConnections { out.append("milter.max_connections") }
         if a.storeTimeout != b.storeTimeout { out.append("store.timeout") }
         if a.failureMode != b.failureMode { out.append("store.failure_mode") }
         if a.expiryInterval != b.expiryInterval || a.expiryBatch != b.expiryBatch { out.append("store.expiry_*") }

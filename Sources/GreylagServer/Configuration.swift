@@ -31,12 +31,16 @@ public struct GreylagConfiguration: Sendable {
     public var idleTimeout: Int64 = 600
     /// Permissions of unix sockets greylag creates.
     public var socketMode: Int = 0o666
+    /// Open policy connections at most; more are closed at once, with a warning.
+    public var policyMaxConnections = 2000
 
     // [milter]
     /// Milter listeners (Sendmail `INPUT_MAIL_FILTER`, Postfix `smtpd_milters`).
     public var milterListeners: [ListenAddress] = [.tcp(host: "127.0.0.1", port: 10029)]
     /// Permissions of milter unix sockets: the MTA's user must be able to connect.
     public var milterSocketMode: Int = 0o666
+    /// Open milter connections at most.
+    public var milterMaxConnections = 2000
     public var milterReplies: MilterReplyConfig = {
         var r = MilterReplyConfig()
         r.software = GreylagVersion.software

@@ -269,6 +269,8 @@ struct Reader {
                 }
             case "socket_mode":
                 if let v = mode(k, value) { c.socketMode = v }
+            case "max_connections":
+                if let v = integer(k, value, in: 1...1_000_000) { c.policyMaxConnections = v }
             default:
                 fail(k, "unknown key")
             }
@@ -313,6 +315,8 @@ struct Reader {
                 }
             case "socket_mode":
                 if let v = mode(k, value) { c.milterSocketMode = v }
+            case "max_connections":
+                if let v = integer(k, value, in: 1...1_000_000) { c.milterMaxConnections = v }
             default:
                 fail(k, "unknown key")
             }

@@ -1,3 +1,5 @@
+import CoreMetrics
+import Logging
 import NIOCore
 import Synchronization
 
@@ -31,5 +33,57 @@ final class ConnectionTracker: Sendable {
         let left = channels.withLock { Array($0.values) }
         for channel in left { channel.close(promise: nil) }
         for channel in left { try? await channel.closeFuture.get() }
+    }
+}
+
+/// The cap on open connections of one kind (policy or milter). A
+/// connection over the cap is accepted and closed at once, so the MTA sees
+/// a closed connection (and applies its own default action) instead of
+/// waiting in the backlog. The first refusal logs a warning naming the
+/// setting; further ones are summed into one line every 10 seconds.
+final class ConnectionLimit: Sendable {
+    let kind: String
+    let max: Int
+    private let open = Atomic<Int>(0)
+    private let refusedSinceLog = Atomic<Int>(0)
+    private let lastLog = Mutex<ContinuousClock.Instant?>(nil)
+    private let logger: Logger
+    private let refusedCounter: CoreMetrics.Counter
+
+    init(kind: String, max: Int, logger: Logger, metrics: GreylagMetrics) {
+        self.kind = kind
+        self.max = max
+        self.logger = logger
+        refusedCounter = CoreMetrics.Counter(label: "greylag_connections_refused_total", dimensions: [("listener", kind)],
+                                             factory: metrics.factory)
+    }
+
+    var count: Int { open.load(ordering: .relaxed) }
+
+    /// True if `channel` may stay open (and counts it until it closes);
+    /// false if it is over the cap and must be closed.
+    func admit(_ channel: any Channel) -> Bool {
+        let now = open.add(1, ordering: .relaxed).newValue
+        guard now > max else {
+            channel.closeFuture.whenComplete { [self] _ in open.subtract(1, ordering: .relaxed) }
+            return true
+        }
+        open.subtract(1, ordering: .relaxed)
+        refusedCounter.increment()
+        refusedSinceLog.add(1, ordering: .relaxed)
+        let due = lastLog.withLock { last -> Bool in
+            let t = ContinuousClock.now
+            if let last, t - last < .seconds(10) { return false }
+            last = t
+            return true
+        }
+        if due {
+            let n = refusedSinceLog.exchange(0, ordering: .relaxed)
+            let peer = channel.remoteAddress.map { "\($0)" } ?? "a client"
+            let line = "\(kind) connection from \(peer) refused: \(max) connections are open, the limit set by "
+                + "\(kind).max_connections" + (n > 1 ? " (\(n) refused since the last message)" : "")
+            logger.warning("\(line)")
+        }
+        return false
     }
 }

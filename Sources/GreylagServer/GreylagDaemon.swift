@@ -101,17 +101,21 @@ public final class GreylagDaemon: Service {
             throw error
         }
         let tracker = ConnectionTracker()
+        let limits = Limits(policy: ConnectionLimit(kind: "policy", max: config.policyMaxConnections, logger: logger,
+                                                    metrics: service.metrics),
+                            milter: ConnectionLimit(kind: "milter", max: config.milterMaxConnections, logger: logger,
+                                                    metrics: service.metrics))
         let mailboxes = EventLoopMailboxes(group: group)
         var servers: [any Channel] = []
         var milters: [any Channel] = []
         do {
             for address in config.policyListeners {
                 servers.append(try await bindPolicy(address, group: group, service: service, tracker: tracker,
-                                                    mailboxes: mailboxes))
+                                                    limits: limits, mailboxes: mailboxes))
             }
             for address in config.milterListeners {
                 milters.append(try await bindMilter(address, group: group, service: service, tracker: tracker,
-                                                    mailboxes: mailboxes))
+                                                    limits: limits, mailboxes: mailboxes))
             }
         } catch {
             for server in servers + milters { try? await server.close() }
@@ -225,13 +229,14 @@ public final class GreylagDaemon: Service {
     }
 
     private func bindPolicy(_ address: ListenAddress, group: any EventLoopGroup, service: GreylistService,
-                            tracker: ConnectionTracker, mailboxes: EventLoopMailboxes) async throws -> any Channel {
+                            tracker: ConnectionTracker, limits: Limits,
+                            mailboxes: EventLoopMailboxes) async throws -> any Channel {
         let logger = self.logger
         let session = PolicySession(config: service.replies)
         let timeout = TimeAmount.milliseconds(Int64(configuration.storeTimeout * 1000))
         let idle = TimeAmount.seconds(configuration.idleTimeout)
         return try await bind(address, what: "policy", mode: configuration.socketMode, group: group,
-                              tracker: tracker) { channel in
+                              tracker: tracker, limit: limits.policy) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: idle),
                 ByteToMessageHandler(PolicyRequestDecoder()),
@@ -243,12 +248,13 @@ public final class GreylagDaemon: Service {
     }
 
     private func bindMilter(_ address: ListenAddress, group: any EventLoopGroup, service: GreylistService,
-                            tracker: ConnectionTracker, mailboxes: EventLoopMailboxes) async throws -> any Channel {
+                            tracker: ConnectionTracker, limits: Limits,
+                            mailboxes: EventLoopMailboxes) async throws -> any Channel {
         let logger = self.logger
         let timeout = TimeAmount.milliseconds(Int64(configuration.storeTimeout * 1000))
         let idle = TimeAmount.seconds(configuration.idleTimeout)
         return try await bind(address, what: "milter", mode: configuration.milterSocketMode, group: group,
-                              tracker: tracker) { channel in
+                              tracker: tracker, limit: limits.milter) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: idle),
                 ByteToMessageHandler(MilterDecoder()),
@@ -260,9 +266,15 @@ public final class GreylagDaemon: Service {
         }
     }
 
+    /// The connection caps of the policy and milter listeners.
+    struct Limits: Sendable {
+        var policy: ConnectionLimit
+        var milter: ConnectionLimit
+    }
+
     /// Binds one listener; `handlers` sets up each accepted connection.
     private func bind(_ address: ListenAddress, what: String, mode: Int, group: any EventLoopGroup,
-                      tracker: ConnectionTracker,
+                      tracker: ConnectionTracker, limit: ConnectionLimit,
                       handlers: @escaping @Sendable (any Channel) throws -> Void) async throws -> any Channel {
         let logger = self.logger
         let isTCP: Bool
@@ -273,6 +285,10 @@ public final class GreylagDaemon: Service {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard limit.admit(channel) else {
+                        channel.close(promise: nil)
+                        return
+                    }
                     if isTCP { try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: 1) }
                     tracker.add(channel)
                     try handlers(channel)

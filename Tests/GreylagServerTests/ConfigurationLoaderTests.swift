@@ -82,6 +82,7 @@ import Testing
             hostname = "mx1.example.net"
             idle_timeout = "2m"
             socket_mode = "0660"
+            max_connections = 500
 
             [store]
             path = "/var/lib/greylag/greylag.db"
@@ -101,7 +102,8 @@ import Testing
                                       .tcp(host: "::", port: 10031)])
         #expect(c.replies.deferAction == "450 4.7.1" && c.replies.deferText == "Try again in {left}")
         #expect(c.replies.rejectAction == "554 5.7.1" && !c.replies.addHeader && c.replies.hostname == "mx1.example.net")
-        #expect(c.idleTimeout == 120 && c.socketMode == 0o660)
+        #expect(c.idleTimeout == 120 && c.socketMode == 0o660 && c.policyMaxConnections == 500)
+        #expect(c.milterMaxConnections == 2000)
         #expect(c.storePath == "/var/lib/greylag/greylag.db" && c.synchronous == .normal)
         #expect(c.expiryInterval == 30 && c.expiryBatch == 100 && c.storeTimeout == 2 && c.failureMode == .defer)
         #expect(c.logLevel == .debug)
