@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import GreylagBench
 import GreylagServer
 
@@ -25,6 +26,10 @@ struct Bench: AsyncParsableCommand {
     var label = "greylag"
     @Option(help: "Write every answered request (client, sender, recipient, action) to this file, tab-separated.")
     var transcript: String?
+    @Option(help: "Hostile peers beside the load: connections that send nothing (TCP targets only).")
+    var idle = 0
+    @Option(help: "Hostile peers beside the load: connections that send a request one byte every 100 ms (TCP targets only).")
+    var trickle = 0
 
     func validate() throws {
         guard connections > 0 else { throw ValidationError("--connections must be at least 1") }
@@ -48,17 +53,90 @@ struct Bench: AsyncParsableCommand {
         options.warmup = warmup
         options.maxRequests = requests
         options.threads = threads
+        let hostile = try HostilePeers(host: options.host, port: options.port, idle: idle, trickle: trickle)
+        defer { hostile.stop() }
         let report = try await PolicyLoadGenerator(options: options).run(keepTranscript: transcript != nil)
+        let stillOpen = hostile.stillOpen()
         let actions = report.actions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         print(String(format: "%@: %d connections, %.0f%% new: %.0f decisions/s, p50 %.3f ms, p99 %.3f ms, "
                      + "max %.3f ms (%d answers in %.2f s; %@)",
                      label, connections, newShare * 100, report.rate, report.percentile(0.5),
                      report.percentile(0.99), report.percentile(1.0), report.answered, report.seconds, actions))
         for error in Set(report.errors) { print("  error: \(error)") }
+        if idle + trickle > 0 {
+            print("  beside \(idle) idle and \(trickle) byte-at-a-time connections; \(stillOpen) of them still open at the end")
+        }
         if let transcript {
             var text = ""
             for a in report.transcript { text += "\(a.client)\t\(a.sender)\t\(a.recipient)\t\(a.action)\n" }
             try text.write(toFile: transcript, atomically: true, encoding: .utf8)
         }
+    }
+}
+
+/// Connections that hold server resources without asking anything: some
+/// send nothing, some send a request one byte every 100 ms from a thread of
+/// their own. Blocking sockets, outside the load generator's event loop.
+final class HostilePeers: @unchecked Sendable {
+    private var idleFDs: [Int32] = []
+    private var trickleFDs: [Int32] = []
+    private let running = Atomic<Bool>(true)
+    private var thread: Thread?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(host: String, port: Int, idle: Int, trickle: Int) throws {
+        for i in 0..<(idle + trickle) {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = UInt16(port).bigEndian
+            guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
+                close(fd)
+                throw ValidationError("--idle and --trickle need an IPv4 target")
+            }
+            let ok = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard ok == 0 else {
+                close(fd)
+                throw ValidationError("hostile connection \(i + 1) could not connect: errno \(errno)")
+            }
+            if i < idle { idleFDs.append(fd) } else { trickleFDs.append(fd) }
+        }
+        guard !trickleFDs.isEmpty else { return }
+        let fds = trickleFDs
+        let request = Array(("request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.1\n"
+                             + "sender=slow@example.org\nrecipient=victim@example.net\n\n").utf8)
+        let thread = Thread { [self] in
+            var position = 0
+            while self.running.load(ordering: .relaxed) {
+                var byte = request[position % request.count]
+                for fd in fds { _ = send(fd, &byte, 1, Int32(MSG_NOSIGNAL)) }
+                position += 1
+                usleep(100_000)
+            }
+            self.done.signal()
+        }
+        self.thread = thread
+        thread.start()
+    }
+
+    /// How many hostile connections the server has not closed.
+    func stillOpen() -> Int {
+        var open = 0
+        var byte: UInt8 = 0
+        for fd in idleFDs + trickleFDs {
+            let n = recv(fd, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { open += 1 }
+        }
+        return open
+    }
+
+    func stop() {
+        if thread != nil {
+            running.store(false, ordering: .relaxed)
+            done.wait()
+        }
+        for fd in idleFDs + trickleFDs { close(fd) }
     }
 }
