@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "greylag", targets: ["greylag"]),
+        // libFuzzer targets when built by scripts/fuzz.sh; a replayer of kept inputs otherwise.
+        .executable(name: "greylag-fuzz", targets: ["greylag-fuzz"]),
     ],
     traits: [
         // The MySQL/MariaDB store backend wraps the MariaDB Connector/C, a C
@@ -78,6 +80,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        .target(name: "GreylagFuzz", dependencies: [
+            "GreylagCore", "PolicyProtocol", "Milter", "GreylagServer",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "greylag-fuzz", dependencies: ["GreylagFuzz"]),
+        .testTarget(name: "GreylagFuzzTests", dependencies: ["GreylagFuzz"]),
         .testTarget(name: "GreylagCoreTests", dependencies: ["GreylagCore"]),
         .testTarget(name: "PolicyProtocolTests", dependencies: [
             "PolicyProtocol",

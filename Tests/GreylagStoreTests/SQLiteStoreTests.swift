@@ -45,7 +45,8 @@ func triplet(_ i: Int, network: String = "192.0.2.0/24") -> Triplet {
         #expect(record.passedCount == 0)
         #expect(record.origin == .auto)
         #expect(try await decide(reopened, triplet(1), at: t0 + 300).reason == .delayElapsed)
-        #expect(try reopened.appliedMigrations() == ["v1: triplets and clients", "v2: manual list entries"])
+        #expect(try reopened.appliedMigrations() == ["v1: triplets and clients", "v2: manual list entries",
+                                                    "v3: hourly history"])
         try await reopened.close()
     }
 

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Fuzzing with libFuzzer: builds `greylag-fuzz` with Swift's
+# -sanitize=fuzzer,address (release, in its own scratch path .build-fuzz)
+# and runs each target for a bounded time from its seed corpus:
+#
+#   policy  bytes from a policy client (decoder, session, engine, replies)
+#   milter  bytes from an MTA on a milter connection (decoder, session, replies)
+#   config  the text of a configuration file (TOML and every key's checks)
+#
+# A crash stops that target with its input saved as Fuzz/crashes/TARGET-*;
+# fix the bug, then move the input to Fuzz/regressions/TARGET/, where
+# FuzzRegressionTests replays it in every test run. Prints one line per
+# target with runs, coverage and the result; exits 1 if any target crashed.
+#
+# Environment: FUZZ_SECONDS per target (default 60), FUZZ_TARGETS (default
+# "policy milter config"), FUZZ_MAX_LEN (default 4096).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
+TARGETS="${FUZZ_TARGETS:-policy milter config}"
+MAX_LEN="${FUZZ_MAX_LEN:-4096}"
+log() { printf 'fuzz.sh: %s\n' "$*" >&2; }
+
+log "building greylag-fuzz with libFuzzer and AddressSanitizer (.build-fuzz)"
+swift build -c release --scratch-path .build-fuzz --product greylag-fuzz \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING >&2
+BIN="$(swift build -c release --scratch-path .build-fuzz --show-bin-path)/greylag-fuzz"
+
+mkdir -p Fuzz/crashes
+WORK="$(mktemp -d /tmp/greylag-fuzz.XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+failed=0
+for target in $TARGETS; do
+    corpus="$WORK/$target"
+    mkdir -p "$corpus"
+    cp Fuzz/corpus/"$target"/* "$corpus"/
+    find Fuzz/regressions/"$target" -type f ! -name '.*' -exec cp {} "$corpus"/ \;
+    log "$target: ${SECONDS_PER_TARGET}s"
+    status=0
+    GREYLAG_FUZZ_TARGET="$target" "$BIN" -max_total_time="$SECONDS_PER_TARGET" -max_len="$MAX_LEN" \
+        -artifact_prefix="Fuzz/crashes/$target-" -print_final_stats=1 "$corpus" >"$WORK/$target.log" 2>&1 || status=$?
+    runs="$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$WORK/$target.log" | tail -n 1)"
+    cov="$(grep -oE 'cov: [0-9]+' "$WORK/$target.log" | tail -n 1 | cut -d' ' -f2)"
+    if [[ $status -eq 0 ]]; then
+        echo "$target: ${runs:-?} runs in ${SECONDS_PER_TARGET}s, coverage ${cov:-?} edges, corpus $(ls "$corpus" | wc -l) inputs, no crash"
+    else
+        failed=1
+        echo "$target: CRASHED after ${runs:-?} runs (exit $status); input in Fuzz/crashes/:"
+        grep -E 'ERROR|Fatal|SUMMARY|Test unit written' "$WORK/$target.log" | head -n 10
+    fi
+done
+exit $failed
