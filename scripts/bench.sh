@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Policy benchmark: greylag (release build, SQLite default store) against a
 # do-nothing DUNNO responder (the ceiling of this machine and load
-# generator) and Debian's postgrey, in one run and on the same workloads,
+# generator), Debian's postgrey and Debian's sqlgrey (SQLite database), in
+# one run and on the same workloads,
 # so the ratios hold on a noisy machine. Prints one line per run and a
 # summary table; record the figures in BENCHMARKS.md.
 #
@@ -10,6 +11,7 @@
 #   BENCH_WARMUP       warm-up seconds per run, not counted (default 2)
 #   BENCH_WORKLOADS    "CONNECTIONS:NEW_SHARE ..." (default "16:0.3 16:0.9 64:0.3 64:0.9")
 #   BENCH_SKIP_POSTGREY=1  leave postgrey out
+#   BENCH_SKIP_SQLGREY=1   leave sqlgrey out
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,10 +21,11 @@ WORKLOADS="${BENCH_WORKLOADS:-16:0.3 16:0.9 64:0.3 64:0.9}"
 DUNNO_PORT=10096
 GREYLAG_PORT=10097
 POSTGREY_PORT=10098
+SQLGREY_PORT=10099
 
 log() { printf 'bench.sh: %s\n' "$*" >&2; }
 
-if [[ "${BENCH_SKIP_POSTGREY:-0}" != 1 ]]; then
+if [[ "${BENCH_SKIP_POSTGREY:-0}" != 1 || "${BENCH_SKIP_SQLGREY:-0}" != 1 ]]; then
     bash scripts/install-test-deps.sh
 fi
 log "building greylag (release)"
@@ -33,6 +36,8 @@ BIN="$(swift build -c release --show-bin-path)/greylag"
 source scripts/lib/bench.sh
 # shellcheck source=scripts/lib/postgrey.sh
 source scripts/lib/postgrey.sh
+# shellcheck source=scripts/lib/sqlgrey.sh
+source scripts/lib/sqlgrey.sh
 
 WORK="$(mktemp -d /tmp/greylag-bench.XXXXXX)"
 chmod 755 "$WORK"
@@ -41,6 +46,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     postgrey_stop "$WORK/postgrey" >/dev/null 2>&1 || true
+    sqlgrey_stop "$WORK/sqlgrey" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -67,6 +73,12 @@ if [[ "${BENCH_SKIP_POSTGREY:-0}" != 1 ]]; then
     postgrey_start "$WORK/postgrey" "127.0.0.1:$POSTGREY_PORT" --auto-whitelist-clients=5 >&2
     TARGETS="$TARGETS postgrey:$POSTGREY_PORT"
 fi
+if [[ "${BENCH_SKIP_SQLGREY:-0}" != 1 ]]; then
+    # sqlgrey with its defaults but /24 keys like the others, SQLite in the
+    # same file system as greylag's store.
+    sqlgrey_start "$WORK/sqlgrey" "127.0.0.1:$SQLGREY_PORT" >&2
+    TARGETS="$TARGETS sqlgrey:$SQLGREY_PORT"
+fi
 wait_port "$DUNNO_PORT"
 wait_port "$GREYLAG_PORT"
 
@@ -87,14 +99,18 @@ for workload in $WORKLOADS; do
 done
 
 echo
-printf '%-14s %12s %12s %12s %10s %12s %14s\n' workload dunno/s greylag/s postgrey/s "p99 (ms)" "vs dunno" "vs postgrey"
+printf '%-14s %12s %12s %12s %12s %10s %10s %12s %12s\n' workload dunno/s greylag/s postgrey/s sqlgrey/s "p99 (ms)" \
+    "vs dunno" "vs postgrey" "vs sqlgrey"
 for workload in $WORKLOADS; do
     d="${RATE[dunno $workload]}"
     g="${RATE[greylag $workload]}"
     p="${RATE[postgrey $workload]:-}"
+    q="${RATE[sqlgrey $workload]:-}"
     vs_d="$(awk -v g="$g" -v d="$d" 'BEGIN { printf "%.0f%%", 100 * g / d }')"
     vs_p="-"
     [[ -n "$p" && "$p" != 0 ]] && vs_p="$(awk -v g="$g" -v p="$p" 'BEGIN { printf "%.1fx", g / p }')"
-    printf '%-14s %12s %12s %12s %10s %12s %14s\n' "${workload/:/ conn, }" "$d" "$g" "${p:--}" \
-        "${P99[greylag $workload]}" "$vs_d" "$vs_p"
+    vs_q="-"
+    [[ -n "$q" && "$q" != 0 ]] && vs_q="$(awk -v g="$g" -v q="$q" 'BEGIN { printf "%.1fx", g / q }')"
+    printf '%-14s %12s %12s %12s %12s %10s %10s %12s %12s\n' "${workload/:/ conn, }" "$d" "$g" "${p:--}" "${q:--}" \
+        "${P99[greylag $workload]}" "$vs_d" "$vs_p" "$vs_q"
 done

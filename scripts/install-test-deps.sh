@@ -7,7 +7,8 @@
 # the server for the shared-store tests and the client library (libmariadb-dev)
 # that the MySQL/MariaDB backend, built with `--traits MariaDB`, links;
 # the Prometheus text parser that reads /metrics; and headless chromium with
-# Pillow and a font, to screenshot the dashboard and count its chart pixels.
+# Pillow and a font, to screenshot the dashboard and count its chart pixels;
+# sqlgrey with SQLite support, the second reference server of scripts/bench.sh.
 #
 # Idempotent and non-interactive (works with no stdin, e.g. in CI). Must run
 # as root. Packages are installed without letting their maintainer scripts
@@ -17,7 +18,7 @@
 # Extra packages can be requested with EXTRA_TEST_PACKAGES="pkg1 pkg2".
 set -euo pipefail
 
-PACKAGES=(postfix swaks miltertest ucspi-tcp postgresql-15 postgrey sasl2-bin libsasl2-modules libsasl2-modules-db libsqlite3-dev mariadb-server mariadb-client libmariadb-dev pkg-config python3-prometheus-client chromium python3-pil fonts-dejavu-core)
+PACKAGES=(postfix swaks miltertest ucspi-tcp postgresql-15 postgrey sasl2-bin libsasl2-modules libsasl2-modules-db libsqlite3-dev mariadb-server mariadb-client libmariadb-dev pkg-config python3-prometheus-client chromium python3-pil fonts-dejavu-core sqlgrey libdbd-sqlite3-perl)
 if [[ -n "${EXTRA_TEST_PACKAGES:-}" ]]; then
     # shellcheck disable=SC2206 # word splitting is intended here
     PACKAGES+=(${EXTRA_TEST_PACKAGES})
@@ -116,6 +117,9 @@ if pgrep -x postgrey >/dev/null 2>&1 || pgrep -f '^/usr/sbin/postgrey' >/dev/nul
     if [[ -x /etc/init.d/postgrey ]]; then
         /etc/init.d/postgrey stop </dev/null >/dev/null 2>&1 || true
     fi
+fi
+if pgrep -f '^/usr/sbin/sqlgrey' >/dev/null 2>&1 && [[ -x /etc/init.d/sqlgrey ]]; then
+    /etc/init.d/sqlgrey stop </dev/null >/dev/null 2>&1 || true
 fi
 if [[ -f /etc/postfix/main.cf ]] && /usr/sbin/postfix status >/dev/null 2>&1; then
     /usr/sbin/postfix stop >/dev/null 2>&1 || true
