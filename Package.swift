@@ -84,7 +84,8 @@ let package = Package(
             "GreylagCore", "PolicyProtocol", "Milter", "GreylagServer",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
-        .executableTarget(name: "greylag-fuzz", dependencies: ["GreylagFuzz"]),
+        .target(name: "CFuzzDriver"),
+        .executableTarget(name: "greylag-fuzz", dependencies: ["GreylagFuzz", "CFuzzDriver"]),
         .testTarget(name: "GreylagFuzzTests", dependencies: ["GreylagFuzz"]),
         .testTarget(name: "GreylagCoreTests", dependencies: ["GreylagCore"]),
         .testTarget(name: "PolicyProtocolTests", dependencies: [

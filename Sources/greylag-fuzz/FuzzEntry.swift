@@ -2,6 +2,8 @@ import Foundation
 import GreylagFuzz
 
 #if FUZZING
+import CFuzzDriver
+
 /// The target picked by GREYLAG_FUZZ_TARGET on the first input.
 nonisolated(unsafe) var selected: (@Sendable (UnsafeRawBufferPointer) -> Void)? = nil
 
@@ -17,6 +19,14 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
     }
     selected!(UnsafeRawBufferPointer(start: data, count: size))
     return 0
+}
+
+/// The executable's entry point (SwiftPM links `main` to it): libFuzzer's driver.
+@_cdecl("greylag_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzzTestOneInput(data, size) }
 }
 #else
 /// Without the fuzzer: `greylag-fuzz TARGET FILE...` runs each file

@@ -1,0 +1,2 @@
+// Declarations only (see include/CFuzzDriver.h); a C target needs one source file.
+#include "CFuzzDriver.h"
