@@ -99,6 +99,21 @@ public enum ConfigurationLoader {
 
     /// Parses configuration text; `file` names it in errors.
     public static func parse(_ text: String, file: String) throws -> GreylagConfiguration {
+        // TOML allows no raw control character but tab anywhere; the TOML
+        // parser stops the process on some of them (an assertion in a table
+        // header), so they are refused here first.
+        var line = 1
+        for scalar in text.unicodeScalars {
+            if scalar == "\n" {
+                line += 1
+            } else if (scalar.value < 0x20 && scalar != "\t" && scalar != "\r") || scalar.value == 0x7F {
+                let code = String(scalar.value, radix: 16, uppercase: true)
+                throw ConfigurationErrors(errors: [ConfigurationError(
+                    file: file, line: line, key: nil,
+                    message: "control character U+\(String(repeating: "0", count: 4 - code.count))\(code) is not allowed "
+                        + "(TOML permits only tab; write it as an escape inside a string)")])
+            }
+        }
         var reader = Reader(file: file, locator: TOMLKeyLocator(text: text))
         let table: TOMLTable
         do {

@@ -123,6 +123,16 @@ import Testing
         #expect(m.policy.delay == 1800 && m.policy.passTTL == 86_400)
     }
 
+    @Test func controlCharactersAreRefusedWithTheirLine() {
+        // Found by the config fuzzer: the TOML parser asserted on a table header like this one.
+        #expect(errors("[greylist]\ndelay = \"5m\"\n[\u{17}\u{0}t]\n").map(\.description) == [
+            "/etc/greylag/greylag.toml:3: control character U+0017 is not allowed (TOML permits only tab; "
+                + "write it as an escape inside a string)",
+        ])
+        #expect(errors("# comment \u{7F}\n").first?.line == 1)
+        #expect(errors("[log]\r\nlevel = \"info\"\t# tab and CRLF are fine\r\n").isEmpty)
+    }
+
     @Test func errorsNameFileLineAndKey() {
         let found = errors("""
             [greylist]
