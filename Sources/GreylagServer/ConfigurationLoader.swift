@@ -97,6 +97,33 @@ public enum ConfigurationLoader {
         (try? parse("", file: "defaults")) ?? GreylagConfiguration()
     }
 
+    /// The line of the first table header whose key does not start with a
+    /// bare-key character (A-Z a-z 0-9 _ -) or a quote, or nil. The TOML
+    /// parser asserts on such a header instead of reporting it (found by the
+    /// config fuzzer). Lines inside multi-line strings are skipped.
+    static func badTableHeader(_ text: String) -> Int? {
+        var inMultiline: String? = nil
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = Substring(raw)
+            if let delimiter = inMultiline {
+                if line.contains(delimiter) { inMultiline = nil }
+                continue
+            }
+            for delimiter in ["\"\"\"", "'''"] where line.components(separatedBy: delimiter).count % 2 == 0 {
+                inMultiline = delimiter
+            }
+            line = line.drop { $0 == " " || $0 == "\t" }
+            guard line.first == "[" else { continue }
+            line = line.dropFirst()
+            if line.first == "[" { line = line.dropFirst() }
+            line = line.drop { $0 == " " || $0 == "\t" }
+            guard let c = line.unicodeScalars.first else { return index + 1 }
+            let bare = (c >= "A" && c <= "Z") || (c >= "a" && c <= "z") || (c >= "0" && c <= "9") || c == "_" || c == "-"
+            if !(bare || c == "\"" || c == "'" || c == "]") { return index + 1 }
+        }
+        return nil
+    }
+
     /// Parses configuration text; `file` names it in errors.
     public static func parse(_ text: String, file: String) throws -> GreylagConfiguration {
         // TOML allows no raw control character but tab anywhere; the TOML
@@ -113,6 +140,11 @@ public enum ConfigurationLoader {
                     message: "control character U+\(String(repeating: "0", count: 4 - code.count))\(code) is not allowed "
                         + "(TOML permits only tab; write it as an escape inside a string)")])
             }
+        }
+        if let bad = badTableHeader(text) {
+            throw ConfigurationErrors(errors: [ConfigurationError(
+                file: file, line: bad, key: nil,
+                message: "a table header must be [name] or [[name]] with a bare or quoted key")])
         }
         var reader = Reader(file: file, locator: TOMLKeyLocator(text: text))
         let table: TOMLTable

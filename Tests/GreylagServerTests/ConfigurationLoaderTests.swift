@@ -133,6 +133,21 @@ import Testing
         #expect(errors("[log]\r\nlevel = \"info\"\t# tab and CRLF are fine\r\n").isEmpty)
     }
 
+    @Test func tableHeadersThatTheTOMLParserCannotReportAreRefused() {
+        // Found by the config fuzzer: the TOML parser asserted on these.
+        for header in ["[{tore]", "[ =x]", "[[ .a]]", "[\u{E9}t\u{E9}]"] {
+            #expect(errors("[log]\nlevel = \"info\"\n\(header)\n").map(\.description) == [
+                "/etc/greylag/greylag.toml:3: a table header must be [name] or [[name]] with a bare or quoted key",
+            ], "\(header)")
+        }
+        // Quoted keys, dotted keys, arrays of tables and a bracket inside a multi-line string are fine.
+        #expect(errors("[\"log\"]\nlevel = \"info\"\n").isEmpty)
+        #expect(errors("[greylist]\ndelay = \"5m\"\n[policy]\ndefer_text = \"\"\"\n[{not a header}\n\"\"\"\n").map(\.description)
+                == ["/etc/greylag/greylag.toml:4: policy.defer_text: must be one line"])
+        // An empty header is the TOML parser's own error, with its line.
+        #expect(errors("[log]\n[]\n").first?.line == 2)
+    }
+
     @Test func errorsNameFileLineAndKey() {
         let found = errors("""
             [greylist]
