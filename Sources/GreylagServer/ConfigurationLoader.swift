@@ -102,26 +102,44 @@ public enum ConfigurationLoader {
     /// parser asserts on such a header instead of reporting it (found by the
     /// config fuzzer). Lines inside multi-line strings are skipped.
     static func badTableHeader(_ text: String) -> Int? {
-        var inMultiline: String? = nil
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var line = Substring(raw)
+        // Unicode scalars, not Characters: "[" followed by a combining mark
+        // is one Character but still a "[" to the TOML parser.
+        var inMultiline: [Unicode.Scalar]? = nil
+        for (index, raw) in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let scalars = Array(raw)
             if let delimiter = inMultiline {
-                if line.contains(delimiter) { inMultiline = nil }
+                if count(delimiter, in: scalars) > 0 { inMultiline = nil }
                 continue
             }
-            for delimiter in ["\"\"\"", "'''"] where line.components(separatedBy: delimiter).count % 2 == 0 {
+            for delimiter in [Array("\"\"\"".unicodeScalars), Array("'''".unicodeScalars)]
+            where count(delimiter, in: scalars) % 2 == 1 {
                 inMultiline = delimiter
             }
-            line = line.drop { $0 == " " || $0 == "\t" }
-            guard line.first == "[" else { continue }
-            line = line.dropFirst()
-            if line.first == "[" { line = line.dropFirst() }
-            line = line.drop { $0 == " " || $0 == "\t" }
-            guard let c = line.unicodeScalars.first else { return index + 1 }
+            var i = scalars.firstIndex { $0 != " " && $0 != "\t" } ?? scalars.endIndex
+            guard i < scalars.endIndex, scalars[i] == "[" else { continue }
+            i += 1
+            if i < scalars.endIndex, scalars[i] == "[" { i += 1 }
+            while i < scalars.endIndex, scalars[i] == " " || scalars[i] == "\t" { i += 1 }
+            guard i < scalars.endIndex else { return index + 1 }
+            let c = scalars[i]
             let bare = (c >= "A" && c <= "Z") || (c >= "a" && c <= "z") || (c >= "0" && c <= "9") || c == "_" || c == "-"
             if !(bare || c == "\"" || c == "'" || c == "]") { return index + 1 }
         }
         return nil
+    }
+
+    /// How many times `needle` occurs in `line`, without overlaps.
+    static func count(_ needle: [Unicode.Scalar], in line: [Unicode.Scalar]) -> Int {
+        var n = 0, i = 0
+        while i + needle.count <= line.count {
+            if Array(line[i..<(i + needle.count)]) == needle {
+                n += 1
+                i += needle.count
+            } else {
+                i += 1
+            }
+        }
+        return n
     }
 
     /// Parses configuration text; `file` names it in errors.
