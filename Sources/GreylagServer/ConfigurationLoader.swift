@@ -97,72 +97,11 @@ public enum ConfigurationLoader {
         (try? parse("", file: "defaults")) ?? GreylagConfiguration()
     }
 
-    /// The line of the first table header whose key does not start with a
-    /// bare-key character (A-Z a-z 0-9 _ -) or a quote, or nil. The TOML
-    /// parser asserts on such a header instead of reporting it (found by the
-    /// config fuzzer). Lines inside multi-line strings are skipped.
-    static func badTableHeader(_ text: String) -> Int? {
-        // Unicode scalars, not Characters: "[" followed by a combining mark
-        // is one Character but still a "[" to the TOML parser.
-        var inMultiline: [Unicode.Scalar]? = nil
-        for (index, raw) in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let scalars = Array(raw)
-            if let delimiter = inMultiline {
-                if count(delimiter, in: scalars) > 0 { inMultiline = nil }
-                continue
-            }
-            for delimiter in [Array("\"\"\"".unicodeScalars), Array("'''".unicodeScalars)]
-            where count(delimiter, in: scalars) % 2 == 1 {
-                inMultiline = delimiter
-            }
-            var i = scalars.firstIndex { $0 != " " && $0 != "\t" } ?? scalars.endIndex
-            guard i < scalars.endIndex, scalars[i] == "[" else { continue }
-            i += 1
-            if i < scalars.endIndex, scalars[i] == "[" { i += 1 }
-            while i < scalars.endIndex, scalars[i] == " " || scalars[i] == "\t" { i += 1 }
-            guard i < scalars.endIndex else { return index + 1 }
-            let c = scalars[i]
-            let bare = (c >= "A" && c <= "Z") || (c >= "a" && c <= "z") || (c >= "0" && c <= "9") || c == "_" || c == "-"
-            if !(bare || c == "\"" || c == "'" || c == "]") { return index + 1 }
-        }
-        return nil
-    }
-
-    /// How many times `needle` occurs in `line`, without overlaps.
-    static func count(_ needle: [Unicode.Scalar], in line: [Unicode.Scalar]) -> Int {
-        var n = 0, i = 0
-        while i + needle.count <= line.count {
-            if Array(line[i..<(i + needle.count)]) == needle {
-                n += 1
-                i += needle.count
-            } else {
-                i += 1
-            }
-        }
-        return n
-    }
-
     /// Parses configuration text; `file` names it in errors.
     public static func parse(_ text: String, file: String) throws -> GreylagConfiguration {
-        // TOML allows no raw control character but tab anywhere; the TOML
-        // parser stops the process on some of them (an assertion in a table
-        // header), so they are refused here first.
-        var line = 1
-        for scalar in text.unicodeScalars {
-            if scalar == "\n" {
-                line += 1
-            } else if (scalar.value < 0x20 && scalar != "\t" && scalar != "\r") || scalar.value == 0x7F {
-                let code = String(scalar.value, radix: 16, uppercase: true)
-                throw ConfigurationErrors(errors: [ConfigurationError(
-                    file: file, line: line, key: nil,
-                    message: "control character U+\(String(repeating: "0", count: 4 - code.count))\(code) is not allowed "
-                        + "(TOML permits only tab; write it as an escape inside a string)")])
-            }
-        }
-        if let bad = badTableHeader(text) {
-            throw ConfigurationErrors(errors: [ConfigurationError(
-                file: file, line: bad, key: nil,
-                message: "a table header must be [name] or [[name]] with a bare or quoted key")])
+        if let problem = TOMLPrecheck.check(text) {
+            throw ConfigurationErrors(errors: [ConfigurationError(file: file, line: problem.line, key: nil,
+                                                                  message: problem.message)])
         }
         var reader = Reader(file: file, locator: TOMLKeyLocator(text: text))
         let table: TOMLTable

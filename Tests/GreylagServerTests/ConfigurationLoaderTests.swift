@@ -1,6 +1,6 @@
 import Foundation
 import GreylagCore
-import GreylagServer
+@testable import GreylagServer
 import Testing
 
 @Suite struct ConfigurationLoaderTests {
@@ -146,6 +146,39 @@ import Testing
                 == ["/etc/greylag/greylag.toml:4: policy.defer_text: must be one line"])
         // An empty header is the TOML parser's own error, with its line.
         #expect(errors("[log]\n[]\n").first?.line == 2)
+    }
+
+    @Test func thePrecheckFindsWhatTheTOMLParserWouldAssertOnAndPassesValidTOML() {
+        // Found by the config fuzzer: each made the TOML parser assert.
+        let bad: [(String, Int, String)] = [
+            ("[whitelist]\nclients = [}\"192.0.2.0/24\"]\n", 2, "a value is missing before \"}\""),
+            ("[log]\nlevel = }\n", 2, "a value is missing before \"}\""),
+            ("[log]\nlevel = ,\n", 2, "a value is missing before \",\""),
+            ("x = { = 1 }\n", 1, "a key must be bare (A-Z a-z 0-9 _ -) or quoted"),
+            ("x = { a = 1, ,}\n", 1, "a key must be bare (A-Z a-z 0-9 _ -) or quoted"),
+            ("x = [1,,2]\n", 1, "a value is missing before \",\""),
+            ("[log]\n=x\n", 2, "a key must be bare (A-Z a-z 0-9 _ -) or quoted"),
+        ]
+        for (text, line, message) in bad {
+            #expect(errors(text).map(\.description) == ["/etc/greylag/greylag.toml:\(line): \(message)"], "\(text)")
+        }
+        // Valid TOML of every shape passes the precheck (and may fail later for greylag's own reasons).
+        let good = """
+            # comment with [brackets] and {braces}, = signs
+            [greylist]
+            delay = "5m" # trailing comment ]
+            [whitelist]
+            clients = [
+                "192.0.2.0/24", # a comment inside an array
+                '2001:db8::/32',
+            ]
+            senders = []
+            [policy]
+            defer_text = "escaped \\" quote, ] and } inside"
+            """
+        #expect(TOMLPrecheck.check(good) == nil)
+        #expect(TOMLPrecheck.check("a = \"\"\"\nline [\n}, ]\n\"\"\"\nb = { c = 1, d = [1, 2], e = {} }\n[[x]]\n[ \"q\" . r ]\n") == nil)
+        #expect(TOMLPrecheck.check("a = \"\"\"one \\\n  two\"\"\"\nb = 1\n[{\n")?.line == 4)
     }
 
     @Test func errorsNameFileLineAndKey() {
