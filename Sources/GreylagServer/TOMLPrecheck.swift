@@ -84,7 +84,8 @@ enum TOMLPrecheck {
                 if peek() == "[" { i += 1 }
                 while peek() == " " || peek() == "\t" { i += 1 }
                 // (A control character is reported as such by the next round.)
-                guard let k = peek(), isBare(k) || k == "\"" || k == "'" || k == "]" || k.value < 0x20 || k.value == 0x7F
+                guard let k = peek(), isBare(k) || k == "\"" || k == "'" || k == "]"
+                    || ((k.value < 0x20 && k != "\n" && k != "\r") || k.value == 0x7F)
                 else {
                     return Problem(line: line, message: "a table header must be [name] or [[name]] with a bare or quoted key")
                 }

@@ -135,7 +135,7 @@ import Testing
 
     @Test func tableHeadersThatTheTOMLParserCannotReportAreRefused() {
         // Found by the config fuzzer: the TOML parser asserted on these.
-        for header in ["[{tore]", "[ =x]", "[[ .a]]", "[\u{E9}t\u{E9}]", "[\u{30C}\u{E9}]"] {
+        for header in ["[{tore]", "[ =x]", "[[ .a]]", "[\u{E9}t\u{E9}]", "[\u{30C}\u{E9}]", "[\nx", "[ \r\nx"] {
             #expect(errors("[log]\nlevel = \"info\"\n\(header)\n").map(\.description) == [
                 "/etc/greylag/greylag.toml:3: a table header must be [name] or [[name]] with a bare or quoted key",
             ], "\(header)")
