@@ -61,6 +61,8 @@ public struct GreylagConfiguration: Sendable {
     public var storePath = "greylag.db"
     public var synchronous: SQLiteStore.Synchronous = .full
     public var expiryInterval: Int64 = 60
+    /// Seconds between counts of the store's records for `/metrics` (0: never).
+    public var sizesInterval: Int64 = 600
     public var expiryBatch = 500
     /// Seconds a decision may wait for the store before `failureMode` applies.
     public var storeTimeout: Double = 5

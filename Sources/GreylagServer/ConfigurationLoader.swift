@@ -383,6 +383,10 @@ struct Reader {
                 if let v = duration(k, value, unit: 1) {
                     if v > 0 { c.expiryInterval = v } else { fail(k, "must be more than 0") }
                 }
+            case "sizes_interval":
+                if let v = duration(k, value, unit: 1) {
+                    if v >= 0 { c.sizesInterval = v } else { fail(k, "must not be negative") }
+                }
             case "expiry_batch":
                 if let v = integer(k, value, in: 1...100_000) { c.expiryBatch = v }
             case "timeout":

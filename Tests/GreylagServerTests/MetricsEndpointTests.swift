@@ -69,6 +69,7 @@ func httpGet(_ address: String, _ path: String) async throws -> (status: Int, bo
         try await withDaemon(configure: {
             $0.httpListener = .tcp(host: "127.0.0.1", port: 0)
             $0.expiryInterval = 1
+            $0.sizesInterval = 1
         }) { addresses, _ in
             let http = try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5)
             let c = try await PolicyTestClient(addresses[0])
@@ -111,6 +112,26 @@ func httpGet(_ address: String, _ path: String) async throws -> (status: Int, bo
                 #expect(parsed.output.contains("histogram greylag_decision_seconds_count [] 3.0"), "\(parsed.output)")
                 #expect(parsed.output.contains("gauge greylag_store_degraded [] 0.0"), "\(parsed.output)")
             }
+        }
+    }
+
+    @Test func theStoreIsCountedEverySizesIntervalNotEveryExpiryRun() async throws {
+        try await withDaemon(configure: {
+            $0.httpListener = .tcp(host: "127.0.0.1", port: 0)
+            $0.expiryInterval = 1
+            $0.sizesInterval = 0
+        }) { addresses, _ in
+            let http = String(try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5))
+            let c = try await PolicyTestClient(addresses[0])
+            #expect(try await c.ask(request()) == defer300)
+            try await Task.sleep(for: .milliseconds(1500))
+            let lines = try await httpGet(http, "/metrics").body.split(separator: "\n")
+            func value(_ prefix: String) -> Double? {
+                lines.first { $0.hasPrefix(prefix + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+            }
+            // The expiry loop ran twice, but with sizes_interval = 0 nothing was counted.
+            #expect((value("greylag_expiry_runs_total") ?? 0) >= 2)
+            #expect((value(#"greylag_records{state="pending"}"#) ?? 0) == 0)
         }
     }
 }
