@@ -28,6 +28,8 @@ POSTGREY_BIN="${POSTGREY_BIN:-/usr/sbin/postgrey}"
 POSTGREY_START_TIMEOUT="${POSTGREY_START_TIMEOUT:-30}"
 
 _pg_log() { printf 'postgrey.sh: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib/pidfile.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
 
 # _pg_port_open HOST PORT: status 0 if a TCP connection to HOST:PORT succeeds.
 _pg_port_open() {
@@ -126,28 +128,5 @@ postgrey_start() {
 
 postgrey_stop() {
     local dir="${1:?usage: postgrey_stop DIR}"
-    local pid i
-    [[ -s "$dir/postgrey.pid" ]] || return 0
-    pid="$(<"$dir/postgrey.pid")"
-
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            _pg_log "postgrey (pid $pid) did not exit on TERM, killing"
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.1
-        fi
-    fi
-    # Reap it if it is our child (ignore "not a child" errors).
-    wait "$pid" 2>/dev/null || true
-    rm -f "$dir/postgrey.pid"
-    if kill -0 "$pid" 2>/dev/null; then
-        _pg_log "postgrey (pid $pid) still running"
-        return 1
-    fi
-    return 0
+    stop_pidfile postgrey "$dir/postgrey.pid"
 }

@@ -55,6 +55,8 @@ SQLGREY_BIN="${SQLGREY_BIN:-/usr/sbin/sqlgrey}"
 SQLGREY_START_TIMEOUT="${SQLGREY_START_TIMEOUT:-30}"
 
 _sg_log() { printf 'sqlgrey.sh: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib/pidfile.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
 
 # _sg_port_open HOST PORT: status 0 if a TCP connection to HOST:PORT succeeds.
 _sg_port_open() {
@@ -192,28 +194,5 @@ sqlgrey_start() {
 
 sqlgrey_stop() {
     local dir="${1:?usage: sqlgrey_stop DIR}"
-    local pid i
-    [[ -s "$dir/sqlgrey.pid" ]] || return 0
-    pid="$(<"$dir/sqlgrey.pid")"
-
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            _sg_log "sqlgrey (pid $pid) did not exit on TERM, killing"
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.1
-        fi
-    fi
-    # Reap it if it is our child (ignore "not a child" errors).
-    wait "$pid" 2>/dev/null || true
-    rm -f "$dir/sqlgrey.pid"
-    if kill -0 "$pid" 2>/dev/null; then
-        _sg_log "sqlgrey (pid $pid) still running"
-        return 1
-    fi
-    return 0
+    stop_pidfile sqlgrey "$dir/sqlgrey.pid"
 }
