@@ -21,6 +21,9 @@ public final class LogWriter: Sendable {
     /// The writer for standard error.
     public static let standardError = LogWriter(fd: 2)
 
+    /// How long lines are gathered before they are written (errors are written at once).
+    static let gatherMilliseconds = 5
+
     private let fd: Int32
     private let maxBuffered: Int
     private let state = Mutex(State())
@@ -46,7 +49,9 @@ public final class LogWriter: Sendable {
             state.scheduled = true
             return true
         }
-        if schedule { queue.async { self.writePending() } }
+        // A short wait gathers the lines of many decisions into one write
+        // and one wake-up of the writing thread, instead of one each.
+        if schedule { queue.asyncAfter(deadline: .now() + .milliseconds(Self.gatherMilliseconds)) { self.writePending() } }
     }
 
     /// Writes everything queued so far before returning.
