@@ -19,12 +19,24 @@ enum E2E {
     }
 }
 
+/// Closes every descriptor above standard error in a bash that then
+/// becomes the program: NIO's sockets are not close-on-exec, so a program
+/// started while other tests serve would otherwise hold their listening
+/// sockets (a Postfix test could not bind its policy port while the crash
+/// test ran).
+let closeInherited = #"for fd in $(ls /proc/$$/fd); do if [ "$fd" -gt 2 ] && [ "$fd" -lt 255 ]; then eval "exec $fd>&-"; fi; done;"#
+
+/// Arguments for /bin/bash that close inherited descriptors and exec `program` with `arguments`.
+func withoutInheritedDescriptors(_ program: String, _ arguments: [String]) -> [String] {
+    ["-c", closeInherited + #" exec "$0" "$@""#, program] + arguments
+}
+
 /// Runs a program and returns its exit status and standard output and error.
 func runProgram(_ path: String, _ arguments: [String], timeout: Double = 60) async throws -> (status: Int32, output: String) {
     try await PolicyTestClient.offPool {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = withoutInheritedDescriptors(path, arguments)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -39,8 +51,8 @@ func runProgram(_ path: String, _ arguments: [String], timeout: Double = 60) asy
 /// Starts the real `greylag serve --config CONFIG`, its output going to `log`.
 func startDaemon(_ binary: String, config: String, log: String) throws -> Process {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: binary)
-    process.arguments = ["serve", "--config", config]
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = withoutInheritedDescriptors(binary, ["serve", "--config", config])
     FileManager.default.createFile(atPath: log, contents: nil)
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
     process.standardOutput = handle
