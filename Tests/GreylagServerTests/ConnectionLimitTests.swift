@@ -43,3 +43,24 @@ import Testing
         }
     }
 }
+
+/// Programs the tests start must not hold the test process's listening
+/// sockets, and must still be waited for.
+@Suite struct ChildProcessDescriptorTests {
+    @Test func aStartedProgramHoldsNoListeningSocketOfTheTests() async throws {
+        // A listening socket as NIO makes them: without close-on-exec.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(listen(fd, 4) == 0)
+        let inode = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")
+        #expect(inode.hasPrefix("socket:["))
+        let run = try await runProgram("/bin/ls", ["-l", "/proc/self/fd"], timeout: 20)
+        #expect(run.status == 0)
+        #expect(!run.output.contains(inode), "\(run.output)")
+    }
+}
