@@ -28,14 +28,8 @@ POSTGREY_BIN="${POSTGREY_BIN:-/usr/sbin/postgrey}"
 POSTGREY_START_TIMEOUT="${POSTGREY_START_TIMEOUT:-30}"
 
 _pg_log() { printf 'postgrey.sh: %s\n' "$*" >&2; }
-# shellcheck source=scripts/lib/pidfile.sh
-source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
-
-# _pg_port_open HOST PORT: status 0 if a TCP connection to HOST:PORT succeeds.
-_pg_port_open() {
-    # shellcheck disable=SC2016 # $1/$2 expand in the child bash
-    timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
-}
+# shellcheck source=scripts/lib/daemon.sh
+source "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
 
 postgrey_start() {
     if (($# < 2)); then
@@ -71,17 +65,7 @@ postgrey_start() {
     local probe_host="${host#[}"
     probe_host="${probe_host%]}"
 
-    if [[ -s "$dir/postgrey.pid" ]] && kill -0 "$(<"$dir/postgrey.pid")" 2>/dev/null; then
-        _pg_log "postgrey already running for $dir (pid $(<"$dir/postgrey.pid"))"
-        return 1
-    fi
-
-    # Something else already listening there would make the readiness probe
-    # below succeed even if our postgrey fails to bind.
-    if _pg_port_open "$probe_host" "$port"; then
-        _pg_log "$listen is already in use"
-        return 1
-    fi
+    claim_port postgrey "$dir/postgrey.pid" "$probe_host" "$port" || return 1
 
     mkdir -p "$dir/db"
     chmod 755 "$dir"
@@ -106,24 +90,8 @@ postgrey_start() {
     local pid=$!
     echo "$pid" >"$dir/postgrey.pid"
 
-    local i
-    for ((i = 0; i < POSTGREY_START_TIMEOUT * 10; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            _pg_log "postgrey exited during startup; log follows"
-            cat "$dir/postgrey.log" >&2 || true
-            rm -f "$dir/postgrey.pid"
-            return 1
-        fi
-        if _pg_port_open "$probe_host" "$port"; then
-            _pg_log "postgrey up: pid $pid on $listen, dbdir $dir/db"
-            return 0
-        fi
-        sleep 0.1
-    done
-    _pg_log "postgrey did not listen on $listen within ${POSTGREY_START_TIMEOUT}s; log follows"
-    cat "$dir/postgrey.log" >&2 || true
-    postgrey_stop "$dir" || true
-    return 1
+    await_listening postgrey "$dir/postgrey.pid" "$probe_host" "$port" "$POSTGREY_START_TIMEOUT" "$dir/postgrey.log" || return 1
+    _pg_log "postgrey up: pid $pid on $listen, dbdir $dir/db"
 }
 
 postgrey_stop() {

@@ -55,14 +55,8 @@ SQLGREY_BIN="${SQLGREY_BIN:-/usr/sbin/sqlgrey}"
 SQLGREY_START_TIMEOUT="${SQLGREY_START_TIMEOUT:-30}"
 
 _sg_log() { printf 'sqlgrey.sh: %s\n' "$*" >&2; }
-# shellcheck source=scripts/lib/pidfile.sh
-source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
-
-# _sg_port_open HOST PORT: status 0 if a TCP connection to HOST:PORT succeeds.
-_sg_port_open() {
-    # shellcheck disable=SC2016 # $1/$2 expand in the child bash
-    timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
-}
+# shellcheck source=scripts/lib/daemon.sh
+source "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
 
 sqlgrey_start() {
     if (($# < 2)); then
@@ -113,17 +107,7 @@ sqlgrey_start() {
         return 2
     fi
 
-    if [[ -s "$dir/sqlgrey.pid" ]] && kill -0 "$(<"$dir/sqlgrey.pid")" 2>/dev/null; then
-        _sg_log "sqlgrey already running for $dir (pid $(<"$dir/sqlgrey.pid"))"
-        return 1
-    fi
-
-    # Something else already listening there would make the readiness probe
-    # below succeed even if our sqlgrey fails to bind.
-    if _sg_port_open "$probe_host" "$port"; then
-        _sg_log "$listen is already in use"
-        return 1
-    fi
+    claim_port sqlgrey "$dir/sqlgrey.pid" "$probe_host" "$port" || return 1
 
     mkdir -p "$dir/db"
     chmod 755 "$dir"
@@ -172,24 +156,8 @@ sqlgrey_start() {
     local pid=$!
     echo "$pid" >"$dir/sqlgrey.pid"
 
-    local i
-    for ((i = 0; i < SQLGREY_START_TIMEOUT * 10; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            _sg_log "sqlgrey exited during startup; log follows"
-            cat "$dir/sqlgrey.log" >&2 || true
-            rm -f "$dir/sqlgrey.pid"
-            return 1
-        fi
-        if _sg_port_open "$probe_host" "$port"; then
-            _sg_log "sqlgrey up: pid $pid on $listen, database $dir/db/sqlgrey.db"
-            return 0
-        fi
-        sleep 0.1
-    done
-    _sg_log "sqlgrey did not listen on $listen within ${SQLGREY_START_TIMEOUT}s; log follows"
-    cat "$dir/sqlgrey.log" >&2 || true
-    sqlgrey_stop "$dir" || true
-    return 1
+    await_listening sqlgrey "$dir/sqlgrey.pid" "$probe_host" "$port" "$SQLGREY_START_TIMEOUT" "$dir/sqlgrey.log" || return 1
+    _sg_log "sqlgrey up: pid $pid on $listen, database $dir/db/sqlgrey.db"
 }
 
 sqlgrey_stop() {
