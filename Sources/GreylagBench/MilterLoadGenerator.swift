@@ -70,19 +70,14 @@ public struct MilterLoadGenerator: Sendable {
                            end: ContinuousClock.Instant) -> PolicyLoadGenerator.Report {
         var report = PolicyLoadGenerator.Report(answered: 0, seconds: 0, latenciesMicros: [], actions: [:], errors: [],
                                                 transcript: [])
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(options.port).bigEndian
-        inet_pton(AF_INET, options.host, &addr.sin_addr)
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard ok == 0 else {
-            report.errors.append("connect: errno \(errno)")
+        let fd: Int32
+        do {
+            fd = try BlockingSocket.connectIPv4(options.host, options.port)
+        } catch {
+            report.errors.append("\(error)")
             return report
         }
+        defer { close(fd) }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         func send(_ bytes: [UInt8]) -> Bool {

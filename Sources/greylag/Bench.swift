@@ -86,20 +86,11 @@ final class HostilePeers: @unchecked Sendable {
 
     init(host: String, port: Int, idle: Int, trickle: Int) throws {
         for i in 0..<(idle + trickle) {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = UInt16(port).bigEndian
-            guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
-                close(fd)
-                throw ValidationError("--idle and --trickle need an IPv4 target")
-            }
-            let ok = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard ok == 0 else {
-                close(fd)
-                throw ValidationError("hostile connection \(i + 1) could not connect: errno \(errno)")
+            let fd: Int32
+            do {
+                fd = try BlockingSocket.connectIPv4(host, port)
+            } catch {
+                throw ValidationError("hostile connection \(i + 1): \(error) (--idle and --trickle need an IPv4 target)")
             }
             if i < idle { idleFDs.append(fd) } else { trickleFDs.append(fd) }
         }

@@ -38,7 +38,7 @@ struct CrashTest: AsyncParsableCommand {
     func run() async throws {
         let dir = directory ?? NSTemporaryDirectory() + "greylag-crash-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let port = try Self.freePort()
+        let port = try BlockingSocket.freeLoopbackPort()
         let configPath = dir + "/greylag.toml"
         // A 1 s delay so that retries pass during the run; no client
         // auto-whitelist, so that every pass is written to its triplet.
@@ -138,39 +138,13 @@ struct CrashTest: AsyncParsableCommand {
 
     static func waitForPort(_ port: Int, daemon: Process) async throws {
         for _ in 0..<400 {
-            if connects(port) { return }
+            if let fd = try? BlockingSocket.connectIPv4("127.0.0.1", port) {
+                close(fd)
+                return
+            }
             guard daemon.isRunning else { throw ValidationError("the daemon exited at start; see its log") }
             try await Task.sleep(for: .milliseconds(25))
         }
         throw ValidationError("the daemon did not listen on port \(port) within 10 s")
-    }
-
-    static func connects(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(port).bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-    }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        guard bound == 0 else { throw ValidationError("cannot find a free port") }
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GreylagBench
 import NIOPosix
 import GreylagCore
 import GreylagServer
@@ -141,15 +142,7 @@ final class PolicyTestClient: @unchecked Sendable {
     }
 
     static func connectTCP(_ host: String, _ port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, host, &addr.sin_addr)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { close(fd); throw TestFailure("connect \(host):\(port) failed: errno \(errno)") }
+        let fd = try BlockingSocket.connectIPv4(host, port)
         setTimeout(fd)
         return fd
     }
