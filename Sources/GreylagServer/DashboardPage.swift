@@ -164,7 +164,7 @@ public enum DashboardPage {
         }
         page += section("Decisions per hour, last 48 hours", id: "hourly",
                         legend: hourly.map { ($0.series.rawValue, $0.color) },
-                        body: stackedBars(hourBars, colors: hourly.map(\.color), labelEvery: 6, first: 2,
+                        body: stackedBars(hourBars, series: hourly.map { ($0.series.rawValue, $0.color) }, labelEvery: 6, first: 2,
                                           label: "decisions per hour"))
         let offset = Int64(d.utcOffset)
         let today = floorDiv(d.now + offset, 86_400)
@@ -181,7 +181,7 @@ public enum DashboardPage {
         }
         page += section("Decisions per day, last \(d.days) days", id: "daily",
                         legend: daily.map { ($0.series.rawValue, $0.color) },
-                        body: stackedBars(dayBars, colors: daily.map(\.color), labelEvery: 5, first: (d.days - 1) % 5,
+                        body: stackedBars(dayBars, series: daily.map { ($0.series.rawValue, $0.color) }, labelEvery: 5, first: (d.days - 1) % 5,
                                           label: "decisions per day"))
 
         // The delay real mail paid.
@@ -199,7 +199,7 @@ public enum DashboardPage {
                 values: [b.count])
         }
         page += section("Return delay of legitimate senders", id: "returns", legend: [],
-                        body: delayText + stackedBars(delayBars, colors: [returnColor], labelEvery: 1, first: 0,
+                        body: delayText + stackedBars(delayBars, series: [("", returnColor)], labelEvery: 1, first: 0,
                                                       label: "senders by return delay"))
 
         // What greylisting blocked.
@@ -277,10 +277,12 @@ public enum DashboardPage {
         return "<div class=\"tile\"><b>\(value)</b><span>\(mark)\(html(label))</span></div>"
     }
 
-    /// A bar chart, bars stacked from the first value up, with a y axis
-    /// from 0 to a round maximum and every `labelEvery`th bar labelled
+    /// A bar chart, bars stacked from the first value up (the value of
+    /// `series[j]` drawn in its colour and named in its tooltip), with a y
+    /// axis from 0 to a round maximum and every `labelEvery`th bar labelled
     /// starting at `first`.
-    static func stackedBars(_ bars: [Bar], colors: [String], labelEvery: Int, first: Int, label: String) -> String {
+    static func stackedBars(_ bars: [Bar], series: [(name: String, color: String)], labelEvery: Int, first: Int,
+                            label: String) -> String {
         let width = 960, top = 10, plot = 180, left = 52, right = 8
         let height = top + plot + 22
         let peak = bars.map { $0.values.reduce(0, +) }.max() ?? 0
@@ -302,9 +304,9 @@ public enum DashboardPage {
             for (j, value) in bar.values.enumerated() where value > 0 {
                 let h = max(1, Int((Double(value) / Double(scale) * Double(plot)).rounded()))
                 base -= h
-                let series = colors.count > 1 ? " " + seriesName(colors[j]) : ""
-                svg += "<rect x=\"\(x)\" y=\"\(base)\" width=\"\(w)\" height=\"\(h)\" fill=\"\(colors[j])\">"
-                    + "<title>\(html(bar.tip)):\(series) \(value)</title></rect>"
+                let name = series[j].name.isEmpty ? "" : " " + series[j].name
+                svg += "<rect x=\"\(x)\" y=\"\(base)\" width=\"\(w)\" height=\"\(h)\" fill=\"\(series[j].color)\">"
+                    + "<title>\(html(bar.tip)):\(html(name)) \(value)</title></rect>"
             }
             if i % labelEvery == first % labelEvery {
                 svg += "<text x=\"\(x + w / 2)\" y=\"\(top + plot + 15)\" text-anchor=\"middle\">\(html(bar.label))</text>"
@@ -314,10 +316,6 @@ public enum DashboardPage {
             svg += "<text x=\"\(width / 2)\" y=\"\(top + plot / 2)\" text-anchor=\"middle\">no decisions counted yet</text>"
         }
         return svg + "</svg>"
-    }
-
-    static func seriesName(_ color: String) -> String {
-        (hourly + daily).first { $0.color == color }?.series.rawValue ?? ""
     }
 
     /// One bar split in two: came back, never came back.
