@@ -60,6 +60,11 @@ func dechunked(_ text: String) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
+/// The value of the sample `name` (with its labels, as written) in a Prometheus text exposition.
+func metricValue(_ exposition: String, _ name: String) -> Double? {
+    exposition.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+}
+
 func httpGet(_ address: String, _ path: String) async throws -> (status: Int, body: String) {
     try await httpRequest(address, "GET", path)
 }
@@ -80,10 +85,7 @@ func httpGet(_ address: String, _ path: String) async throws -> (status: Int, bo
             try await Task.sleep(for: .milliseconds(1500))
             let (status, body) = try await httpGet(String(http), "/metrics")
             #expect(status == 200)
-            let lines = body.split(separator: "\n").map(String.init)
-            func value(_ prefix: String) -> Double? {
-                lines.first { $0.hasPrefix(prefix + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
-            }
+            func value(_ name: String) -> Double? { metricValue(body, name) }
             #expect(value(#"greylag_decisions_total{via="policy",action="defer",reason="new_triplet"}"#) == 2, "\(body)")
             #expect(value(#"greylag_decisions_total{via="policy",action="defer",reason="too_early"}"#) == 1)
             #expect(value("greylag_decision_seconds_count") == 3)
@@ -125,10 +127,8 @@ func httpGet(_ address: String, _ path: String) async throws -> (status: Int, bo
             let c = try await PolicyTestClient(addresses[0])
             #expect(try await c.ask(request()) == defer300)
             try await Task.sleep(for: .milliseconds(1500))
-            let lines = try await httpGet(http, "/metrics").body.split(separator: "\n")
-            func value(_ prefix: String) -> Double? {
-                lines.first { $0.hasPrefix(prefix + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
-            }
+            let body = try await httpGet(http, "/metrics").body
+            func value(_ name: String) -> Double? { metricValue(body, name) }
             // The expiry loop ran twice, but with sizes_interval = 0 nothing was counted.
             #expect((value("greylag_expiry_runs_total") ?? 0) >= 2)
             #expect((value(#"greylag_records{state="pending"}"#) ?? 0) == 0)
