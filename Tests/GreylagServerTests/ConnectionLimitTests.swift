@@ -45,12 +45,18 @@ import Testing
 }
 
 /// Programs the tests start must not hold the test process's listening
-/// sockets, and must still be waited for.
+/// sockets (NIO's are not close-on-exec), or a later test cannot bind its
+/// port: Foundation's Process passes none on; the database helpers, which
+/// start bash with posix_spawn, close them with `DatabaseOutageTests.closeInherited`.
 @Suite struct ChildProcessDescriptorTests {
-    @Test func aStartedProgramHoldsNoListeningSocketOfTheTests() async throws {
-        // A listening socket as NIO makes them: without close-on-exec.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    @Test func startedProgramsHoldNoListeningSocketOfTheTests() async throws {
+        // A listening socket as NIO makes them, numbered above 255 as in a
+        // test process with many sockets open.
+        let low = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = fcntl(low, F_DUPFD, 300)
+        close(low)
         defer { close(fd) }
+        #expect(fd >= 300)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -59,8 +65,18 @@ import Testing
         #expect(listen(fd, 4) == 0)
         let inode = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")
         #expect(inode.hasPrefix("socket:["))
+
         let run = try await runProgram("/bin/ls", ["-l", "/proc/self/fd"], timeout: 20)
         #expect(run.status == 0)
         #expect(!run.output.contains(inode), "\(run.output)")
+
+        let dir = TemporaryDirectory()
+        let status = try await PolicyTestClient.offPool {
+            spawnAndWait(["/bin/bash", "-c", DatabaseOutageTests.closeInherited + #" exec ls -l /proc/self/fd >"$1/fds""#,
+                          "_", dir.path])
+        }
+        #expect(status == 0)
+        let listed = try String(contentsOfFile: dir.path + "/fds", encoding: .utf8)
+        #expect(listed.contains("/proc/") && !listed.contains(inode), "\(listed)")
     }
 }

@@ -20,33 +20,12 @@ enum E2E {
     }
 }
 
-/// Closes every descriptor above standard error, for a bash started with
-/// posix_spawn (SharedStoreTests): NIO's sockets are not close-on-exec.
-let closeInherited = #"for fd in $(ls /proc/$$/fd); do if [ "$fd" -gt 2 ] && [ "$fd" -lt 255 ]; then eval "exec $fd>&-"; fi; done;"#
-
-/// Closes the listening TCP sockets a bash inherited, and nothing else:
-/// Foundation's Process learns that its child ended from a socket pair the
-/// child holds, so closing every descriptor would leave it waiting forever.
-/// A program started while other tests serve would otherwise hold their
-/// listening sockets (a Postfix test could not bind its policy port while
-/// the crash test ran).
-let closeInheritedListeners = #"l=" $(awk '$4=="0A"{print $10}' /proc/net/tcp /proc/net/tcp6 2>/dev/null | tr '\n' ' ') "; "#
-    + #"for fd in $(ls /proc/$$/fd); do if [ "$fd" -gt 2 ] && [ "$fd" -lt 255 ]; then "#
-    + #"t=$(readlink /proc/$$/fd/$fd); case "$t" in socket:*) i=${t#socket:[}; i=${i%]}; "#
-    + #"case "$l" in *" $i "*) eval "exec $fd>&-";; esac;; esac; fi; done;"#
-
-/// Arguments for /bin/bash that close inherited listening sockets and exec
-/// `program` with `arguments`.
-func withoutInheritedDescriptors(_ program: String, _ arguments: [String]) -> [String] {
-    ["-c", closeInheritedListeners + #" exec "$0" "$@""#, program] + arguments
-}
-
 /// Runs a program and returns its exit status and standard output and error.
 func runProgram(_ path: String, _ arguments: [String], timeout: Double = 60) async throws -> (status: Int32, output: String) {
     try await PolicyTestClient.offPool {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = withoutInheritedDescriptors(path, arguments)
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -61,8 +40,8 @@ func runProgram(_ path: String, _ arguments: [String], timeout: Double = 60) asy
 /// Starts the real `greylag serve --config CONFIG`, its output going to `log`.
 func startDaemon(_ binary: String, config: String, log: String) throws -> Process {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = withoutInheritedDescriptors(binary, ["serve", "--config", config])
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = ["serve", "--config", config]
     FileManager.default.createFile(atPath: log, contents: nil)
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
     process.standardOutput = handle

@@ -115,11 +115,9 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
     func tcpserver(_ binary: String, socket: String, environment: [String: String]) throws -> (Process, Int) {
         let port = try freePort()
         let p = Process()
-        // Started without the test process's other sockets (see closeInherited).
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = withoutInheritedDescriptors("/usr/bin/tcpserver", [
-            "-q", "-H", "-R", "-l", "mx.greylag.test", "127.0.0.1", String(port), binary, "qmail-wrap",
-            "--socket", "unix:" + socket, "/bin/bash", Self.repository + "/scripts/lib/fake-smtpd.sh"])
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/tcpserver")
+        p.arguments = ["-q", "-H", "-R", "-l", "mx.greylag.test", "127.0.0.1", String(port), binary, "qmail-wrap",
+                       "--socket", "unix:" + socket, "/bin/bash", Self.repository + "/scripts/lib/fake-smtpd.sh"]
         p.environment = environment.merging(["PATH": "/usr/bin:/bin"]) { $1 }
         p.standardOutput = FileHandle.nullDevice
         try p.run()

@@ -185,7 +185,7 @@ enum SharedServer: String, CaseIterable, Sendable, CustomTestStringConvertible {
     /// would otherwise keep the listening sockets of the daemons other tests
     /// run at the same moment, and their ports busy, for as long as it lives.
     static func bash(_ command: String, dir: String, port: Int) async throws {
-        let args = ["/bin/bash", "-c", "\(GreylagServerTests.closeInherited) \(lib) && \(command) >>\"$1/bash.out\" 2>&1",
+        let args = ["/bin/bash", "-c", "\(closeInherited) \(lib) && \(command) >>\"$1/bash.out\" 2>&1",
                     "_", dir, String(port)]
         let status = try await PolicyTestClient.offPool { spawnAndWait(args) }
         guard status == 0 else {
@@ -199,6 +199,9 @@ enum SharedServer: String, CaseIterable, Sendable, CustomTestStringConvertible {
     }
 
     static let lib = "source \(repository)/scripts/lib/postgres.sh && source \(repository)/scripts/lib/mariadb.sh"
+    /// Closes every descriptor above standard error, whatever its number: a
+    /// test process with many sockets open has listeners above 254 too.
+    static let closeInherited = #"for fd in $(ls /proc/$$/fd); do if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done;"#
 
     /// One answer under load: what, how long, and in which phase it was asked.
     struct Answer: Sendable {
@@ -215,7 +218,7 @@ enum SharedServer: String, CaseIterable, Sendable, CustomTestStringConvertible {
         let port = try freePort()
         try await Self.bash(server.start, dir: dir.path, port: port)
         defer {
-            _ = spawnAndWait(["/bin/bash", "-c", "\(GreylagServerTests.closeInherited) \(Self.lib) && (\(server.thaw)) 2>/dev/null; \(server.stop)",
+            _ = spawnAndWait(["/bin/bash", "-c", "\(Self.closeInherited) \(Self.lib) && (\(server.thaw)) 2>/dev/null; \(server.stop)",
                               "_", dir.path, String(port)])
         }
         let log = CapturedLog()
