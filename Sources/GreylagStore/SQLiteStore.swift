@@ -39,7 +39,6 @@ public final class SQLiteStore: GreylistStore {
             // small, so smaller pages mean fewer bytes per decision (applies to
             // new files only).
             try db.execute(sql: "PRAGMA page_size = 2048")
-            try db.execute(sql: "PRAGMA synchronous = \(sync)")
             // Checkpoints run beside the writer (WALCheckpointer), not in its commits.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
             try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
@@ -48,6 +47,11 @@ public final class SQLiteStore: GreylistStore {
             try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
+        // Set on the writer after the pool is open: GRDB switches every new
+        // WAL connection to NORMAL after running `prepareDatabase`, which
+        // would silently undo a FULL set there. Readers do not commit, so
+        // their setting does not matter.
+        try pool.barrierWriteWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync)") }
         try SQLiteSchema.migrator.migrate(pool)
         writer = GroupCommitWriter(pool: pool, maxBatch: maxBatch, executor: writerExecutor)
         checkpointer = try WALCheckpointer(path: path, synchronous: sync, interval: .milliseconds(200))
@@ -57,6 +61,15 @@ public final class SQLiteStore: GreylistStore {
     public var commitCount: Int { writer.commitCount }
     /// Writes committed so far.
     public var writeCount: Int { writer.writeCount }
+
+    /// The synchronous setting the writer commits with.
+    public func writerSynchronous() throws -> Synchronous {
+        let level = try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        switch level {
+        case 2, 3: return .full  // 3 is EXTRA, stricter than FULL
+        default: return .normal
+        }
+    }
 
     /// The applied schema migrations, oldest first.
     public func appliedMigrations() throws -> [String] {

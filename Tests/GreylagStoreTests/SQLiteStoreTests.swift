@@ -50,6 +50,21 @@ func triplet(_ i: Int, network: String = "192.0.2.0/24") -> Triplet {
         try await reopened.close()
     }
 
+    /// GRDB turns every WAL connection to NORMAL after its own set-up; the
+    /// setting asked for must still be the one the writer commits with, on a
+    /// new file and on a reopened one.
+    @Test(arguments: SQLiteStore.Synchronous.allCases)
+    func writerCommitsWithTheSynchronousSettingAskedFor(_ setting: SQLiteStore.Synchronous) async throws {
+        let dir = TemporaryDirectory()
+        for _ in 0..<2 {
+            let store = try SQLiteStore(path: dir.path + "/greylag.db", synchronous: setting)
+            #expect(try store.writerSynchronous() == setting)
+            _ = try await decide(store, triplet(1), at: t0)
+            #expect(try store.writerSynchronous() == setting)
+            try await store.close()
+        }
+    }
+
     @Test func concurrentWritersLoseNothingAndShareCommits() async throws {
         let dir = TemporaryDirectory()
         let store = try SQLiteStore(path: dir.path + "/greylag.db", synchronous: .full)
