@@ -107,6 +107,7 @@ actor ConfigReloader {
         if a.storePath != b.storePath { out.append("store.path") }
         if a.backend != b.backend { out.append("store.backend and its connection") }
         if a.synchronous != b.synchronous { out.append("store.synchronous") }
+        if a.threads != b.threads { out.append("server.threads") }
         if a.adminSocket != b.adminSocket { out.append("admin.socket") }
         if a.adminSocketMode != b.adminSocketMode { out.append("admin.socket_mode") }
         if a.socketMode != b.socketMode { out.append("policy.socket_mode") }

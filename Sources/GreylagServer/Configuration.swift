@@ -4,6 +4,7 @@ import GreylagPostgres
 import GreylagStore
 import Logging
 import Milter
+import NIOCore
 import PolicyProtocol
 
 /// Everything `greylag serve` runs with. Every field has a default, so no
@@ -19,6 +20,13 @@ public struct GreylagConfiguration: Sendable {
 
     // [greylist]
     public var policy = GreylistPolicy()
+
+    // [server]
+    /// Event-loop threads serving the policy and milter connections; 0: one per core.
+    public var threads = 0
+
+    /// The threads the daemon starts: `threads`, or one per core.
+    public var effectiveThreads: Int { threads > 0 ? threads : max(1, System.coreCount) }
 
     // [policy]
     public var policyListeners: [ListenAddress] = [.tcp(host: "127.0.0.1", port: 10023)]
@@ -59,7 +67,10 @@ public struct GreylagConfiguration: Sendable {
     }
     public var backend: Backend = .sqlite
     public var storePath = "greylag.db"
-    public var synchronous: SQLiteStore.Synchronous = .full
+    /// `normal`: safe against a crash of greylag (SIGKILL, OOM), and a power
+    /// loss costs at most the last checkpoint interval; `full` syncs every
+    /// commit and serves fewer decisions per second.
+    public var synchronous: SQLiteStore.Synchronous = .normal
     public var expiryInterval: Int64 = 60
     /// Seconds between counts of the store's records for `/metrics` (0: never).
     public var sizesInterval: Int64 = 600

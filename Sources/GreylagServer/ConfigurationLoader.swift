@@ -41,6 +41,9 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 /// normalize_sender = true
 /// dry_run = false
 ///
+/// [server]
+/// threads = 0                   # event-loop threads; 0: one per core
+///
 /// [policy]
 /// listen = ["127.0.0.1:10023"]  # also "[::1]:10023", "unix:/run/greylag/policy.sock"
 /// defer_action = "DEFER_IF_PERMIT"
@@ -67,7 +70,7 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 /// path = "greylag.db"            # sqlite
 /// host = "127.0.0.1"             # postgresql and mysql: host, port, user, password, database,
 /// port = 5432                    #   max_connections; mysql also socket (port 3306 by default)
-/// synchronous = "full"          # or "normal"
+/// synchronous = "normal"        # or "full" (syncs every commit)
 /// expiry_interval = "1m"
 /// expiry_batch = 500
 /// timeout = "5s"
@@ -152,7 +155,7 @@ struct Reader {
         errors.append(ConfigurationError(file: file, line: locator.line(of: key, item: item), key: key, message: message))
     }
 
-    static let sections = "[greylist], [policy], [milter], [store], [log], [whitelist], [blacklist], [exemptions], "
+    static let sections = "[greylist], [server], [policy], [milter], [store], [log], [whitelist], [blacklist], [exemptions], "
         + "[scope], [dry_run], [lists.NAME], [admin], [reload] or [http]"
 
     mutating func read(_ root: TOMLTable, into config: inout GreylagConfiguration) {
@@ -163,6 +166,7 @@ struct Reader {
             }
             switch name {
             case "greylist": readGreylist(section, into: &config)
+            case "server": readServer(section, into: &config)
             case "policy": readPolicy(section, into: &config)
             case "milter": readMilter(section, into: &config)
             case "store": readStore(section, into: &config)
@@ -427,6 +431,18 @@ struct Reader {
         default:
             for k in serverKeys + [socketKey].compactMap({ $0 }) {
                 fail(k, "only used with backend = \"postgresql\" or \"mysql\"")
+            }
+        }
+    }
+
+    mutating func readServer(_ t: TOMLTable, into c: inout GreylagConfiguration) {
+        for (key, value) in t {
+            let k = "server.\(key)"
+            switch key {
+            case "threads":
+                if let v = integer(k, value, in: 0...256) { c.threads = v }
+            default:
+                fail(k, "unknown key")
             }
         }
     }

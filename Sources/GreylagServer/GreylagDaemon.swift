@@ -67,16 +67,30 @@ public final class GreylagDaemon: Service {
         }
     }
 
+    /// With `synchronous = "normal"` a commit does not wait for the disk,
+    /// so the writer runs on `loop` and commits the decisions that loop read
+    /// in one turn without a hand-off. With `full` every commit waits for an
+    /// fsync, which must not hold up the connections of a loop: the writer
+    /// gets a thread of its own.
     @Sendable public static func openSQLite(_ config: GreylagConfiguration, loop: any EventLoop) throws -> any GreylistStore {
-        try SQLiteStore(path: config.storePath, synchronous: config.synchronous,
-                        writerExecutor: { loop.execute($0) })
+        switch config.synchronous {
+        case .normal:
+            // The drain runs on the loop that found the writer idle, after
+            // the rest of its turn: no wake-up of another thread per group.
+            return try SQLiteStore(path: config.storePath, synchronous: .normal, writerExecutor: { work in
+                (MultiThreadedEventLoopGroup.currentEventLoop ?? loop).execute(work)
+            })
+        case .full:
+            return try SQLiteStore(path: config.storePath, synchronous: .full)
+        }
     }
 
     public func run() async throws {
-        // By default one event loop serves every connection and also runs
-        // the store's writer: a decision is read, committed with the others
-        // read in the same turn, and answered on one thread, with no hand-off.
-        let ownGroup = givenGroup == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
+        // One event loop per core (`server.threads`) reads requests and
+        // writes answers; the store's single writer commits what all of
+        // them submitted in groups (see `openSQLite`).
+        let ownGroup = givenGroup == nil
+            ? MultiThreadedEventLoopGroup(numberOfThreads: configuration.effectiveThreads) : nil
         defer { ownGroup?.shutdownGracefully { _ in } }
         let group = givenGroup ?? ownGroup!
         try await serve(on: group)
@@ -171,7 +185,9 @@ public final class GreylagDaemon: Service {
         let boundMilters = milters.compactMap { $0.localAddress.map(Self.describe) }
         let banner = "greylag \(GreylagVersion.string) serving policy on \(bound.joined(separator: ", ")); "
             + "milter on \(boundMilters.isEmpty ? "none" : boundMilters.joined(separator: ", ")); "
-            + "store \(config.backendDescription); delay \(DurationText.format(config.policy.delay))"
+            + "store \(config.backendDescription)"
+            + (config.backend == .sqlite ? " (synchronous \(config.synchronous.rawValue))" : "")
+            + "; \(config.effectiveThreads) threads; delay \(DurationText.format(config.policy.delay))"
             + (config.policy.dryRun ? "; DRY RUN" : "")
             + "; admin socket \(config.adminSocketPath ?? "off"); http \(httpBound.map { "on \($0)" } ?? "off"); lists: "
             + ConfigReloader.describe(config.lists)

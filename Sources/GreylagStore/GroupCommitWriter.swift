@@ -94,46 +94,48 @@ final class GroupCommitWriter: Sendable {
         }
     }
 
+    /// Commits one group, then hands the rest back to the executor, so an
+    /// event loop that runs the writer gets to its own connections between
+    /// groups however busy the other loops keep the writer.
     private func drain() {
-        while true {
-            let batch: [Job]? = state.withLock { state in
-                if state.pending.isEmpty {
-                    state.draining = false
-                    return nil
-                }
-                if state.pending.count <= maxBatch {
-                    defer { state.pending.removeAll(keepingCapacity: true) }
-                    return state.pending
-                }
-                let head = Array(state.pending.prefix(maxBatch))
-                state.pending.removeFirst(maxBatch)
-                return head
+        let batch: [Job]? = state.withLock { state in
+            if state.pending.isEmpty {
+                state.draining = false
+                return nil
             }
-            guard let batch else {
-                let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-                    // A writer may have been submitted between the two locks.
-                    if state.draining { return [] }
-                    defer { state.idleWaiters.removeAll() }
-                    return state.idleWaiters
-                }
-                waiters.forEach { $0.resume() }
-                return
+            if state.pending.count <= maxBatch {
+                defer { state.pending.removeAll(keepingCapacity: true) }
+                return state.pending
             }
-            var completions: [@Sendable () -> Void] = []
-            completions.reserveCapacity(batch.count)
-            do {
-                try pool.writeWithoutTransaction { db in
-                    try db.inTransaction(.immediate) {
-                        for job in batch { completions.append(job.run(db)) }
-                        return .commit
-                    }
-                }
-                commits.add(1, ordering: .relaxed)
-                writes.add(batch.count, ordering: .relaxed)
-                completions.forEach { $0() }
-            } catch {
-                batch.forEach { $0.abort(error) }
-            }
+            let head = Array(state.pending.prefix(maxBatch))
+            state.pending.removeFirst(maxBatch)
+            return head
         }
+        guard let batch else {
+            let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                // A writer may have been submitted between the two locks.
+                if state.draining { return [] }
+                defer { state.idleWaiters.removeAll() }
+                return state.idleWaiters
+            }
+            waiters.forEach { $0.resume() }
+            return
+        }
+        var completions: [@Sendable () -> Void] = []
+        completions.reserveCapacity(batch.count)
+        do {
+            try pool.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    for job in batch { completions.append(job.run(db)) }
+                    return .commit
+                }
+            }
+            commits.add(1, ordering: .relaxed)
+            writes.add(batch.count, ordering: .relaxed)
+            completions.forEach { $0() }
+        } catch {
+            batch.forEach { $0.abort(error) }
+        }
+        execute { self.drain() }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GreylagCore
 @testable import GreylagServer
+import NIOCore
 import Testing
 
 @Suite struct ConfigurationLoaderTests {
@@ -58,7 +59,22 @@ import Testing
         #expect(c.policy.keying == NetworkKeying(ipv4Prefix: 24, ipv6Prefix: 64))
         #expect(c.policyListeners == [.tcp(host: "127.0.0.1", port: 10023)])
         #expect(c.storePath == "greylag.db")
+        #expect(c.synchronous == .normal)
+        #expect(c.threads == 0 && c.effectiveThreads == System.coreCount)
         #expect(c.replies.deferAction == "DEFER_IF_PERMIT")
+    }
+
+    @Test func serverThreads() throws {
+        #expect(try ConfigurationLoader.parse("[server]\nthreads = 3\n", file: "t.toml").effectiveThreads == 3)
+        let found = errors("""
+            [server]
+            threads = 1000
+            workers = 2
+            """)
+        #expect(Set(found.map(\.description)) == [
+            "/etc/greylag/greylag.toml:2: server.threads: 1000 is out of range 0...256",
+            "/etc/greylag/greylag.toml:3: server.workers: unknown key",
+        ])
     }
 
     @Test func readsEverySection() throws {
@@ -86,7 +102,7 @@ import Testing
 
             [store]
             path = "/var/lib/greylag/greylag.db"
-            synchronous = "normal"
+            synchronous = "full"
             expiry_interval = "30s"
             expiry_batch = 100
             timeout = "2s"
@@ -104,7 +120,7 @@ import Testing
         #expect(c.replies.rejectAction == "554 5.7.1" && !c.replies.addHeader && c.replies.hostname == "mx1.example.net")
         #expect(c.idleTimeout == 120 && c.socketMode == 0o660 && c.policyMaxConnections == 500)
         #expect(c.milterMaxConnections == 2000)
-        #expect(c.storePath == "/var/lib/greylag/greylag.db" && c.synchronous == .normal)
+        #expect(c.storePath == "/var/lib/greylag/greylag.db" && c.synchronous == .full)
         #expect(c.expiryInterval == 30 && c.expiryBatch == 100 && c.storeTimeout == 2 && c.failureMode == .defer)
         #expect(c.logLevel == .debug)
     }

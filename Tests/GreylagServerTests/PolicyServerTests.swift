@@ -117,6 +117,50 @@ extension BrokenStore: @unchecked Sendable {}
         }
     }
 
+    /// Connections spread over several event loops decide one triplet
+    /// together: the single store writer loses no update, with the writer
+    /// on a loop (`normal`) and on its own thread (`full`).
+    @Test(arguments: SQLiteStore.Synchronous.allCases)
+    func connectionsOnSeveralLoopsShareOneWriter(_ synchronous: SQLiteStore.Synchronous) async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/threads.db"
+        let log = CapturedLog()
+        let connections = 16, rounds = 10
+        try await withDaemon(configure: {
+            $0.threads = 3
+            $0.synchronous = synchronous
+            $0.storePath = path
+        }, log: log) { addresses, _ in
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for c in 0..<connections {
+                    group.addTask {
+                        let client = try await PolicyTestClient(addresses[0])
+                        var deferred = 0
+                        for i in 0..<rounds {
+                            // Distinct recipients (senders' digits are normalized away).
+                            for recipient in ["bob@example.net", "c\(c)-\(i)@example.net"] {
+                                let reply = try await client.ask(rcptRequest(sender: "shared@example.org",
+                                                                             recipient: recipient))
+                                if reply?.hasPrefix("action=DEFER_IF_PERMIT ") == true { deferred += 1 }
+                            }
+                        }
+                        return deferred
+                    }
+                }
+                var total = 0
+                for try await n in group { total += n }
+                #expect(total == connections * rounds * 2)
+            }
+        }
+        #expect(log.contains("(synchronous \(synchronous.rawValue)); 3 threads;"))
+        let store = try SQLiteStore(path: path)
+        let shared = try #require(try await store.record(for: Triplet(network: "192.0.2.0/24", sender: "shared@example.org",
+                                                                       recipient: "bob@example.net")))
+        #expect(shared.blockedCount == Int64(connections * rounds))
+        #expect(try await store.counts(now: 0).pending == Int64(connections * rounds + 1))
+        try await store.close()
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
         try await withDaemon { addresses, _ in
             let client = try await PolicyTestClient(addresses[0])
