@@ -12,6 +12,7 @@
 #   BENCH_WORKLOADS    "CONNECTIONS:NEW_SHARE ..." (default "16:0.3 16:0.9 64:0.3 64:0.9")
 #   BENCH_SKIP_POSTGREY=1  leave postgrey out
 #   BENCH_SKIP_SQLGREY=1   leave sqlgrey out
+#   BENCH_SKIP_FULL=1      leave out the second greylag (store.synchronous = "full")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,7 @@ DUNNO_PORT=10096
 GREYLAG_PORT=10097
 POSTGREY_PORT=10098
 SQLGREY_PORT=10099
+FULL_PORT=10095
 
 log() { printf 'bench.sh: %s\n' "$*" >&2; }
 
@@ -57,6 +59,8 @@ PIDS+=($!)
 cat >"$WORK/greylag.toml" <<TOML
 [policy]
 listen = ["127.0.0.1:$GREYLAG_PORT"]
+[milter]
+listen = []
 [http]
 listen = "none"
 [store]
@@ -67,6 +71,14 @@ TOML
 PIDS+=($!)
 
 TARGETS="dunno:$DUNNO_PORT greylag:$GREYLAG_PORT"
+if [[ "${BENCH_SKIP_FULL:-0}" != 1 ]]; then
+    # The same with every commit synced (safe against power loss too).
+    sed -e "s/:$GREYLAG_PORT/:$FULL_PORT/" -e "s|greylag.db|greylag-full.db|" \
+        -e 's/^\[store\]$/[store]\nsynchronous = "full"/' "$WORK/greylag.toml" >"$WORK/greylag-full.toml"
+    "$BIN" serve --config "$WORK/greylag-full.toml" >"$WORK/greylag-full.log" 2>&1 &
+    PIDS+=($!)
+    TARGETS="$TARGETS greylag-full:$FULL_PORT"
+fi
 if [[ "${BENCH_SKIP_POSTGREY:-0}" != 1 ]]; then
     # postgrey with its defaults (auto-whitelist after 5, /24 keys), logging
     # every decision to a file like greylag.
@@ -81,6 +93,7 @@ if [[ "${BENCH_SKIP_SQLGREY:-0}" != 1 ]]; then
 fi
 wait_port "$DUNNO_PORT"
 wait_port "$GREYLAG_PORT"
+[[ "${BENCH_SKIP_FULL:-0}" != 1 ]] && wait_port "$FULL_PORT"
 
 log "machine: $(nproc) cores, $(uname -r); ${SECONDS_PER_RUN}s per run after ${WARMUP}s warm-up"
 declare -A RATE P99
@@ -99,11 +112,12 @@ for workload in $WORKLOADS; do
 done
 
 echo
-printf '%-14s %12s %12s %12s %12s %10s %10s %12s %12s\n' workload dunno/s greylag/s postgrey/s sqlgrey/s "p99 (ms)" \
-    "vs dunno" "vs postgrey" "vs sqlgrey"
+printf '%-14s %10s %10s %9s %10s %9s %11s %10s %9s %12s %11s\n' workload dunno/s greylag/s "p99 (ms)" \
+    "full/s" "full p99" postgrey/s sqlgrey/s "vs dunno" "vs postgrey" "vs sqlgrey"
 for workload in $WORKLOADS; do
     d="${RATE[dunno $workload]}"
     g="${RATE[greylag $workload]}"
+    f="${RATE[greylag-full $workload]:-}"
     p="${RATE[postgrey $workload]:-}"
     q="${RATE[sqlgrey $workload]:-}"
     vs_d="$(awk -v g="$g" -v d="$d" 'BEGIN { printf "%.0f%%", 100 * g / d }')"
@@ -111,6 +125,7 @@ for workload in $WORKLOADS; do
     [[ -n "$p" && "$p" != 0 ]] && vs_p="$(awk -v g="$g" -v p="$p" 'BEGIN { printf "%.1fx", g / p }')"
     vs_q="-"
     [[ -n "$q" && "$q" != 0 ]] && vs_q="$(awk -v g="$g" -v q="$q" 'BEGIN { printf "%.1fx", g / q }')"
-    printf '%-14s %12s %12s %12s %12s %10s %10s %12s %12s\n' "${workload/:/ conn, }" "$d" "$g" "${p:--}" "${q:--}" \
-        "${P99[greylag $workload]}" "$vs_d" "$vs_p" "$vs_q"
+    printf '%-14s %10s %10s %9s %10s %9s %11s %10s %9s %12s %11s\n' "${workload/:/ conn, }" "$d" "$g" \
+        "${P99[greylag $workload]}" "${f:--}" "${P99[greylag-full $workload]:--}" "${p:--}" "${q:--}" \
+        "$vs_d" "$vs_p" "$vs_q"
 done
