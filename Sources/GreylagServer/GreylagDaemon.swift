@@ -69,17 +69,15 @@ public final class GreylagDaemon: Service {
 
     /// With `synchronous = "normal"` a commit does not wait for the disk,
     /// so the writer runs on `loop` and commits the decisions that loop read
-    /// in one turn without a hand-off. With `full` every commit waits for an
+    /// in one turn without a hand-off (decisions from the other loops join
+    /// the next group). Always the same loop: a loop of another group (the
+    /// HTTP server's) may already be shut down when the writer is called. With `full` every commit waits for an
     /// fsync, which must not hold up the connections of a loop: the writer
     /// gets a thread of its own.
     @Sendable public static func openSQLite(_ config: GreylagConfiguration, loop: any EventLoop) throws -> any GreylistStore {
         switch config.synchronous {
         case .normal:
-            // The drain runs on the loop that found the writer idle, after
-            // the rest of its turn: no wake-up of another thread per group.
-            return try SQLiteStore(path: config.storePath, synchronous: .normal, writerExecutor: { work in
-                (MultiThreadedEventLoopGroup.currentEventLoop ?? loop).execute(work)
-            })
+            return try SQLiteStore(path: config.storePath, synchronous: .normal, writerExecutor: { loop.execute($0) })
         case .full:
             return try SQLiteStore(path: config.storePath, synchronous: .full)
         }
