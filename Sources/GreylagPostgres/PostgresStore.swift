@@ -128,7 +128,9 @@ public final class PostgresStore: GreylistStore {
     /// Applies the migrations not applied yet; returns the schema version.
     @discardableResult
     func migrate() async throws -> Int {
-        try await timed {
+        // Once at start, not in the path of an MTA: a server that was just
+        // started, or is busy, gets more than a decision's time for it.
+        try await timed(seconds: max(settings.queryTimeout, 30)) {
             try await self.client.withConnection { connection in
                 try await connection.query("SELECT pg_advisory_lock(7405261)", logger: self.logger)
                 do {
@@ -168,8 +170,8 @@ public final class PostgresStore: GreylistStore {
     }
 
     /// Runs `body`, failing with `TimeoutError` after the query timeout.
-    func timed<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let seconds = settings.queryTimeout
+    func timed<T: Sendable>(seconds: Double? = nil, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let seconds = seconds ?? settings.queryTimeout
         return try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
