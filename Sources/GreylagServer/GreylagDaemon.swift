@@ -71,9 +71,9 @@ public final class GreylagDaemon: Service {
     /// so the writer runs on `loop` and commits the decisions that loop read
     /// in one turn without a hand-off (decisions from the other loops join
     /// the next group). Always the same loop: a loop of another group (the
-    /// HTTP server's) may already be shut down when the writer is called. With `full` every commit waits for an
-    /// fsync, which must not hold up the connections of a loop: the writer
-    /// gets a thread of its own.
+    /// HTTP server's) may already be shut down when the writer is called.
+    /// With `full` every commit waits for an fsync, which must not hold up
+    /// the connections of a loop: the writer gets a thread of its own.
     @Sendable public static func openSQLite(_ config: GreylagConfiguration, loop: any EventLoop) throws -> any GreylistStore {
         switch config.synchronous {
         case .normal:
