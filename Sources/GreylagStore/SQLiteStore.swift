@@ -81,7 +81,7 @@ public final class SQLiteStore: GreylistStore {
         writer.submit({ db in
             let state = try SQLiteHotPath.state(of: triplet, now: now, in: db)
             let decision = decide(state)
-            try SQLiteHotPath.apply(decision.change, for: triplet, now: now, in: db)
+            try SQLiteHotPath.apply(decision.change, for: triplet, previous: state.record, now: now, in: db)
             return decision
         }, completion: completion)
     }

@@ -50,6 +50,35 @@ func triplet(_ i: Int, network: String = "192.0.2.0/24") -> Triplet {
         try await reopened.close()
     }
 
+    /// A retry that is still blocked is written with an UPDATE of its
+    /// counters and time last seen only; a pass and a restart after expiry
+    /// rewrite the whole record. Every field must come out as the engine set it.
+    @Test func retriesUpdateTheRecordTheEngineMade() async throws {
+        let dir = TemporaryDirectory()
+        let store = try SQLiteStore(path: dir.path + "/greylag.db")
+        let t = triplet(7)
+        #expect(try await decide(store, t, at: t0).reason == .newTriplet)
+        #expect(try await decide(store, t, at: t0 + 60).reason == .tooEarly)
+        #expect(try await decide(store, t, at: t0 + 120).reason == .tooEarly)
+        var r = try #require(try await store.record(for: t))
+        #expect([r.firstSeen, r.lastSeen, r.blockExpires, r.recordExpires, r.blockedCount, r.passedCount]
+                == [t0, t0 + 120, t0 + 300, t0 + 2 * 86_400, 3, 0])
+        #expect(try await decide(store, t, at: t0 + 400).reason == .delayElapsed)
+        r = try #require(try await store.record(for: t))
+        #expect([r.lastSeen, r.recordExpires, r.blockedCount, r.passedCount] == [t0 + 400, t0 + 400 + 36 * 86_400, 3, 1])
+        // Expired: the record starts over in place.
+        let later = t0 + 400 + 37 * 86_400
+        #expect(try await decide(store, t, at: later).reason == .newTriplet)
+        r = try #require(try await store.record(for: t))
+        #expect([r.firstSeen, r.lastSeen, r.blockExpires, r.blockedCount, r.passedCount] == [later, later, later + 300, 1, 0])
+        // The expiry index saw every change of record_expires.
+        _ = try await store.expire(now: later + 2 * 86_400, limit: 10)
+        #expect(try await store.record(for: t) != nil)
+        _ = try await store.expire(now: later + 2 * 86_400 + 1, limit: 10)
+        #expect(try await store.record(for: t) == nil)
+        try await store.close()
+    }
+
     /// GRDB turns every WAL connection to NORMAL after its own set-up; the
     /// setting asked for must still be the one the writer commits with, on a
     /// new file and on a reopened one.
