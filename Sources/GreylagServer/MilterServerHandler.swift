@@ -106,10 +106,11 @@ final class MilterServerHandler: ChannelInboundHandler {
         let finished: @Sendable (Verdict, UInt64, Bool) -> Void = { verdict, token, timedOut in
             bound.value.decided(verdict, token: token, timedOut: timedOut)
         }
-        let token = pending.begin(query, service: service, timeout: decisionTimeout, loop: context.eventLoop,
-                                  finished: finished)
+        let token = pending.begin(query)
         PendingDecision<Void>.ask(query, now: service.now(), token: token, service: service, mailbox: mailbox,
                                   finished: finished)
+        pending.armTimeout(token, service: service, timeout: decisionTimeout, loop: context.eventLoop,
+                           finished: finished)
     }
 
     private func decided(_ verdict: Verdict, token: UInt64, timedOut _: Bool) {

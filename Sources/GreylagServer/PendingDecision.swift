@@ -3,8 +3,8 @@ import Logging
 import NIOCore
 
 /// The one greylisting decision a connection waits for, shared by the
-/// policy and milter handlers: a token per decision, a timeout armed before
-/// the decision starts, the verdict handed back on the connection's event
+/// policy and milter handlers: a token per decision, a timeout armed while
+/// the store works on it, the verdict handed back on the connection's event
 /// loop, and exactly one finish, by the decision or by the timeout with the
 /// failure mode's verdict.
 struct PendingDecision<Payload> {
@@ -15,22 +15,29 @@ struct PendingDecision<Payload> {
     /// A decision is awaited.
     var isWaiting: Bool { current != nil }
 
-    /// Starts awaiting a decision and arms its timeout, which calls
-    /// `finished` on `loop` with the failure mode's verdict; returns the
-    /// token. Call it before asking the service (see `ask`): a decision that
-    /// needs no store completes inside the call and must find its timeout.
-    mutating func begin(_ payload: Payload, service: GreylistService, timeout: TimeAmount, loop: any EventLoop,
-                        finished: @escaping @Sendable (Verdict, UInt64, _ timedOut: Bool) -> Void) -> UInt64 {
+    /// Starts awaiting a decision; returns its token. Ask the service next
+    /// (see `ask`), then call `armTimeout`.
+    mutating func begin(_ payload: Payload) -> UInt64 {
         nextToken &+= 1
-        let token = nextToken
-        current = (token, payload)
+        current = (nextToken, payload)
+        return nextToken
+    }
+
+    /// Arms the timeout of decision `token` if it is still awaited, which
+    /// calls `finished` on `loop` with the failure mode's verdict. Armed after
+    /// the service was asked: a decision that needs no store (a whitelisted
+    /// client, a non-RCPT stage) has finished by then and costs no timer.
+    /// The store's answer cannot overtake it, as it reaches the connection
+    /// through its event loop, which is running this call.
+    mutating func armTimeout(_ token: UInt64, service: GreylistService, timeout: TimeAmount, loop: any EventLoop,
+                             finished: @escaping @Sendable (Verdict, UInt64, _ timedOut: Bool) -> Void) {
+        guard current?.token == token, timeoutTask == nil else { return }
         timeoutTask = loop.scheduleTask(in: timeout) {
             // The store did not answer in time: one more failure for its health.
             service.health.failed(Self.timeoutReason(timeout),
                                   startedAt: StoreHealth.now() &- UInt64(timeout.nanoseconds))
             finished(service.failureVerdict(for: nil), token, true)
         }
-        return token
     }
 
     /// Asks the service to decide `query` and hands the verdict to

@@ -108,9 +108,10 @@ final class PolicyServerHandler: ChannelInboundHandler {
         let finished: @Sendable (Verdict, UInt64, Bool) -> Void = { verdict, token, timedOut in
             bound.value.decided(verdict, token: token, timedOut: timedOut)
         }
-        let token = pending.begin((request, query, now), service: service, timeout: decisionTimeout,
-                                  loop: context.eventLoop, finished: finished)
+        let token = pending.begin((request, query, now))
         PendingDecision<Void>.ask(query, now: now, token: token, service: service, mailbox: mailbox, finished: finished)
+        pending.armTimeout(token, service: service, timeout: decisionTimeout, loop: context.eventLoop,
+                           finished: finished)
     }
 
     private func decided(_ verdict: Verdict, token: UInt64, timedOut: Bool) {

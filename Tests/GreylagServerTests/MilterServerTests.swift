@@ -89,6 +89,23 @@ func nul(_ s: String...) -> [UInt8] { s.flatMap { Array($0.utf8) + [0] } }
                              + "reason=blacklisted"))
     }
 
+    @Test func hangingStoreIsAnsweredWithinTheTimeout() async throws {
+        let log = CapturedLog()
+        try await withDaemon(configure: { c in
+            c.milterListeners = [.tcp(host: "127.0.0.1", port: 0)]
+            c.storeTimeout = 0.3
+            c.failureMode = .defer
+        }, store: { try BrokenStore(.hang, config: $0) }, log: log) { addresses, _ in
+            let c = try await open(addresses[1])
+            try await c.send(bytes: milterPacket("M", nul("<a@example.org>")))
+            let start = ContinuousClock.now
+            let reply = try #require(try await rcpt(c, "b@example.net"))
+            #expect(reply.0 == "y" && reply.1.hasPrefix("451 4.7.1 "))
+            #expect(ContinuousClock.now - start < .seconds(5))
+        }
+        #expect(log.contains("decision not ready after 300 ms"))
+    }
+
     @Test func unixSocketWithTheConfiguredMode() async throws {
         let dir = TemporaryDirectory()
         let path = dir.path + "/milter.sock"

@@ -240,6 +240,28 @@ extension BrokenStore: @unchecked Sendable {}
         #expect(log.contains("decision not ready after 300 ms"))
     }
 
+    /// A decision that needs no store finishes before its timeout would be
+    /// armed, so it arms none; the next one, sent in the same packet, must
+    /// still get its own.
+    @Test func timeoutIsArmedAfterADecisionThatNeededNoStore() async throws {
+        let lists = try ConfigurationLoader.parse("""
+            [whitelist]
+            builtin = false
+            clients = ["203.0.113.0/24"]
+            """, file: "t.toml").lists
+        try await withDaemon(configure: { $0.storeTimeout = 0.3; $0.lists = lists },
+                             store: { try BrokenStore(.hang, config: $0) }) { addresses, _ in
+            let client = try await PolicyTestClient(addresses[0])
+            let requests = [rcptRequest(client: "203.0.113.5"), rcptRequest()]
+            try await client.send(requests.map { $0.map { "\($0.0)=\($0.1)\n" }.joined() + "\n" }.joined())
+            #expect(try await client.reply() == "action=DUNNO")  // whitelisted
+            let start = ContinuousClock.now
+            #expect(try await client.reply() == "action=DUNNO")  // the failure mode, after 300 ms
+            #expect(ContinuousClock.now - start >= .milliseconds(200))
+            #expect(ContinuousClock.now - start < .seconds(5))
+        }
+    }
+
     @Test func shutdownFinishesTheQueryInFlight() async throws {
         try await withDaemon(store: { try BrokenStore(.slow(.milliseconds(600)), config: $0) }) { addresses, shutdown in
             let client = try await PolicyTestClient(addresses[0])
