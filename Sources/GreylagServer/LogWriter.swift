@@ -108,10 +108,17 @@ public struct GreylagLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var line = Self.timestamp()
+        line.reserveCapacity(256)
         line += " \(event.level) \(label): \(event.message)"
-        var all = metadata
-        if let extra = event.metadata { all.merge(extra) { $1 } }
-        for (key, value) in all.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
+        if let extra = event.metadata, !extra.isEmpty {
+            var all = metadata
+            all.merge(extra) { $1 }
+            for (key, value) in all.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
+        } else if metadata.count == 1, let (key, value) = metadata.first {
+            line += " \(key)=\(value)"  // the usual case: a connection's peer
+        } else if !metadata.isEmpty {
+            for (key, value) in metadata.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
+        }
         writer.append(line)
         if event.level >= .error { writer.flush() }
     }
