@@ -3,8 +3,10 @@
 # do-nothing DUNNO responder (the ceiling of this machine and load
 # generator), Debian's postgrey and Debian's sqlgrey (SQLite database), in
 # one run and on the same workloads,
-# so the ratios hold on a noisy machine. Prints one line per run and a
-# summary table; record the figures in BENCHMARKS.md.
+# so the ratios hold on a noisy machine. Prints one line per run, a
+# summary table, and the CPU time each server and the load generator spent
+# per decision (they share the machine's cores); record the figures in
+# BENCHMARKS.md.
 #
 # Environment:
 #   BENCH_SECONDS      measured seconds per run (default 10)
@@ -53,8 +55,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+declare -A PID
 "$BIN" bench-responder --listen "127.0.0.1:$DUNNO_PORT" >/dev/null 2>&1 &
 PIDS+=($!)
+PID[dunno]=$!
 
 cat >"$WORK/greylag.toml" <<TOML
 [policy]
@@ -69,6 +73,7 @@ TOML
 # Default settings, logging every decision (info) to a file, as in production.
 "$BIN" serve --config "$WORK/greylag.toml" >"$WORK/greylag.log" 2>&1 &
 PIDS+=($!)
+PID[greylag]=$!
 
 TARGETS="dunno:$DUNNO_PORT greylag:$GREYLAG_PORT"
 if [[ "${BENCH_SKIP_FULL:-0}" != 1 ]]; then
@@ -77,18 +82,21 @@ if [[ "${BENCH_SKIP_FULL:-0}" != 1 ]]; then
         -e 's/^\[store\]$/[store]\nsynchronous = "full"/' "$WORK/greylag.toml" >"$WORK/greylag-full.toml"
     "$BIN" serve --config "$WORK/greylag-full.toml" >"$WORK/greylag-full.log" 2>&1 &
     PIDS+=($!)
+    PID[greylag-full]=$!
     TARGETS="$TARGETS greylag-full:$FULL_PORT"
 fi
 if [[ "${BENCH_SKIP_POSTGREY:-0}" != 1 ]]; then
     # postgrey with its defaults (auto-whitelist after 5, /24 keys), logging
     # every decision to a file like greylag.
     postgrey_start "$WORK/postgrey" "127.0.0.1:$POSTGREY_PORT" --auto-whitelist-clients=5 >&2
+    PID[postgrey]="$(cat "$WORK/postgrey/postgrey.pid")"
     TARGETS="$TARGETS postgrey:$POSTGREY_PORT"
 fi
 if [[ "${BENCH_SKIP_SQLGREY:-0}" != 1 ]]; then
     # sqlgrey with its defaults but /24 keys like the others, SQLite in the
     # same file system as greylag's store.
     sqlgrey_start "$WORK/sqlgrey" "127.0.0.1:$SQLGREY_PORT" >&2
+    PID[sqlgrey]="$(cat "$WORK/sqlgrey/sqlgrey.pid")"
     TARGETS="$TARGETS sqlgrey:$SQLGREY_PORT"
 fi
 wait_port "$DUNNO_PORT"
@@ -96,24 +104,26 @@ wait_port "$GREYLAG_PORT"
 [[ "${BENCH_SKIP_FULL:-0}" != 1 ]] && wait_port "$FULL_PORT"
 
 log "machine: $(nproc) cores, $(uname -r); ${SECONDS_PER_RUN}s per run after ${WARMUP}s warm-up"
-declare -A RATE P99
+declare -A RATE P99 CPU
 for workload in $WORKLOADS; do
     connections="${workload%%:*}"
     share="${workload##*:}"
     for target in $TARGETS; do
         name="${target%%:*}"
         port="${target##*:}"
-        line="$("$BIN" bench --target "127.0.0.1:$port" --connections "$connections" --new-share "$share" \
-            --duration "$SECONDS_PER_RUN" --warmup "$WARMUP" --label "$name")"
-        echo "$line"
+        out="$("$BIN" bench --target "127.0.0.1:$port" --connections "$connections" --new-share "$share" \
+            --duration "$SECONDS_PER_RUN" --warmup "$WARMUP" --label "$name" --server-pid "${PID[$name]}")"
+        echo "$out"
+        line="$(head -n 1 <<<"$out")"
         RATE["$name $workload"]="$(sed -E 's/.*: ([0-9]+) decisions\/s.*/\1/' <<<"$line")"
         P99["$name $workload"]="$(sed -E 's/.*p99 ([0-9.]+) ms.*/\1/' <<<"$line")"
+        CPU["$name $workload"]="$(sed -nE 's/.*server ([0-9.?]+) us, load generator ([0-9.]+) us.*/\1 + \2/p' <<<"$out")"
     done
 done
 
 echo
-printf '%-14s %10s %10s %9s %10s %9s %11s %10s %9s %12s %11s\n' workload dunno/s greylag/s "p99 (ms)" \
-    "full/s" "full p99" postgrey/s sqlgrey/s "vs dunno" "vs postgrey" "vs sqlgrey"
+printf '%-14s %10s %10s %9s %10s %9s %11s %10s %9s %12s %11s %13s\n' workload dunno/s greylag/s "p99 (ms)" \
+    "full/s" "full p99" postgrey/s sqlgrey/s "vs dunno" "vs postgrey" "vs sqlgrey" "dunno/postgrey"
 for workload in $WORKLOADS; do
     d="${RATE[dunno $workload]}"
     g="${RATE[greylag $workload]}"
@@ -125,7 +135,21 @@ for workload in $WORKLOADS; do
     [[ -n "$p" && "$p" != 0 ]] && vs_p="$(awk -v g="$g" -v p="$p" 'BEGIN { printf "%.1fx", g / p }')"
     vs_q="-"
     [[ -n "$q" && "$q" != 0 ]] && vs_q="$(awk -v g="$g" -v q="$q" 'BEGIN { printf "%.1fx", g / q }')"
-    printf '%-14s %10s %10s %9s %10s %9s %11s %10s %9s %12s %11s\n' "${workload/:/ conn, }" "$d" "$g" \
+    # The ceiling of "vs postgrey": a server that does nothing gets this far.
+    d_p="-"
+    [[ -n "$p" && "$p" != 0 ]] && d_p="$(awk -v d="$d" -v p="$p" 'BEGIN { printf "%.1fx", d / p }')"
+    printf '%-14s %10s %10s %9s %10s %9s %11s %10s %9s %12s %11s %13s\n' "${workload/:/ conn, }" "$d" "$g" \
         "${P99[greylag $workload]}" "${f:--}" "${P99[greylag-full $workload]:--}" "${p:--}" "${q:--}" \
-        "$vs_d" "$vs_p" "$vs_q"
+        "$vs_d" "$vs_p" "$vs_q" "$d_p"
+done
+
+echo
+echo "CPU per decision in microseconds, server + load generator (both share the machine's $(nproc) cores):"
+printf '%-14s' workload
+for target in $TARGETS; do printf ' %17s' "${target%%:*}"; done
+echo
+for workload in $WORKLOADS; do
+    printf '%-14s' "${workload/:/ conn, }"
+    for target in $TARGETS; do printf ' %17s' "${CPU[${target%%:*} $workload]:--}"; done
+    echo
 done

@@ -30,9 +30,14 @@ struct Bench: AsyncParsableCommand {
     var idle = 0
     @Option(help: "Hostile peers beside the load: connections that send a request one byte every 100 ms (TCP targets only).")
     var trickle = 0
+    @Option(help: "Also print the CPU time this server process (Linux: /proc/PID/stat) and the load generator spent per answer.")
+    var serverPid: Int32?
 
     func validate() throws {
         guard connections > 0 else { throw ValidationError("--connections must be at least 1") }
+        if let pid = serverPid, CPUTime.process(pid) == nil {
+            throw ValidationError("--server-pid \(pid): no such process, or /proc/\(pid)/stat cannot be read")
+        }
         guard (0...1).contains(newShare) else { throw ValidationError("--new-share must be between 0 and 1") }
     }
 
@@ -55,7 +60,17 @@ struct Bench: AsyncParsableCommand {
         options.threads = threads
         let hostile = try HostilePeers(host: options.host, port: options.port, idle: idle, trickle: trickle)
         defer { hostile.stop() }
+        // CPU is sampled when the warm-up ends and when the run does, the
+        // window whose answers are counted.
+        let cpuAtStart = Mutex<(server: Double?, own: Double)?>(nil)
+        let pid = serverPid
+        let sampler = Task {
+            try await Task.sleep(nanoseconds: UInt64(warmup * 1e9))
+            cpuAtStart.withLock { $0 = (pid.flatMap(CPUTime.process), CPUTime.own()) }
+        }
         let report = try await PolicyLoadGenerator(options: options).run(keepTranscript: transcript != nil)
+        sampler.cancel()
+        let cpu = (server: pid.flatMap(CPUTime.process), own: CPUTime.own())
         let stillOpen = hostile.stillOpen()
         let actions = report.actions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         print(String(format: "%@: %d connections, %.0f%% new: %.0f decisions/s, p50 %.3f ms, p99 %.3f ms, "
@@ -63,6 +78,13 @@ struct Bench: AsyncParsableCommand {
                      label, connections, newShare * 100, report.rate, report.percentile(0.5),
                      report.percentile(0.99), report.percentile(1.0), report.answered, report.seconds, actions))
         for error in Set(report.errors) { print("  error: \(error)") }
+        if serverPid != nil, let start = cpuAtStart.withLock({ $0 }), report.answered > 0 {
+            let perAnswer = { (seconds: Double) in seconds / Double(report.answered) * 1e6 }
+            var server = "?"
+            if let a = start.server, let b = cpu.server { server = String(format: "%.1f", perAnswer(b - a)) }
+            print(String(format: "  cpu per answer: server %@ us, load generator %.1f us", server,
+                         perAnswer(cpu.own - start.own)))
+        }
         if idle + trickle > 0 {
             print("  beside \(idle) idle and \(trickle) byte-at-a-time connections; \(stillOpen) of them still open at the end")
         }
@@ -168,5 +190,26 @@ struct BenchMilter: AsyncParsableCommand {
                        report.percentile(1.0))
               + " (\(report.answered) answers in \(String(format: "%.2f", report.seconds)) s; replies \(actions))")
         for error in Set(report.errors) { print("  error: \(error)") }
+    }
+}
+
+/// CPU time (user and system) of processes, in seconds.
+enum CPUTime {
+    /// Of process `pid`, all its threads, from `/proc/PID/stat`.
+    static func process(_ pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // After the command name in parentheses: state is field 3, utime 14, stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Of this process.
+    static func own() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 }
