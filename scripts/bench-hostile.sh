@@ -38,17 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cat >"$WORK/greylag.toml" <<TOML
-[policy]
-listen = ["127.0.0.1:$PORT"]
-max_connections = $((HOSTILE + 100))
-[milter]
-listen = []
-[http]
-listen = "none"
-[store]
-path = "$WORK/greylag.db"
-TOML
+bench_config "$WORK/greylag.toml" "127.0.0.1:$PORT" "$WORK/greylag.db" "" "max_connections = $((HOSTILE + 100))"
 "$BIN" serve --config "$WORK/greylag.toml" >"$WORK/greylag.log" 2>&1 &
 PID=$!
 wait_port "$PORT"

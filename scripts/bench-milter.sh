@@ -24,16 +24,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
-cat >"$WORK/greylag.toml" <<TOML
-[policy]
-listen = ["127.0.0.1:$POLICY_PORT"]
-[milter]
-listen = ["inet:$MILTER_PORT@127.0.0.1"]
-[http]
-listen = "none"
-[store]
-path = "$WORK/greylag.db"
-TOML
+bench_config "$WORK/greylag.toml" "127.0.0.1:$POLICY_PORT" "$WORK/greylag.db" "inet:$MILTER_PORT@127.0.0.1"
 "$BIN" serve --config "$WORK/greylag.toml" >"$WORK/greylag.log" 2>&1 &
 PID=$!
 wait_port "$POLICY_PORT"

@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 
 RUNS="${BENCH_RUNS:-300}"
 log() { printf 'bench-qmail.sh: %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
 
 if ! command -v hyperfine >/dev/null; then
     log "installing hyperfine"
@@ -32,18 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cat >"$WORK/greylag.toml" <<TOML
-[policy]
-listen = ["unix:$WORK/policy.sock"]
-[http]
-listen = "none"
-[milter]
-listen = []
-[store]
-path = "$WORK/greylag.db"
-[log]
-level = "warning"
-TOML
+bench_config "$WORK/greylag.toml" "unix:$WORK/policy.sock" "$WORK/greylag.db" "" "" $'[log]\nlevel = "warning"'
 "$STATIC" serve --config "$WORK/greylag.toml" 2>"$WORK/daemon.log" &
 PID=$!
 for _ in $(seq 1 100); do [[ -S "$WORK/policy.sock" ]] && break; sleep 0.1; done

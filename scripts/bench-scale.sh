@@ -41,16 +41,7 @@ for n in $SIZES; do
     db="$WORK/greylag-$n.db"
     rm -f "$db" "$db-wal" "$db-shm"
     FILL[$n]="$("$BIN" bench-fill --path "$db" --records "$n" | sed -E 's/.* in ([0-9.]+) s/\1/')"
-    cat >"$WORK/greylag.toml" <<TOML
-[policy]
-listen = ["127.0.0.1:$PORT"]
-[milter]
-listen = []
-[http]
-listen = "none"
-[store]
-path = "$db"
-TOML
+    bench_config "$WORK/greylag.toml" "127.0.0.1:$PORT" "$db"
     "$BIN" serve --config "$WORK/greylag.toml" >"$WORK/greylag-$n.log" 2>&1 &
     PID=$!
     wait_port "$PORT"

@@ -60,16 +60,7 @@ declare -A PID
 PIDS+=($!)
 PID[dunno]=$!
 
-cat >"$WORK/greylag.toml" <<TOML
-[policy]
-listen = ["127.0.0.1:$GREYLAG_PORT"]
-[milter]
-listen = []
-[http]
-listen = "none"
-[store]
-path = "$WORK/greylag.db"
-TOML
+bench_config "$WORK/greylag.toml" "127.0.0.1:$GREYLAG_PORT" "$WORK/greylag.db"
 # Default settings, logging every decision (info) to a file, as in production.
 "$BIN" serve --config "$WORK/greylag.toml" >"$WORK/greylag.log" 2>&1 &
 PIDS+=($!)
@@ -78,8 +69,7 @@ PID[greylag]=$!
 TARGETS="dunno:$DUNNO_PORT greylag:$GREYLAG_PORT"
 if [[ "${BENCH_SKIP_FULL:-0}" != 1 ]]; then
     # The same with every commit synced (safe against power loss too).
-    sed -e "s/:$GREYLAG_PORT/:$FULL_PORT/" -e "s|greylag.db|greylag-full.db|" \
-        -e 's/^\[store\]$/[store]\nsynchronous = "full"/' "$WORK/greylag.toml" >"$WORK/greylag-full.toml"
+    bench_config "$WORK/greylag-full.toml" "127.0.0.1:$FULL_PORT" "$WORK/greylag-full.db" "" "" 'synchronous = "full"'
     "$BIN" serve --config "$WORK/greylag-full.toml" >"$WORK/greylag-full.log" 2>&1 &
     PIDS+=($!)
     PID[greylag-full]=$!

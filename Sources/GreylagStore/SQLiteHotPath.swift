@@ -63,17 +63,8 @@ enum SQLiteHotPath {
 
     /// Inserts or replaces a record.
     static func upsert(_ r: GreylistRecord, in db: Database) throws {
-        let statement = try db.cachedStatement(sql: upsertTriplet).sqliteStatement
-        defer { sqlite3_reset(statement) }
-        bind(r.triplet, to: statement)
-        sqlite3_bind_int64(statement, 4, r.firstSeen)
-        sqlite3_bind_int64(statement, 5, r.lastSeen)
-        sqlite3_bind_int64(statement, 6, r.blockExpires)
-        sqlite3_bind_int64(statement, 7, r.recordExpires)
-        sqlite3_bind_int64(statement, 8, r.blockedCount)
-        sqlite3_bind_int64(statement, 9, r.passedCount)
-        sqlite3_bind_text(statement, 10, r.origin.rawValue, -1, transient)
-        try run(statement, in: db)
+        try execute(upsertTriplet, r.triplet, r.firstSeen, r.lastSeen, r.blockExpires, r.recordExpires,
+                    r.blockedCount, r.passedCount, text: r.origin.rawValue, in: db)
     }
 
     static let refreshClient = """
@@ -104,12 +95,18 @@ enum SQLiteHotPath {
             try upsert(r, in: db)
             return
         }
-        let statement = try db.cachedStatement(sql: updateCounts).sqliteStatement
+        try execute(updateCounts, r.triplet, r.lastSeen, r.blockedCount, r.passedCount, in: db)
+    }
+
+    /// Runs `sql` with the triplet bound to ?1 to ?3, `values` to the
+    /// parameters after it and `text`, if any, to the last one.
+    private static func execute(_ sql: String, _ t: Triplet, _ values: Int64..., text: String? = nil,
+                                in db: Database) throws {
+        let statement = try db.cachedStatement(sql: sql).sqliteStatement
         defer { sqlite3_reset(statement) }
-        bind(r.triplet, to: statement)
-        sqlite3_bind_int64(statement, 4, r.lastSeen)
-        sqlite3_bind_int64(statement, 5, r.blockedCount)
-        sqlite3_bind_int64(statement, 6, r.passedCount)
+        bind(t, to: statement)
+        for (i, value) in values.enumerated() { sqlite3_bind_int64(statement, Int32(4 + i), value) }
+        if let text { sqlite3_bind_text(statement, Int32(4 + values.count), text, -1, transient) }
         try run(statement, in: db)
     }
 

@@ -14,10 +14,46 @@
 #                                     accepts on HOST:PORT; if it exits or
 #                                     does not listen within SECONDS, prints
 #                                     LOG, stops it and returns 1
+#   daemon_preflight NAME BIN DIR HINT
+#                                  -> status 2 if DIR is not an absolute path,
+#                                     1 if not root or BIN or the user NAME
+#                                     is missing (HINT: how to install them)
+#   split_listen LISTEN            -> sets LISTEN_HOST (without brackets) and
+#                                     LISTEN_PORT from HOST:PORT, [V6]:PORT
+#                                     or a bare PORT (on 127.0.0.1)
 #   stop_pidfile NAME PIDFILE      -> TERM the process in PIDFILE, wait up to
 #                                     10 s, then KILL; reap it if it is our
 #                                     child; remove PIDFILE. Returns 1 if it is
 #                                     still running. NAME is for messages.
+
+daemon_preflight() {
+    local name="$1" bin="$2" dir="$3" hint="$4"
+    if [[ "$dir" != /* ]]; then
+        printf '%s.sh: DIR must be an absolute path: '"'"'%s'"'"'\n' "$name" "$dir" >&2
+        return 2
+    fi
+    if [[ "$(id -u)" -ne 0 ]]; then
+        printf '%s.sh: must run as root\n' "$name" >&2
+        return 1
+    fi
+    if [[ ! -x "$bin" ]] || ! getent passwd "$name" >/dev/null; then
+        printf '%s.sh: %s is not installed (%s)\n' "$name" "$name" "$hint" >&2
+        return 1
+    fi
+}
+
+# shellcheck disable=SC2034 # LISTEN_HOST and LISTEN_PORT are the caller's
+split_listen() {
+    if [[ "$1" == *:* ]]; then
+        LISTEN_HOST="${1%:*}"
+        LISTEN_PORT="${1##*:}"
+    else
+        LISTEN_HOST="127.0.0.1"
+        LISTEN_PORT="$1"
+    fi
+    LISTEN_HOST="${LISTEN_HOST#[}"
+    LISTEN_HOST="${LISTEN_HOST%]}"
+}
 
 port_open() {
     # shellcheck disable=SC2016 # $1/$2 expand in the child bash

@@ -72,8 +72,8 @@ mariadb_stop() {
     fi
     # Wait for the end, so the port is free for the next server.
     if [[ -n "$pid" ]]; then
-        local i
-        for i in $(seq 1 100); do
+        local _
+        for _ in $(seq 1 100); do
             kill -0 "$pid" 2>/dev/null || return 0
             sleep 0.1
         done

@@ -39,31 +39,13 @@ postgrey_start() {
     local dir="$1" listen="$2"
     shift 2
 
-    if [[ "$dir" != /* ]]; then
-        _pg_log "DIR must be an absolute path: '$dir'"
-        return 2
-    fi
-    if [[ "$(id -u)" -ne 0 ]]; then
-        _pg_log "must run as root"
-        return 1
-    fi
-    if [[ ! -x "$POSTGREY_BIN" ]] || ! getent passwd postgrey >/dev/null; then
-        _pg_log "postgrey is not installed (run scripts/install-test-deps.sh)"
-        return 1
-    fi
+    daemon_preflight postgrey "$POSTGREY_BIN" "$dir" "run scripts/install-test-deps.sh" || return
 
     # HOST:PORT or bare PORT; derive the address to probe for readiness.
-    local host port
-    if [[ "$listen" == *:* ]]; then
-        host="${listen%:*}"
-        port="${listen##*:}"
-    else
-        host="127.0.0.1"
-        port="$listen"
-        listen="127.0.0.1:$port"
-    fi
-    local probe_host="${host#[}"
-    probe_host="${probe_host%]}"
+    local LISTEN_HOST LISTEN_PORT
+    split_listen "$listen"
+    local probe_host="$LISTEN_HOST" port="$LISTEN_PORT"
+    [[ "$listen" == *:* ]] || listen="127.0.0.1:$port"
 
     claim_port postgrey "$dir/postgrey.pid" "$probe_host" "$port" || return 1
 

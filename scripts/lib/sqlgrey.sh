@@ -66,34 +66,16 @@ sqlgrey_start() {
     local dir="$1" listen="$2"
     shift 2
 
-    if [[ "$dir" != /* ]]; then
-        _sg_log "DIR must be an absolute path: '$dir'"
-        return 2
-    fi
-    if [[ "$(id -u)" -ne 0 ]]; then
-        _sg_log "must run as root"
-        return 1
-    fi
-    if [[ ! -x "$SQLGREY_BIN" ]] || ! getent passwd sqlgrey >/dev/null; then
-        _sg_log "sqlgrey is not installed (apt-get install sqlgrey libdbd-sqlite3-perl)"
-        return 1
-    fi
+    daemon_preflight sqlgrey "$SQLGREY_BIN" "$dir" "apt-get install sqlgrey libdbd-sqlite3-perl" || return
     if ! perl -MDBD::SQLite -e 1 2>/dev/null; then
         _sg_log "DBD::SQLite is missing (apt-get install libdbd-sqlite3-perl)"
         return 1
     fi
 
     # HOST:PORT or bare PORT; derive the address to probe for readiness.
-    local host port
-    if [[ "$listen" == *:* ]]; then
-        host="${listen%:*}"
-        port="${listen##*:}"
-    else
-        host="127.0.0.1"
-        port="$listen"
-    fi
-    local probe_host="${host#[}"
-    probe_host="${probe_host%]}"
+    local LISTEN_HOST LISTEN_PORT
+    split_listen "$listen"
+    local probe_host="$LISTEN_HOST" port="$LISTEN_PORT"
     if [[ ! "$port" =~ ^[0-9]+$ ]]; then
         _sg_log "bad port in '$listen'"
         return 2
