@@ -119,7 +119,7 @@ final class PolicyServerHandler: ChannelInboundHandler {
         service.log(verdict, query)
         guard let context else { return }
         session.config = service.replies  // a reload may have changed the wording
-        let reply = session.verdictReceived(verdict, for: request, now: timedOut ? service.now() : now)
+        let reply = session.verdictReceived(verdict, for: request, query: query, now: timedOut ? service.now() : now)
         context.write(wrapOutboundOut(reply), promise: nil)
         processQueue()
     }

@@ -16,14 +16,25 @@ import NIOCore
 /// thirty attributes and a decision reads a handful. When a name repeats,
 /// the last value counts.
 public struct PolicyRequest: Sendable, Hashable, CustomStringConvertible {
+    /// Where one attribute lies in the request's bytes.
+    struct Entry {
+        /// Offsets of the name, of the "=" and of the value's end.
+        var name, equals, end: Int32
+    }
+
     private var bytes: ByteBuffer
-    /// Offsets into `bytes`: name start, "=" position, line end.
-    private var index: [(name: Int32, equals: Int32, end: Int32)]
+    private var index: [Entry]
 
     public init(attributes: [String: String] = [:]) {
         var text = ""
         for (name, value) in attributes.sorted(by: { $0.key < $1.key }) { text += "\(name)=\(value)\n" }
         self.init(unchecked: ByteBuffer(string: text))
+    }
+
+    /// A request the decoder has checked and indexed.
+    init(indexed buffer: ByteBuffer, index: [Entry]) {
+        bytes = buffer
+        self.index = index
     }
 
     /// Indexes `buffer`, which holds `name=value` lines (each with its LF, the
@@ -40,7 +51,7 @@ public struct PolicyRequest: Sendable, Hashable, CustomStringConvertible {
             if end > lineStart, let eq = view[lineStart..<end].firstIndex(of: UInt8(ascii: "=")) {
                 var valueEnd = end
                 if valueEnd > eq + 1 && view[valueEnd - 1] == UInt8(ascii: "\r") { valueEnd -= 1 }
-                index.append((Int32(lineStart - base), Int32(eq - base), Int32(valueEnd - base)))
+                index.append(Entry(name: Int32(lineStart - base), equals: Int32(eq - base), end: Int32(valueEnd - base)))
             }
             lineStart = end + 1
         }

@@ -22,9 +22,9 @@ public struct PolicyProtocolError: Error, Hashable, Sendable, CustomStringConver
 
 /// Splits a byte stream into policy requests, enforcing the size limits.
 ///
-/// Lines are checked as they arrive but left in the buffer until the empty
-/// line that ends the request; the request is then cut out whole (no copy)
-/// and indexed.
+/// Lines are checked and indexed as they arrive but left in the buffer
+/// until the empty line that ends the request; the request is then cut out
+/// whole (no copy) with the index built on the way.
 public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = PolicyRequest
 
@@ -35,26 +35,48 @@ public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
 
     /// Bytes of the current request already checked (complete lines).
     private var checked = 0
-    private var hasAttributes = false
+    /// The checked lines: offsets of name, "=" and value end from the
+    /// request's first byte.
+    private var index: [PolicyRequest.Entry] = []
 
     public init(maxLineLength: Int = 8 * 1024, maxRequestLength: Int = 64 * 1024) {
         self.maxLineLength = maxLineLength
         self.maxRequestLength = maxRequestLength
     }
 
+    private enum Step {
+        case needMore
+        case strayEmptyLine
+        case complete(length: Int)
+    }
+
     public mutating func decode(buffer: inout ByteBuffer) throws -> PolicyRequest? {
         while true {
-            let view = buffer.readableBytesView
-            let lineStart = view.startIndex + checked
-            guard let newline = view[lineStart...].firstIndex(of: UInt8(ascii: "\n")) else {
-                let partial = view.endIndex - lineStart
+            switch try buffer.withUnsafeReadableBytes({ try scan($0) }) {
+            case .needMore:
+                return nil
+            case .strayEmptyLine:
+                // An empty line between requests: nothing to answer.
+                buffer.moveReaderIndex(forwardBy: 1)
+            case .complete(let length):
+                return finish(&buffer, consuming: length)
+            }
+        }
+    }
+
+    /// Checks and indexes the complete lines after `checked`.
+    private mutating func scan(_ raw: UnsafeRawBufferPointer) throws -> Step {
+        while true {
+            let lineStart = checked
+            let partial = raw.count - lineStart
+            guard partial > 0, let newline = Self.find(UInt8(ascii: "\n"), in: raw, from: lineStart, to: raw.count) else {
                 if partial > maxLineLength {
                     throw PolicyProtocolError(.lineTooLong, "more than \(maxLineLength) bytes without a newline")
                 }
                 if checked + partial > maxRequestLength {
                     throw PolicyProtocolError(.requestTooLong, "more than \(maxRequestLength) bytes")
                 }
-                return nil
+                return .needMore
             }
             let length = newline - lineStart
             if length > maxLineLength {
@@ -64,16 +86,10 @@ public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
                 throw PolicyProtocolError(.requestTooLong, "more than \(maxRequestLength) bytes")
             }
             if length == 0 {
-                if !hasAttributes {
-                    // A stray empty line between requests: nothing to answer.
-                    buffer.moveReaderIndex(forwardBy: 1)
-                    continue
-                }
-                return finish(&buffer, consuming: checked + 1)
+                return index.isEmpty ? .strayEmptyLine : .complete(length: checked + 1)
             }
-            try check(view[lineStart..<newline])
-            checked += length + 1
-            hasAttributes = true
+            try add(raw, line: lineStart, end: newline)
+            checked = newline + 1
         }
     }
 
@@ -81,26 +97,42 @@ public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
         if let request = try decode(buffer: &buffer) { return request }
         guard seenEOF else { return nil }
         // A last line without its newline still counts (readsocket clients).
-        let rest = buffer.readableBytes - checked
-        if rest > 0 {
-            let view = buffer.readableBytesView
-            try check(view[(view.startIndex + checked)...])
-            hasAttributes = true
+        if buffer.readableBytes > checked {
+            try buffer.withUnsafeReadableBytes { try add($0, line: checked, end: $0.count) }
         }
-        return hasAttributes ? finish(&buffer, consuming: buffer.readableBytes) : nil
+        return index.isEmpty ? nil : finish(&buffer, consuming: buffer.readableBytes)
     }
 
-    private func check(_ line: ByteBufferView.SubSequence) throws {
-        guard let eq = line.firstIndex(of: UInt8(ascii: "=")), eq != line.startIndex else {
-            let shown = String(decoding: line.prefix(64), as: UTF8.self)
+    /// Indexes the line `raw[line..<end]`, which must be `name=value`.
+    private mutating func add(_ raw: UnsafeRawBufferPointer, line: Int, end: Int) throws {
+        guard let equals = Self.find(UInt8(ascii: "="), in: raw, from: line, to: end), equals != line else {
+            let shown = String(decoding: raw[line..<min(end, line + 64)], as: UTF8.self)
             throw PolicyProtocolError(.malformedLine, "no name=value in \"\(shown.logEscaped)\"")
         }
+        var valueEnd = end
+        if valueEnd > equals + 1 && raw[valueEnd - 1] == UInt8(ascii: "\r") { valueEnd -= 1 }
+        index.append(PolicyRequest.Entry(name: Int32(line), equals: Int32(equals), end: Int32(valueEnd)))
+    }
+
+    /// The offset of the first `byte` in `raw[from..<to]`.
+    private static func find(_ byte: UInt8, in raw: UnsafeRawBufferPointer, from: Int, to: Int) -> Int? {
+        guard to > from, let base = raw.baseAddress,
+              let hit = memchr(base + from, Int32(byte), to - from) else { return nil }
+        return base.distance(to: UnsafeRawPointer(hit))
     }
 
     private mutating func finish(_ buffer: inout ByteBuffer, consuming count: Int) -> PolicyRequest {
         let slice = buffer.readSlice(length: count)!
+        let request = PolicyRequest(indexed: slice, index: index)
         checked = 0
-        hasAttributes = false
-        return PolicyRequest(unchecked: slice)
+        index = []
+        index.reserveCapacity(32)
+        return request
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

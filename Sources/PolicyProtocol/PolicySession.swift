@@ -83,9 +83,11 @@ public struct PolicySession: Sendable {
         }
     }
 
-    /// The decision for a request arrived; `now` dates the header.
-    public mutating func verdictReceived(_ verdict: Verdict, for request: PolicyRequest, now: Int64) -> PolicyReply {
-        let query = Self.query(from: request)
+    /// The decision for a request arrived; `now` dates the header. `query`
+    /// is the request's query, made again when not given.
+    public mutating func verdictReceived(_ verdict: Verdict, for request: PolicyRequest, query: GreylistQuery? = nil,
+                                         now: Int64) -> PolicyReply {
+        let query = query ?? Self.query(from: request)
         switch verdict.action {
         case .defer:
             return PolicyReply(action: joined(config.deferAction,

@@ -109,6 +109,22 @@ import Testing
         #expect(request.attributes.map(\.name) == ["b", "a", "b", "empty"])
     }
 
+    /// Requests back to back in one read, with stray empty lines between
+    /// them: each gets its own attributes, none of the one before.
+    @Test func pipelinedRequestsAreIndexedEachOnItsOwn() throws {
+        var buffer = ByteBuffer(string: "\na=1\nb=x=y\n\n\n\nc=3\na=4\n\nd=")
+        var decoder = PolicyRequestDecoder()
+        let first = try #require(try decoder.decode(buffer: &buffer))
+        #expect(first.attributes.map { "\($0.name)=\($0.value)" } == ["a=1", "b=x=y"])
+        let second = try #require(try decoder.decode(buffer: &buffer))
+        #expect(second.attributes.map { "\($0.name)=\($0.value)" } == ["c=3", "a=4"])
+        #expect(second["a"] == "4" && second["b"] == "")
+        #expect(try decoder.decode(buffer: &buffer) == nil)
+        let last = try #require(try decoder.decodeLast(buffer: &buffer, seenEOF: true))
+        #expect(last.attributes.map { "\($0.name)=\($0.value)" } == ["d="])
+        #expect(buffer.readableBytes == 0)
+    }
+
     @Test func crlfClientsAreTolerated() throws {
         var buffer = ByteBuffer(string: "a=1\r\n")
         var decoder = PolicyRequestDecoder()
