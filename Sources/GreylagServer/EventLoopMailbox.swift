@@ -9,6 +9,7 @@ final class EventLoopMailbox: Sendable {
     private struct State: ~Copyable {
         var tasks: [@Sendable () -> Void] = []
         var scheduled = false
+        var closed = false
     }
 
     let loop: any EventLoop
@@ -19,19 +20,30 @@ final class EventLoopMailbox: Sendable {
     }
 
     /// Runs `task` on the loop: at once when called there, else with the
-    /// next batch.
+    /// next batch. After `close` the task is dropped.
     func post(_ task: @escaping @Sendable () -> Void) {
         if loop.inEventLoop {
             task()
             return
         }
-        let schedule = state.withLock { state -> Bool in
+        // The wake-up is scheduled under the lock, so it cannot slip in
+        // between `close` and the loop's shutdown. Only the first task of a
+        // batch pays for it.
+        state.withLock { state in
+            guard !state.closed else { return }
             state.tasks.append(task)
-            if state.scheduled { return false }
+            if state.scheduled { return }
             state.scheduled = true
-            return true
+            loop.execute { self.runPending() }
         }
-        if schedule { loop.execute { self.runPending() } }
+    }
+
+    /// No task is taken after this; call it before the loop shuts down. A
+    /// decision the store finishes after its connection was answered (by
+    /// the timeout) or closed has nobody left to tell, and scheduling it on
+    /// a loop that has shut down is an error in SwiftNIO.
+    func close() {
+        state.withLock { $0.closed = true }
     }
 
     private func runPending() {
@@ -58,5 +70,10 @@ struct EventLoopMailboxes: Sendable {
 
     func mailbox(for loop: any EventLoop) -> EventLoopMailbox {
         boxes[ObjectIdentifier(loop)] ?? EventLoopMailbox(loop: loop)
+    }
+
+    /// Closes every mailbox (see `EventLoopMailbox.close`).
+    func close() {
+        for box in boxes.values { box.close() }
     }
 }

@@ -118,6 +118,9 @@ public final class GreylagDaemon: Service {
                             milter: ConnectionLimit(kind: "milter", max: config.milterMaxConnections, logger: logger,
                                                     metrics: service.metrics))
         let mailboxes = EventLoopMailboxes(group: group)
+        // `run` shuts the loops down after this returns; a store call that
+        // ends later must not schedule its answer on them.
+        defer { mailboxes.close() }
         var servers: [any Channel] = []
         var milters: [any Channel] = []
         do {
