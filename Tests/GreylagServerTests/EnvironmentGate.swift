@@ -42,7 +42,9 @@ func startDaemon(_ binary: String, config: String, log: String) throws -> Proces
     let process = Process()
     process.executableURL = URL(fileURLWithPath: binary)
     process.arguments = ["serve", "--config", config]
-    FileManager.default.createFile(atPath: log, contents: nil)
+    guard FileManager.default.createFile(atPath: log, contents: nil) else {
+        throw TestFailure("cannot create the daemon's log \(log)")
+    }
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
     process.standardOutput = handle
     process.standardError = handle
