@@ -6,18 +6,13 @@ import Synchronization
 import Testing
 
 @Suite struct EventLoopMailboxTests {
-    final class Counter: Sendable {
-        let value = Atomic(0)
-        func add() { value.add(1, ordering: .relaxed) }
-        var count: Int { value.load(ordering: .relaxed) }
-    }
-
-    /// Posts `count` tasks from a thread that is not the loop's and waits
+    /// Posts tasks 0..<count from a thread that is not the loop's and waits
     /// until the loop has run whatever it was given.
-    func postFromAnotherThread(_ mailbox: EventLoopMailbox, count: Int, ran: Counter) throws {
+    func postFromAnotherThread(_ mailbox: EventLoopMailbox, count: Int,
+                               _ task: @escaping @Sendable (Int) -> Void) throws {
         let posted = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
-            for _ in 0..<count { mailbox.post { ran.add() } }
+            for i in 0..<count { mailbox.post { task(i) } }
             posted.signal()
         }
         posted.wait()
@@ -30,19 +25,11 @@ import Testing
         defer { try? group.syncShutdownGracefully() }
         let mailbox = EventLoopMailbox(loop: group.next())
         let order = Mutex<[Int]>([])
-        let onLoop = Counter()
-        let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            for i in 0..<100 {
-                mailbox.post {
-                    if mailbox.loop.inEventLoop { onLoop.add() }
-                    order.withLock { $0.append(i) }
-                }
-            }
-            done.signal()
+        let onLoop = SharedCounter()
+        try postFromAnotherThread(mailbox, count: 100) { i in
+            if mailbox.loop.inEventLoop { onLoop.add() }
+            order.withLock { $0.append(i) }
         }
-        done.wait()
-        try mailbox.loop.submit {}.wait()
         #expect(order.withLock { $0 } == Array(0..<100))
         #expect(onLoop.count == 100)
     }
@@ -52,15 +39,15 @@ import Testing
         defer { try? group.syncShutdownGracefully() }
         let mailboxes = EventLoopMailboxes(group: group)
         let loops = Array(group.makeIterator())
-        let ran = Counter()
-        try postFromAnotherThread(mailboxes.mailbox(for: loops[0]), count: 3, ran: ran)
+        let ran = SharedCounter()
+        try postFromAnotherThread(mailboxes.mailbox(for: loops[0]), count: 3) { _ in ran.add() }
         #expect(ran.count == 3)
 
         // The daemon closes its mailboxes before the loops shut down; the
         // loops here are still running, so a task not dropped would run.
         mailboxes.close()
         for loop in loops {
-            try postFromAnotherThread(mailboxes.mailbox(for: loop), count: 5, ran: ran)
+            try postFromAnotherThread(mailboxes.mailbox(for: loop), count: 5) { _ in ran.add() }
         }
         #expect(ran.count == 3)
     }

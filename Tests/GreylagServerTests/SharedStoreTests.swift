@@ -5,7 +5,6 @@ import GreylagPostgres
 import GreylagServer
 import GreylagStore
 import PostgresNIO
-import Synchronization
 import Testing
 
 /// The database servers for the shared-store tests, from
@@ -194,10 +193,6 @@ enum SharedServer: String, CaseIterable, Sendable, CustomTestStringConvertible {
         }
     }
 
-    final class PhaseCounter: Sendable {
-        let value = Atomic(0)
-    }
-
     static let lib = "source \(repository)/scripts/lib/postgres.sh && source \(repository)/scripts/lib/mariadb.sh"
     /// Closes every descriptor above standard error, whatever its number: a
     /// test process with many sockets open has listeners above 254 too.
@@ -222,7 +217,7 @@ enum SharedServer: String, CaseIterable, Sendable, CustomTestStringConvertible {
                               "_", dir.path, String(port)])
         }
         let log = CapturedLog()
-        let phase = PhaseCounter()
+        let phase = SharedCounter()
         try await withDaemon(configure: {
             $0.backend = server.backend(port)
             $0.storeTimeout = 1
@@ -235,9 +230,9 @@ enum SharedServer: String, CaseIterable, Sendable, CustomTestStringConvertible {
                             let client = try await PolicyTestClient(addresses[0])
                             var out: [Answer] = []
                             var n = 0
-                            while phase.value.load(ordering: .relaxed) < 5 {
+                            while phase.count < 5 {
                                 n += 1
-                                let p = phase.value.load(ordering: .relaxed)
+                                let p = phase.count
                                 let start = Date()
                                 let reply = try await client.ask(request(recipient: "c\(c)-\(n)@example.net"))
                                 out.append(Answer(reply: reply, seconds: Date().timeIntervalSince(start), phase: p))
@@ -252,7 +247,7 @@ enum SharedServer: String, CaseIterable, Sendable, CustomTestStringConvertible {
             }
             /// The next phase starts with its command.
             func next(_ command: String?) async throws {
-                phase.value.add(1, ordering: .relaxed)
+                phase.add()
                 if let command { try await Self.bash(command, dir: dir.path, port: port) }
             }
             /// Waits until the daemon makes real decisions again.

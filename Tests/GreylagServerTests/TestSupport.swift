@@ -33,6 +33,13 @@ final class ManualClock: Sendable {
 }
 
 /// Log lines kept in memory, to assert what the daemon logged.
+/// A count that tasks and threads share.
+final class SharedCounter: Sendable {
+    private let value = Atomic(0)
+    func add() { value.add(1, ordering: .relaxed) }
+    var count: Int { value.load(ordering: .relaxed) }
+}
+
 final class CapturedLog: Sendable {
     private let lines = Mutex<[String]>([])
     func append(_ line: String) { lines.withLock { $0.append(line) } }
