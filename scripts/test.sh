@@ -4,7 +4,8 @@
 # loopback (127.0.0.1 and ::1) that asks greylag for policy and a second one
 # that asks it as a milter, a throwaway PostgreSQL and a throwaway MariaDB,
 # runs `swift test` (unit tests, live-daemon tests, the Postfix end-to-end
-# test and the kill -9 test), and stops them again whatever happens.
+# test, then the kill -9 test on its own), and stops them again whatever
+# happens.
 #
 # greylag is built and tested with the MariaDB trait (the MySQL/MariaDB
 # backend, which needs libmariadb-dev); the default build leaves it out.
@@ -106,4 +107,9 @@ export GREYLAG_E2E_SASL_PASSWORD="$SASL_PASSWORD"
 
 log "running swift test"
 # A hung test must fail the run, not hold CI until its own limit.
-timeout -k 30 1200 swift test --disable-xctest "${TRAITS[@]}"
+timeout -k 30 1200 swift test --disable-xctest "${TRAITS[@]}" --skip CrashSafetyTests
+# The kill -9 test keeps both cores busy for about a minute; run beside the
+# others, it starved their timing bounds now and then (a PostgreSQL outage
+# answer at 2.8 s against its 2.5 s bound, in one run of five).
+log "running the kill -9 test on its own"
+timeout -k 30 900 swift test --disable-xctest --skip-build "${TRAITS[@]}" --filter CrashSafetyTests
