@@ -1,7 +1,12 @@
 /// A regular expression from a list (`/^mx\d+\.example\.com$/`), matched
 /// case-insensitively anywhere in the subject, as postgrey and
-/// milter-greylist do. Syntax is Swift's, which covers the Perl forms lists
-/// use (`\d`, classes, groups, anchors).
+/// milter-greylist do. Syntax is the Perl subset lists use (literals and
+/// escapes, `.`, classes with ranges and `\d \w \s`, anchors `^ $ \A \z \Z
+/// \b \B`, groups, alternation, greedy and lazy quantifiers, `(?i)`); see
+/// `BoundedRegex`. Matching takes time linear in pattern size times subject
+/// length, whatever the subject, so a peer cannot stall the daemon with text
+/// built against the pattern. Backreferences, lookaround and other features
+/// that cannot run in linear time are refused when the list is read.
 ///
 /// Matching a regex costs far more than a hash lookup, so a pattern that
 /// ends in `$` after literal text (`\.example\.com$`) keeps that text as a
@@ -18,15 +23,14 @@ public struct RegexPattern: Hashable, Sendable, CustomStringConvertible {
     /// Lower-cased literal text every match must start with, if known.
     public var requiredPrefix: String? { box.prefix.isEmpty ? nil : String(decoding: box.prefix, as: UTF8.self) }
 
-    /// `Regex` is not `Sendable`; the box holds one that is compiled at
-    /// creation and only read afterwards.
-    private final class Box: @unchecked Sendable {
+    /// The compiled program is immutable, shared by every copy.
+    private final class Box: Sendable {
         let source: String
-        let regex: Regex<AnyRegexOutput>
+        let regex: BoundedRegex
         let suffix: [UInt8]
         let prefix: [UInt8]
 
-        init(source: String, regex: Regex<AnyRegexOutput>, suffix: String?, prefix: String?) {
+        init(source: String, regex: BoundedRegex, suffix: String?, prefix: String?) {
             self.source = source
             self.regex = regex
             self.suffix = Array((suffix ?? "").utf8)
@@ -39,21 +43,15 @@ public struct RegexPattern: Hashable, Sendable, CustomStringConvertible {
                 guard u.count >= suffix.count, u.reversed().starts(with: suffix.reversed()) else { return false }
             }
             if !prefix.isEmpty && !u.starts(with: prefix) { return false }
-            return (try? regex.firstMatch(in: subject)) != nil
+            return regex.matches(subject)
         }
     }
 
-    /// Compiles `source`; throws with the compiler's message if it is not a
-    /// valid expression.
+    /// Compiles `source`; throws naming the problem (or the unsupported
+    /// feature) if it is not a valid expression.
     public init(_ source: String) throws(ListSyntaxError) {
         guard !source.isEmpty else { throw ListSyntaxError("empty regular expression") }
-        let regex: Regex<AnyRegexOutput>
-        do {
-            regex = try Regex(source).ignoresCase()
-        } catch {
-            throw ListSyntaxError("bad regular expression /\(source)/: \(error)")
-        }
-        _ = try? regex.firstMatch(in: "")  // compile now, before the value is shared
+        let regex = try BoundedRegex(source)
         box = Box(source: source, regex: regex, suffix: Self.literalSuffix(of: source),
                   prefix: Self.literalPrefix(of: source))
     }
