@@ -93,38 +93,38 @@ public struct Engine: Sendable {
         if let delay { p.delay = delay }
         if p.clientAutowhitelist > 0 && state.clientPassedTriplets >= p.clientAutowhitelist {
             return Decision(verdict: Verdict(action: .pass, reason: .clientAutowhitelisted, triplet: triplet),
-                            change: StoreChange(client: .refresh(expires: now + p.passTTL)))
+                            change: StoreChange(client: .refresh(expires: now.saturatingAdd(p.passTTL))))
         }
         if var record = state.record, record.recordExpires >= now {
             record.lastSeen = now
             if record.hasPassed {
-                record.passedCount += 1
-                record.recordExpires = max(record.recordExpires, now + p.passTTL)
-                let client: StoreChange.ClientChange = p.clientAutowhitelist > 0 ? .refresh(expires: now + p.passTTL) : .none
+                record.passedCount = record.passedCount.saturatingAdd(1)
+                record.recordExpires = max(record.recordExpires, now.saturatingAdd(p.passTTL))
+                let client: StoreChange.ClientChange = p.clientAutowhitelist > 0 ? .refresh(expires: now.saturatingAdd(p.passTTL)) : .none
                 return Decision(verdict: Verdict(action: .pass, reason: .knownTriplet, triplet: triplet),
                                 change: StoreChange(record: record, client: client))
             }
             if now < record.blockExpires {
-                record.blockedCount += 1
-                return deferral(Verdict(action: .defer, reason: .tooEarly, timeLeft: record.blockExpires - now,
+                record.blockedCount = record.blockedCount.saturatingAdd(1)
+                return deferral(Verdict(action: .defer, reason: .tooEarly, timeLeft: record.blockExpires.saturatingSubtract(now),
                                         triplet: triplet), record: record, dryRun: dryRun)
             }
             record.passedCount = 1
-            record.recordExpires = now + p.passTTL
-            let client: StoreChange.ClientChange = p.clientAutowhitelist > 0 ? .countPass(expires: now + p.passTTL) : .none
-            return Decision(verdict: Verdict(action: .pass, reason: .delayElapsed, delayed: now - record.firstSeen,
+            record.recordExpires = now.saturatingAdd(p.passTTL)
+            let client: StoreChange.ClientChange = p.clientAutowhitelist > 0 ? .countPass(expires: now.saturatingAdd(p.passTTL)) : .none
+            return Decision(verdict: Verdict(action: .pass, reason: .delayElapsed, delayed: max(0, now.saturatingSubtract(record.firstSeen)),
                                              triplet: triplet),
                             change: StoreChange(record: record, client: client))
         }
         // Unknown, or its record expired: start over.
         if p.delay <= 0 {
             let record = GreylistRecord(triplet: triplet, firstSeen: now, lastSeen: now, blockExpires: now,
-                                        recordExpires: now + p.passTTL, blockedCount: 0, passedCount: 1)
+                                        recordExpires: now.saturatingAdd(p.passTTL), blockedCount: 0, passedCount: 1)
             return Decision(verdict: Verdict(action: .pass, reason: .delayElapsed, delayed: 0, triplet: triplet),
                             change: StoreChange(record: record))
         }
-        let record = GreylistRecord(triplet: triplet, firstSeen: now, lastSeen: now, blockExpires: now + p.delay,
-                                    recordExpires: now + p.retryWindow, blockedCount: 1, passedCount: 0)
+        let record = GreylistRecord(triplet: triplet, firstSeen: now, lastSeen: now, blockExpires: now.saturatingAdd(p.delay),
+                                    recordExpires: now.saturatingAdd(p.retryWindow), blockedCount: 1, passedCount: 0)
         return deferral(Verdict(action: .defer, reason: .newTriplet, timeLeft: p.delay, triplet: triplet),
                         record: record, dryRun: dryRun)
     }

@@ -1,7 +1,10 @@
 /// RFC 5322 date text (`Sat, 21 Nov 2026 20:11:26 +0000`) for mail headers,
 /// computed without the C library so it is pure and the same on every host.
 public enum MailDate {
-    public static func format(epochSeconds: Int64) -> String {
+    public static func format(epochSeconds raw: Int64) -> String {
+        // Years 1 to 9999: outside them the header would not be a date, and
+        // the civil arithmetic below could overflow.
+        let epochSeconds = min(max(raw, -62_135_596_800), 253_402_300_799)
         let days = floorDiv(epochSeconds, 86_400)
         let secs = epochSeconds - days * 86_400
         let (y, m, d) = civil(fromDays: days)

@@ -189,3 +189,44 @@ func rcpt(_ client: String = "192.0.2.7", from sender: String = "alice@example.o
         #expect(store.ask(Engine(policy: policy), rcpt(), at: t0 + 1).reason == .knownTriplet)
     }
 }
+
+/// Extreme times and durations, as a corrupt or foreign store or a huge
+/// setting could give them, saturate instead of trapping.
+@Suite struct EngineExtremeNumberTests {
+    @Test func hugeDurationsSaturate() {
+        var policy = GreylistPolicy()
+        policy.delay = .max
+        policy.retryWindow = .max
+        policy.passTTL = .max
+        var store = MemoryStore()
+        let engine = Engine(policy: policy)
+        let v = store.ask(engine, rcpt(), at: .max - 1)
+        #expect(v.action == .defer)
+        #expect(v.timeLeft == .max)
+    }
+
+    @Test func extremeStoredRecordDoesNotTrap() {
+        let engine = Engine()
+        let triplet = Triplet(network: "192.0.2.0/24", sender: "a@example.org", recipient: "b@example.net")
+        let passed = GreylistRecord(triplet: triplet, firstSeen: .min, lastSeen: .max, blockExpires: .min,
+                                    recordExpires: .max, blockedCount: .max, passedCount: .max)
+        let d = engine.decide(triplet, state: TripletState(record: passed, clientPassedTriplets: .max), now: .max)
+        #expect(d.verdict.action == .pass)
+        var pending = passed
+        pending.passedCount = 0
+        pending.blockExpires = .max
+        let e = Engine(policy: { var p = GreylistPolicy(); p.clientAutowhitelist = 0; return p }())
+        let d2 = e.decide(triplet, state: TripletState(record: pending), now: .min)
+        #expect(d2.verdict.action == .defer)
+        #expect(d2.verdict.timeLeft == .max)
+        pending.blockExpires = .min
+        let d3 = e.decide(triplet, state: TripletState(record: pending), now: .max)
+        #expect(d3.verdict.action == .pass)
+        #expect(d3.verdict.delayed == .max)
+    }
+
+    @Test func mailDateClampsExtremes() {
+        #expect(MailDate.format(epochSeconds: .max).contains("9999"))
+        #expect(!MailDate.format(epochSeconds: .min).isEmpty)
+    }
+}
