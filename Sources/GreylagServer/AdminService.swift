@@ -172,9 +172,12 @@ public struct AdminService: Sendable {
         case .add:
             let (list, field, value) = try entryKey(r)
             if let e = r.expiresIn, e <= 0 { throw AdminError(message: "expiry must be in the future") }
+            if let e = r.expiresIn, e > NumericLimits.maxDuration {
+                throw AdminError(message: "expires_in \(e) is out of range: at most \(NumericLimits.maxDuration) seconds (10 years)")
+            }
             let entry = try await store.addManualEntry(ManualEntry(
                 id: 0, list: list, field: field, value: value, comment: r.comment ?? "", created: now,
-                expires: r.expiresIn.map { now + $0 }))
+                expires: r.expiresIn.map { now.saturatingAdd($0) }))
             try await refresh()
             return AdminResponse(ok: true, message: "\(list.rawValue) entry #\(entry.id) \(field.rawValue) \(value)",
                                  entries: [entry])

@@ -86,6 +86,9 @@ struct ListAdd<Family: ListCommandFamily>: AsyncParsableCommand {
             guard let s = DurationText.parse(expires), s > 0 else {
                 throw ValidationError("\"\(expires)\" is not a duration such as 12h or 7d")
             }
+            guard s <= NumericLimits.maxDuration else {
+                throw ValidationError("--expires \(expires) is out of range: at most 10 years")
+            }
             seconds = s
         }
         let r = try AdminRunner.checked(await AdminRunner.run(AdminRequest(
