@@ -85,12 +85,33 @@ public enum ConfigurationLoader {
         guard let path else { return defaults() }
         let text: String
         do {
+            if let problem = unreadableReason(path) {
+                throw ConfigurationErrors(errors: [ConfigurationError(file: path, line: nil, key: nil, message: problem)])
+            }
             text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch let error as ConfigurationErrors {
+            throw error
         } catch {
             throw ConfigurationErrors(errors: [ConfigurationError(file: path, line: nil, key: nil,
-                                                                  message: "cannot read: \(error.localizedDescription)")])
+                                                                  message: "cannot read: not a readable UTF-8 text file")])
         }
         return try parse(text, file: path)
+    }
+
+    /// Why `path` cannot be read as a configuration file, in words
+    /// (Foundation's own errors say only "NSCocoaErrorDomain error 256").
+    static func unreadableReason(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let e = errno
+            return e == ENOENT ? "no such file" : "cannot read: \(String(cString: strerror(e)))"
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR { return "is a directory, not a configuration file" }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return "is not a regular file, not a configuration file" }
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return "cannot read: \(String(cString: strerror(errno)))" }
+        close(fd)
+        return nil
     }
 
     /// The configuration `greylag serve` runs with when no file is given:

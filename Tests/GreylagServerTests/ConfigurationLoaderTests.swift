@@ -253,4 +253,9 @@ import Testing
     @Test func unreadableFileIsNamed() {
         #expect(throws: ConfigurationErrors.self) { try ConfigurationLoader.load(path: "/nonexistent/greylag.toml") }
     }
+
+    @Test func directoryOrMissingConfigPathIsSaidInWords() {
+        #expect(ConfigurationLoader.unreadableReason(NSTemporaryDirectory()) == "is a directory, not a configuration file")
+        #expect(ConfigurationLoader.unreadableReason("/nonexistent/greylag.toml") == "no such file")
+    }
 }
