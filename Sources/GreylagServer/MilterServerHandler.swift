@@ -86,7 +86,9 @@ final class MilterServerHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            switch session.received(command, now: service.now()) {
+            let action = session.received(command, now: service.now())
+            for notice in session.takeNotices() { logger.info("\(notice)") }
+            switch action {
             case .none:
                 continue
             case .reply(let replies):

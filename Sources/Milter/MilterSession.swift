@@ -52,6 +52,10 @@ public struct MilterSession: Sendable {
     private(set) var agreedFlags: UInt32 = 0
     private(set) var mayAddHeaders = false
     private var macros: [UInt8: [String: String]] = [:]
+    /// Log lines the handler is to write (dropped macros), once per kind and connection.
+    private var notices: [String] = []
+    private var warnedStage = false
+    private var warnedCap = false
     private var clientAddress = ""
     private var clientName = ""
     private var helo = ""
@@ -84,9 +88,7 @@ public struct MilterSession: Sendable {
             return .reply([.negotiate(version: min(version, 6), actions: wantHeaders ? MilterFlags.addHeaders : 0,
                                       protocolFlags: agreedFlags)])
         case .macros(let stage, let list):
-            var values: [String: String] = [:]
-            for m in list { values[m.name] = m.value }
-            macros[stage] = values
+            storeMacros(stage: stage, list)
             return .none
         case .connect(let host, let family, _, let address):
             resetConnection()
@@ -173,6 +175,57 @@ public struct MilterSession: Sendable {
         let host = macro("j", stage: "C").isEmpty ? config.hostname : macro("j", stage: "C")
         let address = macro("daemon_addr", stage: "C").isEmpty ? macro("if_addr", stage: "C") : macro("daemon_addr", stage: "C")
         return address.isEmpty ? host : "\(host) [\(address)]"
+    }
+
+    /// Stages libmilter defines macros for: connect, HELO, MAIL, RCPT,
+    /// DATA (`T`; `A` in some MTAs' wording), end of headers, end of message.
+    public static let macroStages: Set<UInt8> = Set("CHMRATNE".utf8)
+    /// Most macros kept for one stage.
+    public static let maxMacrosPerStage = 64
+    /// Most bytes of macro names and values kept for one connection.
+    public static let maxMacroBytes = 64 * 1024
+
+    /// Bytes of macro names and values the session holds.
+    public var heldMacroBytes: Int {
+        macros.values.reduce(0) { sum, stage in stage.reduce(sum) { $0 + $1.key.utf8.count + $1.value.utf8.count } }
+    }
+
+    /// Log lines about dropped macros since the last call.
+    public mutating func takeNotices() -> [String] {
+        defer { notices = [] }
+        return notices
+    }
+
+    /// Keeps a stage's macros within the caps; what is over is dropped (mail
+    /// keeps flowing) and logged once per connection.
+    private mutating func storeMacros(stage: UInt8, _ list: [MilterMacro]) {
+        guard Self.macroStages.contains(stage) else {
+            if !warnedStage {
+                warnedStage = true
+                notices.append("ignoring milter macros for undefined stage 0x\(String(stage, radix: 16))")
+            }
+            return
+        }
+        macros[stage] = nil
+        var budget = Self.maxMacroBytes - heldMacroBytes
+        var values: [String: String] = [:]
+        var dropped = 0
+        for m in list {
+            let size = m.name.utf8.count + m.value.utf8.count
+            let replaced = values[m.name].map { m.name.utf8.count + $0.utf8.count } ?? 0
+            if (replaced == 0 && values.count >= Self.maxMacrosPerStage) || size - replaced > budget {
+                dropped += 1
+                continue
+            }
+            budget -= size - replaced
+            values[m.name] = m.value
+        }
+        macros[stage] = values
+        if dropped > 0 && !warnedCap {
+            warnedCap = true
+            notices.append("dropping \(dropped) milter macros for stage 0x\(String(stage, radix: 16)): over "
+                + "\(Self.maxMacrosPerStage) macros per stage or \(Self.maxMacroBytes) bytes per connection")
+        }
     }
 
     private func macro(_ name: String, stage: Character) -> String {

@@ -1,5 +1,5 @@
 import GreylagCore
-import Milter
+@testable import Milter
 import Testing
 
 /// The session, one line per step.
@@ -138,5 +138,29 @@ import Testing
             guard case .reply(let r2) = s.received(.endOfMessage, now: now) else { Issue.record("no reply"); continue }
             #expect((r2.count == 2) == whitelistHeader, "\(mode) whitelisted")
         }
+    }
+}
+
+/// A peer cannot make one connection hold unbounded macros.
+@Suite struct MilterMacroCapTests {
+    @Test func macrosForAllStageBytesStayUnderTheCap() {
+        var s = MilterSession(config: MilterReplyConfig())
+        let big = String(repeating: "v", count: 60_000)
+        for stage in 0...255 {
+            let list = (0..<200).map { MilterMacro("m\($0)", $0 == 0 ? big : "value\($0)") }
+            _ = s.received(.macros(stage: UInt8(stage), list), now: 0)
+            #expect(s.heldMacroBytes <= MilterSession.maxMacroBytes)
+        }
+        let notices = s.takeNotices()
+        #expect(notices.count == 2)  // one for undefined stages, one for the cap
+        #expect(s.takeNotices().isEmpty)
+    }
+
+    @Test func definedStagesKeepTheirMacros() {
+        var s = MilterSession(config: MilterReplyConfig())
+        _ = s.received(.macros(stage: UInt8(ascii: "C"), [MilterMacro("j", "mx.example.org")]), now: 0)
+        _ = s.received(.macros(stage: UInt8(ascii: "Z"), [MilterMacro("j", "forged")]), now: 0)
+        #expect(s.serverName == "mx.example.org")
+        #expect(s.heldMacroBytes == 15)
     }
 }
