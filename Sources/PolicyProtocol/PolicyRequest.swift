@@ -3,7 +3,8 @@
 // Grammar (Postfix SMTPD_POLICY_README):
 //   request   = *( attribute LF ) LF
 //   attribute = name "=" value          ; value may be empty, may contain "="
-// Lines end with LF only. One connection carries many requests. Exim's
+// Lines end with LF; a CR before the LF is tolerated and dropped. Control
+// bytes in a line are refused. One connection carries many requests. Exim's
 // readsocket sends one request and half-closes instead of sending the final
 // empty line; such a request is taken at end of input.
 
@@ -50,7 +51,7 @@ public struct PolicyRequest: Sendable, Hashable, CustomStringConvertible {
             let end = view[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? view.endIndex
             if end > lineStart, let eq = view[lineStart..<end].firstIndex(of: UInt8(ascii: "=")) {
                 var valueEnd = end
-                if valueEnd > eq + 1 && view[valueEnd - 1] == UInt8(ascii: "\r") { valueEnd -= 1 }
+                if valueEnd > eq && view[valueEnd - 1] == UInt8(ascii: "\r") { valueEnd -= 1 }
                 index.append(Entry(name: Int32(lineStart - base), equals: Int32(eq - base), end: Int32(valueEnd - base)))
             }
             lineStart = end + 1

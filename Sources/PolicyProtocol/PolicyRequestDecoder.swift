@@ -7,6 +7,7 @@ public struct PolicyProtocolError: Error, Hashable, Sendable, CustomStringConver
         case lineTooLong = "line too long"
         case requestTooLong = "request too long"
         case malformedLine = "malformed attribute line"
+        case controlByte = "control byte in attribute"
     }
 
     public var code: Code
@@ -46,7 +47,8 @@ public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
 
     private enum Step {
         case needMore
-        case strayEmptyLine
+        /// An empty line (LF or CR LF) of this many bytes between requests.
+        case strayEmptyLine(Int)
         case complete(length: Int)
     }
 
@@ -55,9 +57,9 @@ public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
             switch try buffer.withUnsafeReadableBytes({ try scan($0) }) {
             case .needMore:
                 return nil
-            case .strayEmptyLine:
+            case .strayEmptyLine(let count):
                 // An empty line between requests: nothing to answer.
-                buffer.moveReaderIndex(forwardBy: 1)
+                buffer.moveReaderIndex(forwardBy: count)
             case .complete(let length):
                 return finish(&buffer, consuming: length)
             }
@@ -85,8 +87,9 @@ public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
             if checked + length + 1 > maxRequestLength {
                 throw PolicyProtocolError(.requestTooLong, "more than \(maxRequestLength) bytes")
             }
-            if length == 0 {
-                return index.isEmpty ? .strayEmptyLine : .complete(length: checked + 1)
+            // CR LF clients: a line of just CR is the empty line too.
+            if length == 0 || (length == 1 && raw[lineStart] == UInt8(ascii: "\r")) {
+                return index.isEmpty ? .strayEmptyLine(length + 1) : .complete(length: checked + length + 1)
             }
             try add(raw, line: lineStart, end: newline)
             checked = newline + 1
@@ -109,8 +112,16 @@ public struct PolicyRequestDecoder: NIOSingleStepByteToMessageDecoder {
             let shown = String(decoding: raw[line..<min(end, line + 64)], as: UTF8.self)
             throw PolicyProtocolError(.malformedLine, "no name=value in \"\(shown.logEscaped)\"")
         }
+        // One CR before the LF is part of the line end (CR LF clients).
         var valueEnd = end
-        if valueEnd > equals + 1 && raw[valueEnd - 1] == UInt8(ascii: "\r") { valueEnd -= 1 }
+        if valueEnd > equals && raw[valueEnd - 1] == UInt8(ascii: "\r") { valueEnd -= 1 }
+        // A control byte (a NUL above all) would make the stored key, the
+        // logged key and the dashboard's key differ: refuse the request.
+        if let bad = (line..<valueEnd).first(where: { raw[$0] < 0x20 || raw[$0] == 0x7F }) {
+            let name = String(decoding: raw[line..<min(equals, line + 64)], as: UTF8.self)
+            let part = bad < equals ? "name" : "value"
+            throw PolicyProtocolError(.controlByte, "byte 0x\(String(raw[bad], radix: 16)) in the \(part) of attribute \"\(name.logEscaped)\"")
+        }
         index.append(PolicyRequest.Entry(name: Int32(line), equals: Int32(equals), end: Int32(valueEnd)))
     }
 

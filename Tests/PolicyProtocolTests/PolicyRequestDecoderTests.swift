@@ -135,6 +135,35 @@ import Testing
     }
 }
 
+extension PolicyRequestDecoderTests {
+    /// A whole CR LF request, ending in a CR LF empty line, is answered;
+    /// stray CR LF empty lines between requests are skipped.
+    @Test func crlfRequestsAreDecoded() throws {
+        var buffer = ByteBuffer(string: "\r\nsender=a@example.org\r\nqueue_id=\r\n\r\nb=2\r\n\r\n")
+        var decoder = PolicyRequestDecoder()
+        let first = try #require(try decoder.decode(buffer: &buffer))
+        #expect(first.attributes.map { "\($0.name)=\($0.value)" } == ["sender=a@example.org", "queue_id="])
+        let second = try #require(try decoder.decode(buffer: &buffer))
+        #expect(second.attributes.map { "\($0.name)=\($0.value)" } == ["b=2"])
+        #expect(buffer.readableBytes == 0)
+    }
+
+    /// A NUL or other control byte in a value would make the stored key
+    /// differ from the logged one: the request is refused, naming the attribute.
+    @Test(arguments: ["sender=a@example.org\u{0}x\n\n", "recipient=b\u{1B}[31m\n\n", "helo_name=h\u{7F}\n\n",
+                      "sender=a\rb\n\n", "send\u{0}er=a\n\n"])
+    func controlBytesAreRefused(input: String) throws {
+        let error = try #require(decodeError(input))
+        #expect(error.code == .controlByte)
+        #expect(error.detail.contains("attribute"))
+    }
+
+    @Test func controlByteErrorNamesTheAttribute() throws {
+        let error = try #require(decodeError("sender=a\u{0}b\n\n"))
+        #expect(error.description.contains("\"sender\""))
+    }
+}
+
 @Suite struct PolicyReplyTests {
     @Test func encodesActionAndBlankLine() {
         var buffer = ByteBuffer()
