@@ -36,7 +36,8 @@ public enum DashboardPage {
     }
 
     /// Text made safe for HTML element content and quoted attribute values:
-    /// markup characters become entities, control characters U+FFFD, and
+    /// markup characters become entities, control characters U+FFFD,
+    /// bidirectional controls the visible text `<U+202E>`, and
     /// anything longer than `limit` characters is cut.
     public static func html(_ text: String, limit: Int = 160) -> String {
         var out = ""
@@ -58,6 +59,8 @@ public enum DashboardPage {
                 if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028
                     || scalar.value == 0x2029 {
                     out += "\u{FFFD}"
+                } else if scalar.isBidiControl {
+                    out += "&lt;U+" + String(scalar.value, radix: 16, uppercase: true) + "&gt;"
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

@@ -166,6 +166,17 @@ struct DashboardTraffic {
         #expect(DashboardPage.html(String(repeating: "x", count: 500), limit: 10) == "xxxxxxxxxx…")
     }
 
+    /// Bidi overrides and isolates would reorder an address on screen; they
+    /// are shown as visible text instead, on the page and in log lines.
+    @Test func bidiControlsAreShownVisibly() {
+        #expect(DashboardPage.html("a\u{202E}gpj.exe") == "a&lt;U+202E&gt;gpj.exe")
+        #expect(DashboardPage.html("\u{2066}x\u{2069}\u{200E}\u{200F}\u{061C}")
+                == "&lt;U+2066&gt;x&lt;U+2069&gt;&lt;U+200E&gt;&lt;U+200F&gt;&lt;U+61C&gt;")
+        #expect("a\u{202E}b\u{202A}c".logEscaped == "a\\u{202E}b\\u{202A}c")
+        #expect("\u{2067}\u{0}é".logEscaped == "\\u{2067}\\x00é")
+        #expect("café ∑".logEscaped == "café ∑")
+    }
+
     func sample(history: [HistoryCount], retryWindow: Int64 = 2 * 86_400, now: Int64 = 500_000 * 3600 + 1800) -> DashboardData {
         DashboardData(now: now, host: "mx<1>", delay: 300, retryWindow: retryWindow, history: history,
                       counts: StoreCounts(pending: 4, passed: 5, clients: 6),
