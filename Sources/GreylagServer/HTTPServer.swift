@@ -47,10 +47,13 @@ public enum HTTPAccess: Equatable, Sendable {
     /// with any user name and the token as password, which is what a
     /// browser sends for the dashboard.
     static func presented(_ authorization: String?) -> String? {
-        guard let authorization else { return nil }
-        if authorization.hasPrefix("Bearer ") { return String(authorization.dropFirst("Bearer ".count)) }
-        guard authorization.hasPrefix("Basic "),
-              let data = Data(base64Encoded: String(authorization.dropFirst("Basic ".count))),
+        guard let authorization, let space = authorization.firstIndex(of: " ") else { return nil }
+        // The scheme is case-insensitive (RFC 9110 section 11.1).
+        let scheme = authorization[..<space].lowercased()
+        let credentials = authorization[authorization.index(after: space)...].drop(while: { $0 == " " })
+        if scheme == "bearer" { return String(credentials) }
+        guard scheme == "basic",
+              let data = Data(base64Encoded: String(credentials)),
               let pair = String(data: data, encoding: .utf8), let colon = pair.firstIndex(of: ":") else { return nil }
         return String(pair[pair.index(after: colon)...])
     }
@@ -216,6 +219,7 @@ enum HTTPServer {
     static func text(_ body: String, type: String, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = type
+        headers[.xContentTypeOptions] = "nosniff"
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 
@@ -226,6 +230,7 @@ enum HTTPServer {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-store"
+        headers[.xContentTypeOptions] = "nosniff"
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body + "\n")))
     }
 }

@@ -40,6 +40,12 @@ import Testing
     @Test func aConfiguredTokenIsRequiredEverywhere() {
         for listener in [local, public_] {
             #expect(HTTPAccess.check(listener: listener, token: token, authorization: "Bearer \(token)") == .allowed)
+            // The scheme is case-insensitive.
+            for scheme in ["bearer", "BEARER", "bEaReR"] {
+                #expect(HTTPAccess.check(listener: listener, token: token, authorization: "\(scheme) \(token)") == .allowed)
+            }
+            let basic = Data("admin:\(token)".utf8).base64EncodedString()
+            #expect(HTTPAccess.check(listener: listener, token: token, authorization: "basic \(basic)") == .allowed)
             for wrong in [nil, "Bearer", "Bearer \(token)x", "Bearer 0123456789abcdef-tokeN", "Basic \(token)", token] {
                 guard case .unauthorized = HTTPAccess.check(listener: listener, token: token, authorization: wrong) else {
                     Issue.record("\(listener) let \(wrong ?? "nil") in")
