@@ -26,6 +26,4 @@ public enum NumericLimits {
     /// The longest duration any setting, API request or command accepts:
     /// ten years of 365.25 days.
     public static let maxDuration: Int64 = 315_576_000
-    /// The largest count (thresholds, limits) a setting accepts.
-    public static let maxCount: Int64 = 1_000_000_000
 }
