@@ -1,6 +1,7 @@
 import Foundation
 import GreylagCore
 import GreylagStore
+import Logging
 
 /// One admin command, as the CLI sends it over the admin socket (one JSON
 /// object per line) and as `AdminService` carries it out.
@@ -20,6 +21,14 @@ public struct AdminRequest: Codable, Sendable, Hashable {
         case stats
         /// Reload configuration, list files and manual entries.
         case reload
+
+        /// True for the commands that change state (and need authority).
+        public var changesState: Bool {
+            switch self {
+            case .add, .remove, .delete, .reload: return true
+            case .entries, .records, .stats: return false
+            }
+        }
     }
 
     public var command: Command
@@ -139,26 +148,42 @@ public struct AdminService: Sendable {
     public let clock: @Sendable () -> Int64
     /// Reloads configuration and lists (set by the daemon).
     public let reload: (@Sendable () async -> (ok: Bool, summary: String))?
+    /// Where every change (add, remove, delete, reload) is logged, with who asked.
+    public let logger: Logger?
 
     public init(store: any GreylistStore, service: GreylistService?, policy: GreylistPolicy,
-                clock: @escaping @Sendable () -> Int64 = unixNow, reload: (@Sendable () async -> (ok: Bool, summary: String))? = nil) {
+                clock: @escaping @Sendable () -> Int64 = unixNow, reload: (@Sendable () async -> (ok: Bool, summary: String))? = nil,
+                logger: Logger? = nil) {
         self.store = store
         self.service = service
         self.policy = policy
         self.clock = clock
         self.reload = reload
+        self.logger = logger
     }
 
-    public func handle(_ r: AdminRequest) async -> AdminResponse {
+    /// Carries out `r` for `source` (who asked, for the log: "admin socket
+    /// uid 1000 pid 4242", "http 127.0.0.1:40312 with the token").
+    public func handle(_ r: AdminRequest, from source: String = "a local caller") async -> AdminResponse {
+        let response: AdminResponse
         do {
-            var response = try await perform(r)
-            response.live = service != nil
-            return response
+            var done = try await perform(r)
+            done.live = service != nil
+            response = done
         } catch let e as AdminError {
-            return .failure(e.message, kind: e.kind)
+            response = .failure(e.message, kind: e.kind)
         } catch {
-            return .failure("store error: \(error)", kind: "unavailable")
+            response = .failure("store error: \(error)", kind: "unavailable")
         }
+        if r.command.changesState, let logger {
+            let what = ([r.list?.rawValue, r.field?.rawValue, r.value].compactMap { $0 }.joined(separator: " ")).logEscaped
+            if response.ok {
+                logger.notice("admin change by \(source.logEscaped): \(r.command.rawValue)\(what.isEmpty ? "" : " " + what): \((response.message ?? "done").logEscaped)")
+            } else {
+                logger.warning("admin change by \(source.logEscaped) failed: \(r.command.rawValue)\(what.isEmpty ? "" : " " + what): \((response.error ?? "").logEscaped)")
+            }
+        }
+        return response
     }
 
     struct AdminError: Error {

@@ -49,12 +49,11 @@ final class AdminConnectionHandler: ChannelInboundHandler, Sendable {
             return
         }
         let admin = self.admin
-        let logger = self.logger
         Task {
-            let response = await admin.handle(request)
-            if response.ok, [.add, .remove, .delete, .reload].contains(request.command) {
-                logger.notice("admin: \(request.command.rawValue): \(response.message ?? "done")")
-            }
+            // The socket's mode is the authority; the kernel's peer
+            // credentials say who used it, for the audit log.
+            let peer = await PeerCredentials.unixPeer(channel) ?? "an unknown peer"
+            let response = await admin.handle(request, from: "admin socket \(peer)")
             self.reply(response, on: channel)
         }
     }
