@@ -116,8 +116,18 @@ public struct GreylagConfiguration: Sendable {
     // [http]
     /// Where `/metrics` is served; nil: nowhere. Loopback by default.
     public var httpListener: ListenAddress? = .tcp(host: "127.0.0.1", port: 10080)
-    /// The bearer token of the admin API; required on a listener that is not local.
+    /// The bearer token of the admin API: required for every change, and
+    /// for every request on a listener that is not local. Reloadable.
     public var httpToken: String?
+    /// Permissions of an HTTP unix socket: only its owner by default.
+    public var httpSocketMode: Int = 0o600
+    /// Open HTTP connections at most; more are closed at once, with a warning.
+    public var httpMaxConnections = 64
+    /// Seconds a connection may stay without a complete request head (after
+    /// opening or after its last answer) before it is closed.
+    public var httpIdleTimeout: Int64 = 30
+    /// Seconds a request's body may take after its head.
+    public var httpRequestTimeout: Int64 = 10
     /// How long the dashboard's hourly history is kept, in seconds.
     public var historyKeep: Int64 = 90 * 86_400
     /// Seconds between writes of the hourly counts to the store.

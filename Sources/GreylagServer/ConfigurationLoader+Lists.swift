@@ -211,8 +211,21 @@ extension Reader {
                 if let v = duration(k, value, unit: 86_400) {
                     if v >= 86_400 { c.historyKeep = v } else { fail(k, "must be at least 1d") }
                 }
+            case "socket_mode":
+                if let v = mode(k, value) { c.httpSocketMode = v }
+            case "max_connections":
+                if let v = integer(k, value, in: 1...100_000) { c.httpMaxConnections = v }
+            case "idle_timeout":
+                if let v = duration(k, value, unit: 1) {
+                    if v >= 1 && v <= 86_400 { c.httpIdleTimeout = v } else { fail(k, "must be from 1s to 1d") }
+                }
+            case "request_timeout":
+                if let v = duration(k, value, unit: 1) {
+                    if v >= 1 && v <= 3_600 { c.httpRequestTimeout = v } else { fail(k, "must be from 1s to 1h") }
+                }
             default:
-                fail(k, "unknown key; expected listen, token, token_file or history_keep")
+                fail(k, "unknown key; expected listen, token, token_file, history_keep, socket_mode, max_connections, "
+                     + "idle_timeout or request_timeout")
             }
         }
     }

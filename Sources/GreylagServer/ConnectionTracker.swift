@@ -50,9 +50,14 @@ final class ConnectionLimit: Sendable {
     private let logger: Logger
     private let refusedCounter: CoreMetrics.Counter
 
-    init(kind: String, max: Int, logger: Logger, metrics: GreylagMetrics) {
+    /// The key that sets the cap, for the warning (nil: a fixed cap).
+    let setting: String?
+
+    /// `keyed`: the cap is `KIND.max_connections`; otherwise a fixed one.
+    init(kind: String, max: Int, logger: Logger, metrics: GreylagMetrics, keyed: Bool = true) {
         self.kind = kind
         self.max = max
+        self.setting = keyed ? "\(kind).max_connections" : nil
         self.logger = logger
         refusedCounter = CoreMetrics.Counter(label: "greylag_connections_refused_total", dimensions: [("listener", kind)],
                                              factory: metrics.factory)
@@ -80,8 +85,8 @@ final class ConnectionLimit: Sendable {
         if due {
             let n = refusedSinceLog.exchange(0, ordering: .relaxed)
             let peer = channel.remoteAddress.map { "\($0)" } ?? "a client"
-            let line = "\(kind) connection from \(peer) refused: \(max) connections are open, the limit set by "
-                + "\(kind).max_connections" + (n > 1 ? " (\(n) refused since the last message)" : "")
+            let line = "\(kind) connection from \(peer) refused: \(max) connections are open, the limit"
+                + (setting.map { " set by \($0)" } ?? "") + (n > 1 ? " (\(n) refused since the last message)" : "")
             logger.warning("\(line)")
         }
         return false

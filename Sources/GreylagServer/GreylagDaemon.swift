@@ -113,9 +113,17 @@ public final class GreylagDaemon: Service {
             throw error
         }
         let tracker = ConnectionTracker()
-        let limits = Limits(policy: ConnectionLimit(kind: "policy", max: config.policyMaxConnections, logger: logger,
+        let (softLimit, _) = DescriptorBudget.raiseLimit()
+        let (caps, capWarning) = DescriptorBudget.fit(
+            .init(policy: config.policyListeners.isEmpty ? 0 : config.policyMaxConnections,
+                  milter: config.milterListeners.isEmpty ? 0 : config.milterMaxConnections,
+                  http: config.httpListener == nil ? 0 : config.httpMaxConnections),
+            limit: softLimit, inUse: DescriptorBudget.inUse(),
+            reserve: DescriptorBudget.reserve(threads: config.effectiveThreads))
+        if let capWarning { logger.warning("\(capWarning)") }
+        let limits = Limits(policy: ConnectionLimit(kind: "policy", max: max(1, caps.policy), logger: logger,
                                                     metrics: service.metrics),
-                            milter: ConnectionLimit(kind: "milter", max: config.milterMaxConnections, logger: logger,
+                            milter: ConnectionLimit(kind: "milter", max: max(1, caps.milter), logger: logger,
                                                     metrics: service.metrics))
         let mailboxes = EventLoopMailboxes(group: group)
         // `run` shuts the loops down after this returns; a store call that
@@ -137,13 +145,14 @@ public final class GreylagDaemon: Service {
             try? await store.close()
             throw error
         }
-        let reloader = ConfigReloader(configuration: config, service: service, logger: logger)
+        let httpToken = LiveValue(config.httpToken)
+        let reloader = ConfigReloader(configuration: config, service: service, httpToken: httpToken, logger: logger)
         let admin = AdminService(store: store, service: service, policy: config.policy, clock: clock,
-                                 reload: { await reloader.reload(trigger: "admin command") })
+                                 reload: { await reloader.reload(trigger: "admin command") }, logger: logger)
         var adminServer: (any Channel)? = nil
         if let path = config.adminSocketPath {
             do {
-                adminServer = try await bindAdmin(path: path, group: group, admin: admin)
+                adminServer = try await bindAdmin(path: path, group: group, admin: admin, metrics: service.metrics)
             } catch {
                 for server in servers { try? await server.close() }
                 try? await store.close()
@@ -156,8 +165,25 @@ public final class GreylagDaemon: Service {
         var httpBound: String? = nil
         if let address = config.httpListener {
             let (stream, continuation) = AsyncStream.makeStream(of: String.self)
-            let app = HTTPServer.application(address, token: config.httpToken, service: service, admin: admin,
-                                             dashboard: dashboard, tracker: tracker, logger: logger, onListening: { continuation.yield($0) })
+            if case .unix(let path) = address {
+                do {
+                    try Self.removeStaleSocket(path)
+                } catch {
+                    logger.critical("cannot serve HTTP on \(address): \(error)")
+                    for server in servers + milters { try? await server.close() }
+                    try? await adminServer?.close()
+                    try? await store.close()
+                    throw error
+                }
+            }
+            Self.warnIfOpen(address, token: config.httpToken, logger: logger)
+            let settings = HTTPServer.Settings(address: address, token: httpToken,
+                                               maxConnections: max(1, caps.http),
+                                               idleTimeout: config.httpIdleTimeout,
+                                               requestTimeout: config.httpRequestTimeout,
+                                               socketMode: config.httpSocketMode)
+            let app = HTTPServer.application(settings, service: service, admin: admin, dashboard: dashboard,
+                                             tracker: tracker, logger: logger, onListening: { continuation.yield($0) })
             let task = Task {
                 defer { continuation.finish() }
                 try await app.run()
@@ -228,6 +254,7 @@ public final class GreylagDaemon: Service {
             httpTask?.cancel()
             _ = try? await httpTask?.value
             for case .unix(let path) in config.policyListeners + config.milterListeners { unlink(path) }
+            if case .unix(let path)? = config.httpListener { unlink(path) }
             if let path = config.adminSocketPath { unlink(path) }
             await tracker.drainAll(timeout: .seconds(10))
             tasks.cancelAll()
@@ -296,7 +323,14 @@ public final class GreylagDaemon: Service {
         let logger = self.logger
         let isTCP: Bool
         if case .tcp = address { isTCP = true } else { isTCP = false }
+        let pause = AcceptPause(what: "\(what) listener \(address)", logger: logger)
         let bootstrap = ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        AcceptBackoffHandler(shouldForwardIOErrorCaught: false, backoffProvider: pause.backoff))
+                }
+            }
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -329,16 +363,39 @@ public final class GreylagDaemon: Service {
         }
     }
 
+    /// Says at start (and on reload) that an HTTP listener other hosts can
+    /// reach has no token: its API is then closed, and only `/metrics` answers.
+    static func warnIfOpen(_ address: ListenAddress, token: String?, logger: Logger) {
+        guard token?.isEmpty ?? true, !HTTPAccess.isLocal(address) else { return }
+        let line = "http listener \(address) is reachable from other hosts and http.token is not set: "
+            + "/metrics answers anyone, the dashboard and the API are closed until a token is set"
+        logger.warning("\(line)")
+    }
+
     /// Listens for admin commands on a unix socket (see `AdminConnectionHandler`).
-    private func bindAdmin(path: String, group: any EventLoopGroup, admin: AdminService) async throws -> any Channel {
+    private func bindAdmin(path: String, group: any EventLoopGroup, admin: AdminService,
+                           metrics: GreylagMetrics) async throws -> any Channel {
         let logger = self.logger
         let mode = configuration.adminSocketMode
         do {
             try Self.removeStaleSocket(path)
+            let pause = AcceptPause(what: "admin socket \(path)", logger: logger)
+            let limit = ConnectionLimit(kind: "admin", max: DescriptorBudget.adminConnections, logger: logger,
+                                        metrics: metrics, keyed: false)
             let channel = try await ServerBootstrap(group: group)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            AcceptBackoffHandler(shouldForwardIOErrorCaught: false, backoffProvider: pause.backoff))
+                    }
+                }
                 .serverChannelOption(.backlog, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        guard limit.admit(channel) else {
+                            channel.close(promise: nil)
+                            return
+                        }
                         try channel.pipeline.syncOperations.addHandlers([
                             IdleStateHandler(readTimeout: .seconds(AdminConnectionHandler.requestTimeout)),
                             AdminConnectionHandler(admin: admin, logger: logger),
