@@ -12,14 +12,18 @@ actor ConfigReloader {
     private let source: String?
     private var current: GreylagConfiguration
     private let service: GreylistService
+    /// The HTTP token in force, which the HTTP listener reads per request.
+    private let httpToken: LiveValue<String?>?
     private let logger: Logger
     /// Last seen state of each watched file, to notice changes.
     private var signatures: [String: FileSignature?] = [:]
 
-    init(configuration: GreylagConfiguration, service: GreylistService, logger: Logger) {
+    init(configuration: GreylagConfiguration, service: GreylistService, httpToken: LiveValue<String?>? = nil,
+         logger: Logger) {
         self.source = configuration.source == "defaults" ? nil : configuration.source
         self.current = configuration
         self.service = service
+        self.httpToken = httpToken
         self.logger = logger
         self.signatures = Self.signatures(of: Self.watched(configuration))
     }
@@ -50,12 +54,42 @@ actor ConfigReloader {
         for key in Self.restartOnly(current, new) {
             logger.warning("reload: \(key) changed; it takes effect at the next restart")
         }
+        if current.httpToken != new.httpToken, let httpToken {
+            httpToken.set(new.httpToken)
+            let change = new.httpToken == nil ? "removed: the HTTP API is read-only" : "replaced"
+            logger.notice("reload: http.token \(change); it is in force for the next request")
+            if let address = current.httpListener { GreylagDaemon.warnIfOpen(address, token: new.httpToken, logger: logger) }
+        }
         var applied = new
         applied.policyListeners = current.policyListeners
         applied.milterListeners = current.milterListeners
         applied.storePath = current.storePath
         applied.backend = current.backend
         applied.adminSocket = current.adminSocket
+        // Restart-only settings stay as they run, so every later reload names
+        // them again until a restart puts them in force.
+        applied.adminSocketMode = current.adminSocketMode
+        applied.httpListener = current.httpListener
+        applied.httpSocketMode = current.httpSocketMode
+        applied.httpMaxConnections = current.httpMaxConnections
+        applied.httpIdleTimeout = current.httpIdleTimeout
+        applied.httpRequestTimeout = current.httpRequestTimeout
+        applied.historyKeep = current.historyKeep
+        applied.sizesInterval = current.sizesInterval
+        applied.statsInterval = current.statsInterval
+        applied.socketMode = current.socketMode
+        applied.milterSocketMode = current.milterSocketMode
+        applied.idleTimeout = current.idleTimeout
+        applied.policyMaxConnections = current.policyMaxConnections
+        applied.milterMaxConnections = current.milterMaxConnections
+        applied.synchronous = current.synchronous
+        applied.threads = current.threads
+        applied.storeTimeout = current.storeTimeout
+        applied.failureMode = current.failureMode
+        applied.expiryInterval = current.expiryInterval
+        applied.expiryBatch = current.expiryBatch
+        applied.logLevel = current.logLevel
+        applied.watchInterval = current.watchInterval
         service.reconfigure(policy: new.policy, lists: new.lists, replies: GreylagDaemon.replies(new),
                             milterReplies: GreylagDaemon.milterReplies(new))
         await reloadManualEntries()
@@ -119,6 +153,15 @@ actor ConfigReloader {
         if a.expiryInterval != b.expiryInterval || a.expiryBatch != b.expiryBatch { out.append("store.expiry_*") }
         if a.logLevel != b.logLevel { out.append("log.level") }
         if a.watchInterval != b.watchInterval { out.append("reload.watch_interval") }
+        if a.milterSocketMode != b.milterSocketMode { out.append("milter.socket_mode") }
+        if a.sizesInterval != b.sizesInterval { out.append("store.sizes_interval") }
+        if a.statsInterval != b.statsInterval { out.append("log.stats_interval") }
+        if a.httpListener != b.httpListener { out.append("http.listen") }
+        if a.httpSocketMode != b.httpSocketMode { out.append("http.socket_mode") }
+        if a.httpMaxConnections != b.httpMaxConnections { out.append("http.max_connections") }
+        if a.httpIdleTimeout != b.httpIdleTimeout { out.append("http.idle_timeout") }
+        if a.httpRequestTimeout != b.httpRequestTimeout { out.append("http.request_timeout") }
+        if a.historyKeep != b.historyKeep { out.append("http.history_keep") }
         return out
     }
 
