@@ -30,12 +30,13 @@ struct DashboardTraffic {
     }
 
     /// Plays the script. Returns when the clock is at the end of the last hour.
-    mutating func play(policy: String, http: String, clock: ManualClock) async throws {
-        let white = try await httpRequest(http, "POST", "/api/whitelist",
-                                          body: #"{"field": "client", "value": "203.0.113.0/24", "comment": "partner"}"#)
-        let black = try await httpRequest(http, "POST", "/api/blacklist",
-                                          body: #"{"field": "sender", "value": "spam@bad.example"}"#)
-        guard white.status == 200, black.status == 200 else { throw TestFailure("cannot add list entries: \(white) \(black)") }
+    mutating func play(policy: String, admin: String, clock: ManualClock) async throws {
+        // Through the admin socket: the HTTP API takes no writes without a token.
+        let white = try await AdminClient.request(AdminRequest(command: .add, list: .whitelist, field: .client,
+                                                               value: "203.0.113.0/24", comment: "partner"), socket: admin)
+        let black = try await AdminClient.request(AdminRequest(command: .add, list: .blacklist, field: .sender,
+                                                               value: "spam@bad.example"), socket: admin)
+        guard white.ok, black.ok else { throw TestFailure("cannot add list entries: \(white) \(black)") }
         let c = try await PolicyTestClient(policy)
         // Start one minute into an hour.
         clock.advance(3600 - clock.now % 3600 + 60)
@@ -266,14 +267,17 @@ struct DashboardTraffic {
 @Suite struct DashboardServerTests {
     @Test func theDashboardShowsScriptedTrafficAndEscapesAddresses() async throws {
         let clock = ManualClock()
+        let dir = TemporaryDirectory()
+        let admin = dir.path + "/admin.sock"
         try await withDaemon(configure: {
             $0.httpListener = .tcp(host: "127.0.0.1", port: 0)
+            $0.adminSocket = .path(admin)
             // Every fresh triplet of the script is deferred, whatever its network passed before.
             $0.policy.clientAutowhitelist = 0
         }, clock: clock) { addresses, _ in
             let http = String(try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5))
             var traffic = DashboardTraffic()
-            try await traffic.play(policy: addresses[0], http: http, clock: clock)
+            try await traffic.play(policy: addresses[0], admin: admin, clock: clock)
 
             // The JSON has exactly the counts tallied from the answers.
             let json = try await httpExchange(http, "GET", "/api/dashboard")
@@ -393,6 +397,7 @@ struct DashboardTraffic {
         let dir = TemporaryDirectory()
         try await withDaemon(configure: {
             $0.httpListener = .tcp(host: "127.0.0.1", port: 0)
+            $0.adminSocket = .path(dir.path + "/admin.sock")
             $0.policy.clientAutowhitelist = 0
             $0.dashboardCacheSeconds = 0
         }, clock: clock) { addresses, _ in
@@ -424,7 +429,7 @@ struct DashboardTraffic {
             #expect(empty.output.contains("hourly deferred: ") && empty.output.contains("(fewer than 250)"), "\(empty.output)")
 
             var traffic = DashboardTraffic()
-            try await traffic.play(policy: addresses[0], http: http, clock: clock)
+            try await traffic.play(policy: addresses[0], admin: dir.path + "/admin.sock", clock: clock)
             let check = try await screenshot("dashboard")
             #expect(check.status == 0, "\(check.output)")
             for name in DashboardPage.chartColors.keys {

@@ -20,9 +20,16 @@ func httpExchange(_ address: String, _ method: String = "GET", _ path: String, h
     return try await PolicyTestClient.offPool {
         let fd = try PolicyTestClient.connectTCP(host, port)
         defer { close(fd) }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
-        for (k, v) in headers { head += "\(k): \(v)\r\n" }
-        if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
+        // A Host, Content-Type given in `headers` replaces the default; a
+        // write is sent as JSON, as the API asks (empty value: none sent).
+        var head = "\(method) \(path) HTTP/1.1\r\nConnection: close\r\n"
+        let named = Set(headers.keys.map { $0.lowercased() })
+        if !named.contains("host") { head += "Host: \(host)\r\n" }
+        if !named.contains("content-type") && (body != nil || method == "POST" || method == "DELETE") {
+            head += "Content-Type: application/json\r\n"
+        }
+        for (k, v) in headers where !v.isEmpty { head += "\(k): \(v)\r\n" }
+        if let body { head += "Content-Length: \(body.utf8.count)\r\n" }
         let request = Array((head + "\r\n" + (body ?? "")).utf8)
         guard write(fd, request, request.count) == request.count else { throw TestFailure("cannot send") }
         var data: [UInt8] = []
