@@ -97,4 +97,28 @@ import Testing
         changed.policyHelperListeners = []
         #expect(ConfigReloader.restartOnly(ok, changed) == ["policy.helper_listen"])
     }
+
+    /// Three senders that differ only after a NUL must not become one
+    /// stored record: each request is refused, its connection closed, and
+    /// nothing is stored; a clean request afterwards is stored as sent.
+    @Test func sendersDifferingAfterANulAreNotStoredAsOne() async throws {
+        let dir = TemporaryDirectory()
+        let log = CapturedLog()
+        try await withDaemon(configure: configure(dir), log: log) { addresses, _ in
+            for address in addresses {
+                for tail in ["one", "two", "three"] {
+                    let c = try await PolicyTestClient(address)
+                    let lines = rcptRequest(sender: "alice@example.org\u{0}\(tail)").map { "\($0.0)=\($0.1)\n" }
+                    try await c.send(lines.joined() + "\n")
+                    #expect(try await c.isClosedByServer(), "\(address) \(tail)")
+                }
+            }
+            #expect(try await storedRecords(dir).isEmpty)
+            let c = try await PolicyTestClient(addresses[0])
+            #expect(try await c.ask(rcptRequest(sender: "alice@example.org")) == defer300)
+        }
+        #expect(log.all.filter { $0.contains("closing policy connection:") && $0.contains("\"sender\"") }.count == 6)
+        let records = try await storedRecords(dir)
+        #expect(records.map(\.triplet.sender) == ["alice@example.org"])
+    }
 }
