@@ -23,17 +23,23 @@ public enum Fuzz {
     @Sendable public static func policy(_ bytes: UnsafeRawBufferPointer) {
         var buffer = ByteBuffer(bytes: bytes)
         var decoder = PolicyRequestDecoder()
-        var session = PolicySession(config: PolicyReplyConfig())
+        // A plain listener and a `policy.helper_listen` one (greylag_* honoured).
+        var sessions = [PolicySession(config: PolicyReplyConfig()),
+                        PolicySession(config: PolicyReplyConfig(), helperAttributes: true)]
         var out = ByteBuffer()
         let encoder = PolicyReplyEncoder()
         do {
             while let request = try decoder.decode(buffer: &buffer) {
-                guard case .decide(let query) = session.requestReceived(request) else { continue }
-                _ = engine.prepare(query, now: now)
-                let triplet = engine.triplet(for: query)
-                for verdict in [Verdict(action: .defer, reason: .newTriplet, timeLeft: 300, triplet: triplet),
-                                Verdict(action: .pass, reason: .delayElapsed, delayed: 400, triplet: triplet)] {
-                    try encoder.encode(data: session.verdictReceived(verdict, for: request, now: now), out: &out)
+                for i in sessions.indices {
+                    _ = sessions[i].helperNotes(request)
+                    guard case .decide(let query) = sessions[i].requestReceived(request) else { continue }
+                    _ = engine.prepare(query, now: now)
+                    let triplet = engine.triplet(for: query)
+                    for verdict in [Verdict(action: .defer, reason: .newTriplet, timeLeft: 300, triplet: triplet),
+                                    Verdict(action: .pass, reason: .delayElapsed, delayed: 400, triplet: triplet)] {
+                        try encoder.encode(data: sessions[i].verdictReceived(verdict, for: request, now: now),
+                                           out: &out)
+                    }
                 }
             }
             _ = try decoder.decodeLast(buffer: &buffer, seenEOF: true)

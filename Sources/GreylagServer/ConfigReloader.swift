@@ -62,6 +62,7 @@ actor ConfigReloader {
         }
         var applied = new
         applied.policyListeners = current.policyListeners
+        applied.policyHelperListeners = current.policyHelperListeners
         applied.milterListeners = current.milterListeners
         applied.storePath = current.storePath
         applied.backend = current.backend
@@ -137,6 +138,7 @@ actor ConfigReloader {
     static func restartOnly(_ a: GreylagConfiguration, _ b: GreylagConfiguration) -> [String] {
         var out: [String] = []
         if a.policyListeners != b.policyListeners { out.append("policy.listen") }
+        if a.policyHelperListeners != b.policyHelperListeners { out.append("policy.helper_listen") }
         if a.milterListeners != b.milterListeners { out.append("milter.listen") }
         if a.storePath != b.storePath { out.append("store.path") }
         if a.backend != b.backend { out.append("store.backend and its connection") }

@@ -30,6 +30,9 @@ public struct GreylagConfiguration: Sendable {
 
     // [policy]
     public var policyListeners: [ListenAddress] = [.tcp(host: "127.0.0.1", port: 10023)]
+    /// Policy listeners for greylag's qmail helpers: only these honour the
+    /// `greylag_*` attributes (`policy.helper_listen`).
+    public var policyHelperListeners: [ListenAddress] = []
     public var replies: PolicyReplyConfig = {
         var r = PolicyReplyConfig()
         r.software = GreylagVersion.software

@@ -46,6 +46,7 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 ///
 /// [policy]
 /// listen = ["127.0.0.1:10023"]  # also "[::1]:10023", "unix:/run/greylag/policy.sock"
+/// helper_listen = []            # for the qmail helpers: ["unix:/run/greylag/policy.sock"]
 /// defer_action = "DEFER_IF_PERMIT"
 /// defer_text = "Greylisted, please try again in {seconds} seconds"
 /// reject_action = "REJECT"
@@ -266,6 +267,10 @@ struct Reader {
                 if let list = listeners(k, value, expected: "HOST:PORT, [IPV6]:PORT or unix:/path", parse: { ListenAddress($0) }) {
                     c.policyListeners = list
                 }
+            case "helper_listen":
+                if let list = listeners(k, value, expected: "HOST:PORT, [IPV6]:PORT or unix:/path", parse: { ListenAddress($0) }) {
+                    c.policyHelperListeners = list
+                }
             case "defer_action":
                 if let v = string(k, value) {
                     if Self.isAction(v, allowed: ["DEFER_IF_PERMIT", "DEFER", "DEFER_IF_REJECT"], codeClass: "4") {
@@ -303,6 +308,10 @@ struct Reader {
             default:
                 fail(k, "unknown key")
             }
+        }
+        for a in c.policyHelperListeners where c.policyListeners.contains(a) {
+            fail("policy.helper_listen", "\(a) is also in policy.listen; a listener either takes the qmail helpers' "
+                 + "greylag_* attributes or ignores them")
         }
     }
 

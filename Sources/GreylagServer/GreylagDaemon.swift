@@ -115,7 +115,8 @@ public final class GreylagDaemon: Service {
         let tracker = ConnectionTracker()
         let (softLimit, _) = DescriptorBudget.raiseLimit()
         let (caps, capWarning) = DescriptorBudget.fit(
-            .init(policy: config.policyListeners.isEmpty ? 0 : config.policyMaxConnections,
+            .init(policy: config.policyListeners.isEmpty && config.policyHelperListeners.isEmpty
+                      ? 0 : config.policyMaxConnections,
                   milter: config.milterListeners.isEmpty ? 0 : config.milterMaxConnections,
                   http: config.httpListener == nil ? 0 : config.httpMaxConnections),
             limit: softLimit, inUse: DescriptorBudget.inUse(),
@@ -135,6 +136,10 @@ public final class GreylagDaemon: Service {
             for address in config.policyListeners {
                 servers.append(try await bindPolicy(address, group: group, service: service, tracker: tracker,
                                                     limits: limits, mailboxes: mailboxes))
+            }
+            for address in config.policyHelperListeners {
+                servers.append(try await bindPolicy(address, helpers: true, group: group, service: service,
+                                                    tracker: tracker, limits: limits, mailboxes: mailboxes))
             }
             for address in config.milterListeners {
                 milters.append(try await bindMilter(address, group: group, service: service, tracker: tracker,
@@ -210,7 +215,8 @@ public final class GreylagDaemon: Service {
         }
         let bound = servers.compactMap { $0.localAddress.map(Self.describe) }
         let boundMilters = milters.compactMap { $0.localAddress.map(Self.describe) }
-        let banner = "greylag \(GreylagVersion.string) serving policy on \(bound.joined(separator: ", ")); "
+        let shown = bound.enumerated().map { $0 < config.policyListeners.count ? $1 : $1 + " (qmail helpers)" }
+        let banner = "greylag \(GreylagVersion.string) serving policy on \(shown.joined(separator: ", ")); "
             + "milter on \(boundMilters.isEmpty ? "none" : boundMilters.joined(separator: ", ")); "
             + "store \(config.backendDescription)"
             + (config.backend == .sqlite ? " (synchronous \(config.synchronous.rawValue))" : "")
@@ -253,7 +259,9 @@ public final class GreylagDaemon: Service {
             try? await adminServer?.close()
             httpTask?.cancel()
             _ = try? await httpTask?.value
-            for case .unix(let path) in config.policyListeners + config.milterListeners { unlink(path) }
+            for case .unix(let path) in config.policyListeners + config.policyHelperListeners + config.milterListeners {
+                unlink(path)
+            }
             if case .unix(let path)? = config.httpListener { unlink(path) }
             if let path = config.adminSocketPath { unlink(path) }
             await tracker.drainAll(timeout: .seconds(10))
@@ -272,11 +280,14 @@ public final class GreylagDaemon: Service {
         }
     }
 
-    private func bindPolicy(_ address: ListenAddress, group: any EventLoopGroup, service: GreylistService,
-                            tracker: ConnectionTracker, limits: Limits,
+    /// Binds a policy listener; `helpers`: one of `policy.helper_listen`,
+    /// which honours the qmail helpers' `greylag_*` attributes.
+    private func bindPolicy(_ address: ListenAddress, helpers: Bool = false, group: any EventLoopGroup,
+                            service: GreylistService, tracker: ConnectionTracker, limits: Limits,
                             mailboxes: EventLoopMailboxes) async throws -> any Channel {
         let logger = self.logger
-        let session = PolicySession(config: service.replies)
+        let session = PolicySession(config: service.replies, helperAttributes: helpers)
+        let helperLog = HelperAttributeLog(listener: address.description, logger: logger)
         let timeout = TimeAmount.milliseconds(Int64(configuration.storeTimeout * 1000))
         let idle = TimeAmount.seconds(configuration.idleTimeout)
         return try await bind(address, what: "policy", mode: configuration.socketMode, group: group,
@@ -286,7 +297,8 @@ public final class GreylagDaemon: Service {
                 ByteToMessageHandler(PolicyRequestDecoder()),
                 MessageToByteHandler(PolicyReplyEncoder()),
                 PolicyServerHandler(session: session, service: service, decisionTimeout: timeout,
-                                    mailbox: mailboxes.mailbox(for: channel.eventLoop), logger: logger),
+                                    mailbox: mailboxes.mailbox(for: channel.eventLoop), logger: logger,
+                                    helperLog: helperLog),
             ])
         }
     }

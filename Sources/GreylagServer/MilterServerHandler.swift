@@ -88,6 +88,7 @@ final class MilterServerHandler: ChannelInboundHandler {
             }
             let action = session.received(command, now: service.now())
             for notice in session.takeNotices() { logger.info("\(notice)") }
+            for warning in session.takeWarnings() { logger.warning("\(warning)") }
             switch action {
             case .none:
                 continue

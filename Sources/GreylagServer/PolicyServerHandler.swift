@@ -20,6 +20,8 @@ final class PolicyServerHandler: ChannelInboundHandler {
     private let decisionTimeout: TimeAmount
     private let mailbox: EventLoopMailbox
     private var logger: Logger
+    private let helperLog: HelperAttributeLog
+    private var peer = "local"
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<PolicyRequest>()
     /// The request whose decision is awaited, with its query and time.
@@ -28,8 +30,9 @@ final class PolicyServerHandler: ChannelInboundHandler {
     private var draining = false
 
     init(session: PolicySession, service: GreylistService, decisionTimeout: TimeAmount, mailbox: EventLoopMailbox,
-         logger: Logger) {
+         logger: Logger, helperLog: HelperAttributeLog) {
         self.session = session
+        self.helperLog = helperLog
         self.service = service
         self.decisionTimeout = decisionTimeout
         self.mailbox = mailbox
@@ -38,7 +41,7 @@ final class PolicyServerHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let peer = context.channel.remoteAddress.map(GreylagDaemon.describe) ?? "local"
+        peer = context.channel.remoteAddress.map(GreylagDaemon.describe) ?? "local"
         logger[metadataKey: "greylag.peer"] = "\(peer)"
     }
 
@@ -89,6 +92,7 @@ final class PolicyServerHandler: ChannelInboundHandler {
     private func processQueue() {
         guard let context else { return }
         while let request = queue.popFirst() {
+            helperLog.note(session.helperNotes(request), peer: peer)
             switch session.requestReceived(request) {
             case .reply(let reply):
                 context.write(wrapOutboundOut(reply), promise: nil)

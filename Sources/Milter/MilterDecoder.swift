@@ -64,10 +64,10 @@ public struct MilterDecoder: NIOSingleStepByteToMessageDecoder {
                     throw MilterProtocolError(.malformed, "connect without a port")
                 }
                 port = p
-                address = try Self.string(&data, what: "connect address")
+                address = try Self.lastString(&data, what: "connect address")
             }
             return .connect(host: host, family: family, port: port, address: address)
-        case UInt8(ascii: "H"): return .helo(try Self.string(&data, what: "HELO name"))
+        case UInt8(ascii: "H"): return .helo(try Self.lastString(&data, what: "HELO name"))
         case UInt8(ascii: "M"): return .mail(try Self.strings(&data, what: "MAIL arguments"))
         case UInt8(ascii: "R"): return .rcpt(try Self.strings(&data, what: "RCPT arguments"))
         case UInt8(ascii: "T"): return .data
@@ -95,6 +95,18 @@ public struct MilterDecoder: NIOSingleStepByteToMessageDecoder {
         }
         let s = data.readString(length: nul - data.readerIndex) ?? ""
         data.moveReaderIndex(forwardBy: 1)
+        return s
+    }
+
+    /// The last field of a packet: everything up to its final NUL. A NUL
+    /// before that one (or bytes after it) stay in the value, which the
+    /// session then refuses, instead of being cut off into a different name.
+    static func lastString(_ data: inout ByteBuffer, what: String) throws -> String {
+        let view = data.readableBytesView
+        guard view.contains(0) else { throw MilterProtocolError(.malformed, "\(what) is not NUL-terminated") }
+        let length = view.last == 0 ? view.count - 1 : view.count
+        let s = data.readString(length: length) ?? ""
+        data.moveReaderIndex(to: data.writerIndex)
         return s
     }
 

@@ -56,6 +56,13 @@ public struct MilterSession: Sendable {
     private var notices: [String] = []
     private var warnedStage = false
     private var warnedCap = false
+    /// Log lines about refused values (see `refusal`), once per kind and connection.
+    private var warnings: [String] = []
+    private var warnedValues: Set<String> = []
+    /// Why the connect or HELO values cannot make a key, if they cannot.
+    private var badConnection: String? = nil
+    /// Why the MAIL values cannot make a key, if they cannot.
+    private var badSender: String? = nil
     private var clientAddress = ""
     private var clientName = ""
     private var helo = ""
@@ -97,15 +104,32 @@ public struct MilterSession: Sendable {
             }
             // Postfix writes an unverified name as "[192.0.2.1]".
             clientName = host.hasPrefix("[") || host == "unknown" ? "" : host
+            if !"46LU".utf8.contains(family) {
+                // A NUL inside the host name shifts the fields after it.
+                badConnection = "connect with address family 0x\(String(family, radix: 16)) (host \(Self.shown(host)))"
+            } else {
+                badConnection = Self.refusal("client name", host) ?? Self.refusal("client address", address)
+            }
             return reply(unless: MilterFlags.noReplyConnect)
         case .helo(let name):
             helo = name
+            if badConnection == nil { badConnection = Self.refusal("HELO name", name) }
             return reply(unless: MilterFlags.noReplyHelo)
         case .mail(let args):
             resetMessage()
             sender = Self.bare(args.first ?? "")
+            badSender = Self.refusal("sender", args)
             return reply(unless: MilterFlags.noReplyMail)
         case .rcpt(let args):
+            // A value greylag cannot key on as the MTA meant it: the
+            // recipient passes unasked (continue) and is logged. Closing the
+            // connection instead would make the MTA apply its milter default
+            // action (Postfix: tempfail), stopping mail; deciding on a cut
+            // value would store a key that is not the one logged.
+            if let why = badConnection ?? badSender ?? Self.refusal("recipient", args) {
+                warn(why)
+                return .reply([.continue])
+            }
             let query = GreylistQuery(stage: .rcpt, clientAddress: clientAddress, clientName: clientName,
                                       heloName: helo, sender: sender, recipient: Self.bare(args.first ?? ""),
                                       authenticatedUser: macro("auth_authen", stage: "M"), origin: "milter")
@@ -190,6 +214,48 @@ public struct MilterSession: Sendable {
         macros.values.reduce(0) { sum, stage in stage.reduce(sum) { $0 + $1.key.utf8.count + $1.value.utf8.count } }
     }
 
+    /// Log lines about refused values since the last call; the handler logs them as warnings.
+    public mutating func takeWarnings() -> [String] {
+        defer { warnings = [] }
+        return warnings
+    }
+
+    /// Most different refused values logged for one connection.
+    static let maxWarnings = 16
+
+    private mutating func warn(_ why: String) {
+        guard warnedValues.count < Self.maxWarnings, warnedValues.insert(why).inserted else { return }
+        warnings.append("milter: not greylisting, letting the recipient pass: the MTA sent \(why)"
+            + (warnedValues.count == Self.maxWarnings ? " (further ones on this connection are not logged)" : ""))
+    }
+
+    /// True if `s` has a control byte (0x00-0x1F, 0x7F): a NUL the decoder
+    /// kept inside a value, or any other byte that is no part of a name.
+    static func hasControlByte(_ s: String) -> Bool {
+        s.utf8.contains { $0 < 0x20 || $0 == 0x7F }
+    }
+
+    /// A value as the log shows it: escaped, at most 64 characters.
+    static func shown(_ s: String) -> String {
+        "\"" + String(s.prefix(64)).logEscaped + (s.count > 64 ? "..." : "") + "\""
+    }
+
+    /// Why `value` cannot be part of a key, or nil.
+    static func refusal(_ what: String, _ value: String) -> String? {
+        hasControlByte(value) ? "a \(what) with a control byte: \(shown(value))" : nil
+    }
+
+    /// Why MAIL or RCPT arguments cannot make a key, or nil: a control byte
+    /// in any of them, or an address cut in two by a NUL (`<a@b` then `x>`;
+    /// both MTAs send the address in angle brackets).
+    static func refusal(_ what: String, _ args: [String]) -> String? {
+        if let bad = args.first(where: hasControlByte) { return refusal(what, bad) }
+        if let first = args.first, first.hasPrefix("<") != first.hasSuffix(">") {
+            return "a \(what) cut by a NUL: \(shown(args.joined(separator: "\u{0}")))"
+        }
+        return nil
+    }
+
     /// Log lines about dropped macros since the last call.
     public mutating func takeNotices() -> [String] {
         defer { notices = [] }
@@ -228,8 +294,11 @@ public struct MilterSession: Sendable {
         }
     }
 
+    /// A macro's value; "" when absent or when it has a control byte (it
+    /// would go into a header or name a user other than the one logged).
     private func macro(_ name: String, stage: Character) -> String {
-        macros[stage.asciiValue!]?[name] ?? ""
+        let value = macros[stage.asciiValue!]?[name] ?? ""
+        return Self.hasControlByte(value) ? "" : value
     }
 
     private func reply(unless flag: UInt32) -> Action {
@@ -238,6 +307,7 @@ public struct MilterSession: Sendable {
 
     private mutating func resetMessage() {
         sender = ""
+        badSender = nil
         lastQuery = nil
         messageDelayed = nil
         messageNotDelayed = nil
@@ -248,6 +318,8 @@ public struct MilterSession: Sendable {
         clientAddress = ""
         clientName = ""
         helo = ""
+        badConnection = nil
+        warnedValues = []
         macros = macros.filter { $0.key == UInt8(ascii: "C") }
     }
 

@@ -75,6 +75,25 @@ public struct PolicyRequest: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The names that start with `prefix`, each once, in the order received.
+    /// Compares bytes only: cheap enough for every request.
+    public func names(withPrefix prefix: String) -> [String] {
+        var prefix = prefix
+        return prefix.withUTF8 { wanted in
+            bytes.readableBytesView.withContiguousStorageIfAvailable { raw -> [String] in
+                var out: [String] = []
+                for entry in index where Int(entry.equals - entry.name) >= wanted.count {
+                    if let w = wanted.baseAddress, memcmp(raw.baseAddress! + Int(entry.name), w, wanted.count) != 0 {
+                        continue
+                    }
+                    let name = String(decoding: raw[Int(entry.name)..<Int(entry.equals)], as: UTF8.self)
+                    if !out.contains(name) { out.append(name) }
+                }
+                return out
+            } ?? []
+        }
+    }
+
     /// The attributes in the order received.
     public var attributes: [(name: String, value: String)] {
         let view = bytes.readableBytesView

@@ -26,10 +26,63 @@ public struct PolicyReplyConfig: Sendable, Hashable {
 /// it has.
 public struct PolicySession: Sendable {
     public var config: PolicyReplyConfig
+    /// Honour the `greylag_*` attributes of greylag's qmail helpers. Only
+    /// the listeners of `policy.helper_listen` do: from any other client,
+    /// `greylag_delay=0` would pass a new triplet at once and a huge delay
+    /// would hold someone else's mail.
+    public let helperAttributes: Bool
     private var headerInstance: String? = nil
 
-    public init(config: PolicyReplyConfig) {
+    public init(config: PolicyReplyConfig, helperAttributes: Bool = false) {
         self.config = config
+        self.helperAttributes = helperAttributes
+    }
+
+    /// The attributes greylag's qmail helpers send (see `query`).
+    public static let helperAttributePrefix = "greylag_"
+
+    /// The longest `greylag_delay` taken, in seconds (30 days).
+    public static let maxHelperDelay: Int64 = 30 * 86_400
+
+    /// What a session did with a request's `greylag_*` attributes that the
+    /// log should say; the request is answered all the same.
+    public enum HelperAttributeNote: Sendable, Hashable {
+        /// This listener does not honour them: these names were ignored.
+        case ignored([String])
+        /// The value is not one greylag takes: the attribute was ignored.
+        case invalid(name: String, value: String)
+    }
+
+    /// The notes for a request: `ignored` on a listener without
+    /// `helperAttributes` when the request has any `greylag_*` attribute,
+    /// `invalid` for each value `query` throws away on one with them.
+    public func helperNotes(_ request: PolicyRequest) -> [HelperAttributeNote] {
+        let names = request.names(withPrefix: Self.helperAttributePrefix)
+        if names.isEmpty { return [] }
+        guard helperAttributes else { return [.ignored(names)] }
+        var notes: [HelperAttributeNote] = []
+        for name in names {
+            let value = request[name]
+            let valid: Bool
+            switch name {
+            case "greylag_origin": valid = Self.isOriginName(value)
+            case "greylag_scope": valid = value == "connection"
+            case "greylag_key": valid = value == "address"
+            case "greylag_delay": valid = Self.helperDelay(value) != nil
+            default: valid = false
+            }
+            if !valid { notes.append(.invalid(name: name, value: value)) }
+        }
+        return notes
+    }
+
+    /// A `greylag_delay` value in range, or nil: digits only (no sign, no
+    /// space), at most `maxHelperDelay`. Out of range is nil, never a trap.
+    static func helperDelay(_ value: String) -> Int64? {
+        guard !value.isEmpty, value.utf8.count <= 12,
+              value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+              let d = Int64(value), d <= maxHelperDelay else { return nil }
+        return d
     }
 
     /// What to do with a request.
@@ -44,15 +97,15 @@ public struct PolicySession: Sendable {
     public func requestReceived(_ request: PolicyRequest) -> Action {
         let kind = request["request"]
         if !kind.isEmpty && kind != "smtpd_access_policy" { return .reply(.dunno) }
-        if request["greylag_scope"] == "connection" {
-            return .decide(Self.query(from: request, stage: .rcpt))
+        if helperAttributes && request["greylag_scope"] == "connection" {
+            return .decide(Self.query(from: request, stage: .rcpt, helperAttributes: true))
         }
         let state = request["protocol_state"]
         let stage: ProtocolStage = state.isEmpty
             ? (request["recipient"].isEmpty ? .other : .rcpt)  // Exim builds its own minimal request
             : ProtocolStage(policyState: state)
         guard stage == .rcpt else { return .reply(.dunno) }
-        return .decide(Self.query(from: request, stage: stage))
+        return .decide(Self.query(from: request, stage: stage, helperAttributes: helperAttributes))
     }
 
     /// The greylisting query a request stands for.
@@ -60,18 +113,22 @@ public struct PolicySession: Sendable {
     /// Besides Postfix's attributes, greylag's own qmail helpers send
     /// `greylag_origin` (named in logs), `greylag_scope=connection` (key by
     /// client alone, at connection time), `greylag_key=address` (exact
-    /// address instead of network) and `greylag_delay` (seconds).
-    public static func query(from request: PolicyRequest, stage: ProtocolStage = .rcpt) -> GreylistQuery {
+    /// address instead of network) and `greylag_delay` (seconds); they count
+    /// only with `helperAttributes` (a `policy.helper_listen` listener).
+    public static func query(from request: PolicyRequest, stage: ProtocolStage = .rcpt,
+                             helperAttributes: Bool) -> GreylistQuery {
         var name = request["client_name"]
         if name == "unknown" { name = "" }
-        let origin = request["greylag_origin"]
         var q = GreylistQuery(stage: stage, clientAddress: request["client_address"], clientName: name,
                               heloName: request["helo_name"], sender: request["sender"],
                               recipient: request["recipient"], authenticatedUser: request["sasl_username"],
-                              origin: Self.isOriginName(origin) ? origin : "policy")
+                              origin: "policy")
+        guard helperAttributes else { return q }
+        let origin = request["greylag_origin"]
+        if Self.isOriginName(origin) { q.origin = origin }
         if request["greylag_scope"] == "connection" { q.connectionOnly = true }
         if request["greylag_key"] == "address" { q.keyByAddress = true }
-        if let d = Int64(request["greylag_delay"]), d >= 0, d <= 30 * 86_400 { q.delayOverride = d }
+        if let d = Self.helperDelay(request["greylag_delay"]) { q.delayOverride = d }
         return q
     }
 
@@ -87,7 +144,7 @@ public struct PolicySession: Sendable {
     /// is the request's query, made again when not given.
     public mutating func verdictReceived(_ verdict: Verdict, for request: PolicyRequest, query: GreylistQuery? = nil,
                                          now: Int64) -> PolicyReply {
-        let query = query ?? Self.query(from: request)
+        let query = query ?? Self.query(from: request, helperAttributes: helperAttributes)
         switch verdict.action {
         case .defer:
             return PolicyReply(action: joined(config.deferAction,

@@ -97,6 +97,11 @@ public enum QmailHelpers {
         public var deny: String? = nil
         /// JGREYLIST_NOREV: deny clients without a reverse name.
         public var denyWithoutReverse = false
+        /// Values from the environment that were ignored, for standard error.
+        public var problems: [String] = []
+
+        /// The longest hold time the daemon takes as `greylag_delay` (30 days).
+        public static let maxHoldTime: Int64 = 30 * 86_400
 
         public init() {}
 
@@ -109,7 +114,11 @@ public enum QmailHelpers {
                 if v.isEmpty { whitelisted = true } else { deny = v }
             }
             if let v = value("GREYLAG_WRAP_NOREV", "JGREYLIST_NOREV") { denyWithoutReverse = !v.isEmpty && v != "0" }
-            if let v = value("GREYLAG_WRAP_HOLDTIME", "JGREYLIST_HOLDTIME"), let n = Int64(v), n >= 0 { holdTime = n }
+            if let v = value("GREYLAG_WRAP_HOLDTIME", "JGREYLIST_HOLDTIME") {
+                if let n = Int64(v), n >= 0, n <= Self.maxHoldTime { holdTime = n } else {
+                    problems.append("hold time \"\(v)\" is not 0 to \(Self.maxHoldTime) seconds; using \(holdTime)")
+                }
+            }
             if let v = value("GREYLAG_WRAP_TIMEOUT", "JGREYLIST_TIMEOUT"), let n = Int32(v) { timeout = min(300, max(5, n)) }
             if let v = value("GREYLAG_WRAP_BY_IP", "JGREYLIST_BY_IP") { byAddress = !v.isEmpty && v != "0" }
             if let v = value("GREYLAG_WRAP_LOG_SMTP", "JGREYLIST_LOG_SMTP") { logSMTP = !v.isEmpty && v != "0" }

@@ -19,7 +19,8 @@ struct CheckConfig: AsyncParsableCommand {
             pass TTL \(DurationText.format(p.passTTL)), client auto-whitelist \(p.clientAutowhitelist)
             keys: IPv4 /\(p.keying.ipv4Prefix), IPv6 /\(p.keying.ipv6Prefix), \
             sender normalisation \(p.normalizeSender ? "on" : "off")\(p.dryRun ? ", DRY RUN" : "")
-            policy: \(config.policyListeners.map(\.description).joined(separator: ", ").ifEmpty("off"))
+            policy: \(config.policyListeners.map(\.description).joined(separator: ", ").ifEmpty("off")); \
+            for the qmail helpers: \(config.policyHelperListeners.map(\.description).joined(separator: ", ").ifEmpty("none"))
             milter: \(config.milterListeners.map(\.description).joined(separator: ", ").ifEmpty("off")) \
             (defer \(config.milterReplies.deferCode), header \(config.milterReplies.header.rawValue))
             store: \(config.backendDescription)\(config.backend == .sqlite ? " (synchronous \(config.synchronous.rawValue))" : "")

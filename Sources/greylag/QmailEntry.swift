@@ -7,6 +7,8 @@ import QmailGate
 /// per recipient or connection, so they are dispatched before the argument
 /// parser and the rest of the program start, and use plain system calls.
 enum QmailEntry {
+    /// Where the README's qmail setup has the daemon listen for the helpers
+    /// (`policy.helper_listen`): only such a listener honours their attributes.
     static let defaultSocket = "/run/greylag/policy.sock"
 
     /// Runs a qmail entry point named by `args[1]`; nil if it is none.
@@ -74,8 +76,8 @@ enum QmailEntry {
     static let sppUsage = """
         usage: greylag qmail-spp [--socket unix:/path|HOST:PORT] [--timeout MS] [--legacy-text]
                                  [--always | --activation VARIABLE] [--reject-code 553|550]
-        A qmail-spp [rcpt] plugin: asks the greylag daemon (default \(defaultSocket), or $GREYLAG_SOCKET)
-        and prints E451 to defer, E553/E550 to refuse, nothing to pass.
+        A qmail-spp [rcpt] plugin: asks the greylag daemon (default \(defaultSocket), or $GREYLAG_SOCKET;
+        a listener of policy.helper_listen) and prints E451 to defer, E553/E550 to refuse, nothing to pass.
         """
 
     static func spp(_ args: [String]) -> Int32 {
@@ -108,7 +110,8 @@ enum QmailEntry {
 
     static let scannerUsage = """
         usage: greylag qmail-envelope-scanner [--socket unix:/path|HOST:PORT] [--timeout MS] MAILFROM RCPTTO
-        The ENVELOPE_SCANNER of the Plesk qmail patch: exit 101 to defer, 100 to refuse, 0 to pass.
+        The ENVELOPE_SCANNER of the Plesk qmail patch: asks the greylag daemon (default \(defaultSocket),
+        or $GREYLAG_SOCKET; a listener of policy.helper_listen); exit 101 to defer, 100 to refuse, 0 to pass.
         """
 
     static func scanner(_ args: [String]) -> Int32 {
@@ -129,7 +132,9 @@ enum QmailEntry {
         A tcpserver wrapper (like jgreylist): greylists the client at connection time; a client that
         waited long enough is handed to PROGRAM (e.g. /var/qmail/bin/qmail-smtpd). Reads JGREYLIST,
         JGREYLIST_NOREV, JGREYLIST_HOLDTIME, JGREYLIST_TIMEOUT, JGREYLIST_BY_IP, JGREYLIST_LOG_SMTP
-        (or GREYLAG_WRAP, GREYLAG_WRAP_NOREV, GREYLAG_WRAP_HOLDTIME, ...).
+        (or GREYLAG_WRAP, GREYLAG_WRAP_NOREV, GREYLAG_WRAP_HOLDTIME, ...). Asks the greylag daemon (default
+        \(defaultSocket), or $GREYLAG_SOCKET) on a listener of policy.helper_listen: only there does the
+        hold time count.
         """
 
     static func wrap(_ args: [String]) -> Int32 {
@@ -138,6 +143,7 @@ enum QmailEntry {
             return 111
         }
         let options = QmailHelpers.WrapOptions(env)
+        for problem in options.problems { write(2, "greylag qmail-wrap: \(problem)\n") }
         let (decision, err) = QmailHelpers.wrap(env, options: options, ask: { try client.ask($0) })
         if let err { write(2, err) }
         if decision == .exec {

@@ -34,9 +34,12 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../..").standardized.path
 
+    /// As the README's qmail section sets it up: the helpers' socket is a
+    /// `helper_listen` listener, next to a plain one for other MTAs.
     func configure(_ socket: String) -> @Sendable (inout GreylagConfiguration) -> Void {
         { c in
-            c.policyListeners = [.unix(path: socket)]
+            c.policyListeners = [.tcp(host: "127.0.0.1", port: 0)]
+            c.policyHelperListeners = [.unix(path: socket)]
             c.lists.blacklist = RuleSet([try! ListRule(field: .sender, text: "bad@spam.example", origin: "test")])
         }
     }

@@ -52,6 +52,19 @@ let postfixV2Negotiation: [UInt8] = [0x00, 0x00, 0x00, 0x0D, 0x4F, 0x00, 0x00, 0
             decoderFactory: { MilterDecoder() })
     }
 
+    /// A NUL inside the HELO name or the connect address is kept in the
+    /// value (the session refuses it), not cut off into another name.
+    @Test func nulInsideTheLastFieldStaysInTheValue() throws {
+        var decoder = MilterDecoder()
+        var buffer = ByteBuffer(bytes: packet("H", cstrings("mail.example.org", "evil"))
+                                + packet("H", Array("a\u{0}b".utf8))
+                                + packet("C", cstrings("h") + [UInt8(ascii: "4"), 0, 25] + cstrings("192.0.2.1", "x")))
+        #expect(try decoder.decode(buffer: &buffer) == .helo("mail.example.org\u{0}evil"))
+        #expect(try decoder.decode(buffer: &buffer) == .helo("a\u{0}b"))
+        #expect(try decoder.decode(buffer: &buffer)
+                == .connect(host: "h", family: UInt8(ascii: "4"), port: 25, address: "192.0.2.1\u{0}x"))
+    }
+
     @Test(arguments: [
         ([0, 0, 0, 0] as [UInt8], "bad packet length"),                       // zero length
         ([0x7F, 0xFF, 0xFF, 0xFF, 0x4F] as [UInt8], "bad packet length"),     // 2 GiB

@@ -164,3 +164,96 @@ import Testing
         #expect(s.heldMacroBytes == 15)
     }
 }
+
+/// Values that would become a different key than the one logged: a NUL
+/// the decoder kept inside a value, other control bytes, an address cut in
+/// two. The recipient passes unasked (continue), with a warning.
+@Suite struct MilterRefusedValueTests {
+    let now: Int64 = 1_700_000_000
+
+    func session(host: String = "mail.example.org", family: Character = "4", address: String = "198.51.100.7",
+                 helo: String = "mail.example.org") -> MilterSession {
+        var s = MilterSession(config: MilterReplyConfig())
+        _ = s.received(.optionNegotiation(version: 6, actions: 0x1FF, protocolFlags: 0x1F_FFFF), now: now)
+        _ = s.received(.connect(host: host, family: family.asciiValue!, port: 25, address: address), now: now)
+        _ = s.received(.helo(helo), now: now)
+        return s
+    }
+
+    func passesUnasked(_ s: inout MilterSession, mail: [String] = ["<a@example.org>"],
+                       rcpt: [String] = ["<b@example.net>"], warning: String) {
+        _ = s.received(.mail(mail), now: now)
+        #expect(s.received(.rcpt(rcpt), now: now) == .reply([.continue]))
+        let w = s.takeWarnings()
+        #expect(w.count == 1 && w[0].contains(warning), "\(w)")
+    }
+
+    @Test func controlBytesInAnyKeyValuePassUnasked() {
+        var s = session(helo: "mail.example.org\u{0}evil")
+        passesUnasked(&s, warning: "a HELO name with a control byte: \"mail.example.org\\x00evil\"")
+        s = session(host: "mail\u{1B}[31m.example.org")
+        passesUnasked(&s, warning: "a client name with a control byte")
+        s = session(address: "198.51.100.7\u{0}1")
+        passesUnasked(&s, warning: "a client address with a control byte")
+        s = session(family: "x")
+        passesUnasked(&s, warning: "connect with address family 0x78")
+        s = session()
+        passesUnasked(&s, mail: ["<a@example.org\u{7F}>"], warning: "a sender with a control byte")
+        s = session()
+        passesUnasked(&s, mail: ["<a@example.org", "one>"], warning: "a sender cut by a NUL: \"<a@example.org\\x00one>\"")
+        s = session()
+        passesUnasked(&s, rcpt: ["<b@example.net", "x>"], warning: "a recipient cut by a NUL")
+        s = session()
+        passesUnasked(&s, rcpt: ["<b@example.net>", "NOTIFY=\r\nNEVER"], warning: "a recipient with a control byte")
+    }
+
+    @Test func aCleanMessageAfterABadOneIsDecidedAndWarningsAreNotRepeated() {
+        var s = session()
+        _ = s.received(.mail(["<a@example.org", "one>"]), now: now)
+        #expect(s.received(.rcpt(["<b@example.net>"]), now: now) == .reply([.continue]))
+        #expect(s.received(.rcpt(["<c@example.net>"]), now: now) == .reply([.continue]))
+        #expect(s.takeWarnings().count == 1)  // the same value once per connection
+        _ = s.received(.abort, now: now)
+        _ = s.received(.mail(["<a@example.org>", "SIZE=10"]), now: now)
+        guard case .decide(let q) = s.received(.rcpt(["<b@example.net>"]), now: now) else {
+            Issue.record("a clean recipient must be decided")
+            return
+        }
+        #expect(q.sender == "a@example.org" && q.recipient == "b@example.net")
+        #expect(s.takeWarnings().isEmpty)
+        // A bad HELO taints the whole connection until the next one.
+        s = session(helo: "h\u{0}x")
+        _ = s.received(.mail(["<a@example.org>"]), now: now)
+        #expect(s.received(.rcpt(["<b@example.net>"]), now: now) == .reply([.continue]))
+        _ = s.received(.quitNewConnection, now: now)
+        _ = s.received(.connect(host: "mail.example.org", family: UInt8(ascii: "4"), port: 25, address: "198.51.100.7"),
+                       now: now)
+        _ = s.received(.mail(["<a@example.org>"]), now: now)
+        guard case .decide = s.received(.rcpt(["<b@example.net>"]), now: now) else {
+            Issue.record("a new connection starts clean")
+            return
+        }
+    }
+
+    @Test func warningsPerConnectionAreCapped() {
+        var s = session()
+        for i in 0..<100 {
+            _ = s.received(.mail(["<a\(i)@example.org\u{1}>"]), now: now)
+            _ = s.received(.rcpt(["<b@example.net>"]), now: now)
+        }
+        let w = s.takeWarnings()
+        #expect(w.count == MilterSession.maxWarnings)
+        #expect(w.last?.hasSuffix("(further ones on this connection are not logged)") == true)
+    }
+
+    @Test func macroValuesWithControlBytesAreNotUsed() {
+        var s = session()
+        _ = s.received(.macros(stage: UInt8(ascii: "M"), [MilterMacro("auth_authen", "alice\u{0}bob")]), now: now)
+        _ = s.received(.mail(["<a@example.org>"]), now: now)
+        guard case .decide(let q) = s.received(.rcpt(["<b@example.net>"]), now: now) else {
+            Issue.record("no decide")
+            return
+        }
+        #expect(q.authenticatedUser == "")
+    }
+}

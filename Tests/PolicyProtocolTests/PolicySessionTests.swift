@@ -92,4 +92,61 @@ import Testing
         #expect(session.verdictReceived(Verdict(action: .pass, reason: .delayElapsed, delayed: 300),
                                         for: request(), now: 0) == .dunno)
     }
+
+    /// What the qmail wrapper sends: connection scope, exact address, its own delay, its name.
+    var helperRequest: PolicyRequest {
+        request(extra: ["greylag_scope": "connection", "greylag_key": "address", "greylag_delay": "0",
+                        "greylag_origin": "qmail-wrap"])
+    }
+
+    @Test func helperAttributesCountOnlyOnAHelperListener() {
+        let plain = PolicySession(config: config)
+        guard case .decide(let q) = plain.requestReceived(helperRequest) else {
+            Issue.record("expected a decision")
+            return
+        }
+        #expect(q.delayOverride == nil && !q.connectionOnly && !q.keyByAddress && q.origin == "policy")
+        #expect(plain.helperNotes(helperRequest)
+                == [.ignored(["greylag_delay", "greylag_key", "greylag_origin", "greylag_scope"])])
+        #expect(plain.helperNotes(request()) == [])
+        // Not a recipient stage: a plain listener does not take greylag_scope=connection as one.
+        let connect = request("CONNECT", extra: ["greylag_scope": "connection"])
+        #expect(plain.requestReceived(connect) == .reply(.dunno))
+
+        let helper = PolicySession(config: config, helperAttributes: true)
+        guard case .decide(let h) = helper.requestReceived(helperRequest) else {
+            Issue.record("expected a decision")
+            return
+        }
+        #expect(h.delayOverride == 0 && h.connectionOnly && h.keyByAddress && h.origin == "qmail-wrap")
+        #expect(helper.helperNotes(helperRequest) == [])
+        guard case .decide(let c) = helper.requestReceived(connect) else {
+            Issue.record("expected a decision")
+            return
+        }
+        #expect(c.connectionOnly)
+    }
+
+    @Test func helperDelayOutOfRangeIsIgnoredAndNoted() {
+        let helper = PolicySession(config: config, helperAttributes: true)
+        for bad in ["-1", "2592001", "9223372036854775807", "99999999999999999999", "+5", " 5", "5s", "", "0x10"] {
+            let r = request(extra: ["greylag_delay": bad])
+            guard case .decide(let q) = helper.requestReceived(r) else {
+                Issue.record("expected a decision")
+                continue
+            }
+            #expect(q.delayOverride == nil, "\(bad)")
+            #expect(helper.helperNotes(r) == [.invalid(name: "greylag_delay", value: bad)], "\(bad)")
+        }
+        for good in ["0", "120", "2592000"] {
+            guard case .decide(let q) = helper.requestReceived(request(extra: ["greylag_delay": good])) else {
+                Issue.record("expected a decision")
+                continue
+            }
+            #expect(q.delayOverride == Int64(good))
+        }
+        #expect(helper.helperNotes(request(extra: ["greylag_scope": "everything", "greylag_origin": "Evil Origin"]))
+                == [.invalid(name: "greylag_origin", value: "Evil Origin"),
+                    .invalid(name: "greylag_scope", value: "everything")])
+    }
 }

@@ -130,6 +130,13 @@ final class FakeDaemon: @unchecked Sendable {
         #expect(o.timeout == 300 && o.whitelisted && o.deny == nil && o.holdTime == 120)
         o = QmailHelpers.WrapOptions(environment(["JGREYLIST": "go away"]))
         #expect(o.deny == "go away")
+        #expect(o.problems.isEmpty)
+        // A hold time the daemon would not take is not sent: the default stays, and it is said.
+        for bad in ["2592001", "9223372036854775807", "-1", "2m"] {
+            o = QmailHelpers.WrapOptions(environment(["JGREYLIST_HOLDTIME": bad]))
+            #expect(o.holdTime == 120 && o.problems == ["hold time \"\(bad)\" is not 0 to 2592000 seconds; using 120"])
+        }
+        #expect(QmailHelpers.WrapOptions(environment(["JGREYLIST_HOLDTIME": "2592000"])).holdTime == 2_592_000)
     }
 
     @Test func decisions() {
