@@ -167,6 +167,7 @@ public final class GreylagDaemon: Service {
         let dashboard = DashboardSource(service: service, host: Self.hostName(),
                                         cacheSeconds: config.dashboardCacheSeconds, logger: logger)
         var httpTask: Task<Void, any Error>? = nil
+        var httpGroup: ServiceGroup? = nil
         var httpBound: String? = nil
         if let address = config.httpListener {
             let (stream, continuation) = AsyncStream.makeStream(of: String.self)
@@ -189,9 +190,13 @@ public final class GreylagDaemon: Service {
                                                socketMode: config.httpSocketMode)
             let app = HTTPServer.application(settings, service: service, admin: admin, dashboard: dashboard,
                                              tracker: tracker, logger: logger, onListening: { continuation.yield($0) })
+            // Its own service group, so that shutdown can be graceful: a
+            // cancelled Hummingbird server logs an error for every open connection.
+            let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+            httpGroup = group
             let task = Task {
                 defer { continuation.finish() }
-                try await app.run()
+                try await group.run()
             }
             for await a in stream {
                 httpBound = a
@@ -257,7 +262,7 @@ public final class GreylagDaemon: Service {
             logger.notice("shutting down: closing listeners, finishing \(tracker.count) connection(s)")
             for server in servers + milters { try? await server.close() }
             try? await adminServer?.close()
-            httpTask?.cancel()
+            await httpGroup?.triggerGracefulShutdown()
             _ = try? await httpTask?.value
             for case .unix(let path) in config.policyListeners + config.policyHelperListeners + config.milterListeners {
                 unlink(path)

@@ -316,3 +316,47 @@ import Glibc
         _ = dir
     }
 }
+
+/// A clean shutdown logs no error (issue 17, item 10).
+@Suite struct CleanShutdownTests {
+    @Test func sigtermWithOpenConnectionsLogsNoError() async throws {
+        let binary = try E2E.value("GREYLAG_BINARY")
+        let dir = TemporaryDirectory()
+        let port = try freePort(), httpPort = try freePort(), milterPort = try freePort()
+        let config = dir.path + "/greylag.toml"
+        try """
+            [policy]
+            listen = ["127.0.0.1:\(port)"]
+            [milter]
+            listen = ["inet:\(milterPort)@127.0.0.1"]
+            [http]
+            listen = "127.0.0.1:\(httpPort)"
+            [store]
+            path = "\(dir.path)/greylag.db"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let logPath = dir.path + "/daemon.log"
+        let daemon = try startDaemon(binary, config: config, log: logPath)
+        defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
+        try await waitForPort(port)
+        // A policy connection, a milter connection and an HTTP keep-alive connection stay open.
+        let c = try await PolicyTestClient("127.0.0.1:\(port)")
+        #expect(try await c.ask(request()) == defer300)
+        let milter = try PolicyTestClient.connectTCP("127.0.0.1", milterPort)
+        defer { close(milter) }
+        let keepAlive = try PolicyTestClient.connectTCP("127.0.0.1", httpPort)
+        defer { close(keepAlive) }
+        let get = Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        _ = write(keepAlive, get, get.count)
+        try await Task.sleep(for: .milliseconds(300))
+        kill(daemon.processIdentifier, SIGTERM)
+        for _ in 0..<200 where daemon.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!daemon.isRunning)
+        #expect(daemon.terminationStatus == 0)
+        let log = try String(contentsOfFile: logPath, encoding: .utf8)
+        #expect(log.contains("greylag stopped"), "\(log)")
+        for bad in [" error ", " critical ", "CancellationError", "Error:"] {
+            #expect(!log.contains(bad), "\(bad) in: \(log)")
+        }
+        _ = dir
+    }
+}
