@@ -45,8 +45,7 @@ final class ConnectionLimit: Sendable {
     let kind: String
     let max: Int
     private let open = Atomic<Int>(0)
-    private let refusedSinceLog = Atomic<Int>(0)
-    private let lastLog = Mutex<ContinuousClock.Instant?>(nil)
+    private let throttle = LogThrottle(every: .seconds(10))
     private let logger: Logger
     private let refusedCounter: CoreMetrics.Counter
 
@@ -75,15 +74,8 @@ final class ConnectionLimit: Sendable {
         }
         open.subtract(1, ordering: .relaxed)
         refusedCounter.increment()
-        refusedSinceLog.add(1, ordering: .relaxed)
-        let due = lastLog.withLock { last -> Bool in
-            let t = ContinuousClock.now
-            if let last, t - last < .seconds(10) { return false }
-            last = t
-            return true
-        }
-        if due {
-            let n = refusedSinceLog.exchange(0, ordering: .relaxed)
+        if let held = throttle.due() {
+            let n = held + 1
             let peer = channel.remoteAddress.map { "\($0)" } ?? "a client"
             let line = "\(kind) connection from \(peer) refused: \(max) connections are open, the limit"
                 + (setting.map { " set by \($0)" } ?? "") + (n > 1 ? " (\(n) refused since the last message)" : "")

@@ -75,7 +75,7 @@ enum DescriptorBudget {
 final class AcceptPause: Sendable {
     private let what: String
     private let logger: Logger
-    private let state = Mutex<(last: ContinuousClock.Instant?, count: Int)>((nil, 0))
+    private let throttle = LogThrottle(every: .seconds(10))
 
     init(what: String, logger: Logger) {
         self.what = what
@@ -86,14 +86,8 @@ final class AcceptPause: Sendable {
     func backoff(_ error: IOError) -> TimeAmount? {
         switch error.errnoCode {
         case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-            let due = state.withLock { s -> Int? in
-                s.count += 1
-                let now = ContinuousClock.now
-                if let last = s.last, now - last < .seconds(10) { return nil }
-                defer { s = (now, 0) }
-                return s.count
-            }
-            if let n = due {
+            if let held = throttle.due() {
+                let n = held + 1
                 let line = "\(what): cannot accept a connection: \(String(cString: strerror(error.errnoCode))); "
                     + "pausing accepts for 250 ms (\(n) time(s) since the last message). Open connections "
                     + "go on; check the descriptor limit (RLIMIT_NOFILE) and the max_connections keys"

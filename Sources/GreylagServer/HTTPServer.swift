@@ -340,18 +340,12 @@ enum HTTPServer {
     /// cannot flood the log.
     final class RefusalLog: Sendable {
         private let logger: Logger
-        private let state = Mutex<(last: ContinuousClock.Instant?, suppressed: Int)>((nil, 0))
+        private let throttle = LogThrottle(every: .seconds(1))
 
         init(logger: Logger) { self.logger = logger }
 
         func note(_ request: Request, _ context: GreylagRequestContext, _ why: String) {
-            let due = state.withLock { s -> Int? in
-                let now = ContinuousClock.now
-                if let last = s.last, now - last < .seconds(1) { s.suppressed += 1; return nil }
-                defer { s = (now, 0) }
-                return s.suppressed
-            }
-            guard let suppressed = due else { return }
+            guard let suppressed = throttle.due() else { return }
             let peer = context.channel.remoteAddress.map { "\($0)" } ?? "a unix socket peer"
             let more = suppressed > 0 ? " (\(suppressed) more refused since the last message)" : ""
             logger.warning("http: refused \(request.method) \(request.uri.path.logEscaped) from \(peer): \(why.logEscaped)\(more)")

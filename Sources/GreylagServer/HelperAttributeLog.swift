@@ -11,31 +11,19 @@ import Synchronization
 final class HelperAttributeLog: Sendable {
     /// The listener, as the log names it.
     let listener: String
-    private let interval: Duration
-    private let suppressed = Atomic<Int>(0)
-    private let lastLog = Mutex<ContinuousClock.Instant?>(nil)
+    private let throttle: LogThrottle
     private let logger: Logger
 
     init(listener: String, logger: Logger, interval: Duration = .seconds(60)) {
         self.listener = listener
         self.logger = logger
-        self.interval = interval
+        throttle = LogThrottle(every: interval)
     }
 
     /// Logs `notes` of one request from `peer`, or counts them until the next line is due.
     func note(_ notes: [PolicySession.HelperAttributeNote], peer: String) {
         guard !notes.isEmpty else { return }
-        let due = lastLog.withLock { last -> Bool in
-            let t = ContinuousClock.now
-            if let last, t - last < interval { return false }
-            last = t
-            return true
-        }
-        guard due else {
-            suppressed.add(1, ordering: .relaxed)
-            return
-        }
-        let n = suppressed.exchange(0, ordering: .relaxed)
+        guard let n = throttle.due() else { return }
         let what = notes.map { note -> String in
             switch note {
             case .ignored(let names):

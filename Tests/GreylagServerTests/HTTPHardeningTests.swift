@@ -282,7 +282,7 @@ import Glibc
             watch_interval = 0
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let logPath = dir.path + "/daemon.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         // Hard and soft limit 256: raising the soft limit cannot help.
