@@ -107,13 +107,16 @@ let package = Package(
         .testTarget(name: "QmailGateTests", dependencies: ["QmailGate"]),
         .testTarget(name: "GreylagImportTests", dependencies: ["GreylagImport", "GreylagCore"],
                     resources: [.copy("Fixtures")]),
+        // What the suites with database-server cases share: when a missing
+        // server setting is a skip and when it is a failure.
+        .target(name: "GreylagTestSupport", dependencies: ["GreylagMariaDB"], path: "Tests/GreylagTestSupport"),
         .testTarget(name: "StoreConformanceTests", dependencies: [
-            "GreylagStore", "GreylagPostgres", "GreylagMariaDB", "GreylagImport",
+            "GreylagTestSupport", "GreylagStore", "GreylagPostgres", "GreylagMariaDB", "GreylagImport",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "GreylagServerTests", dependencies: [
-            "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
+            "GreylagTestSupport", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -36,6 +36,10 @@ public struct PolicyLoadGenerator: Sendable {
         public var errors: [String]
         /// Every answered request (client, sender, recipient, action), in order per connection.
         public var transcript: [AnsweredRequest]
+        /// With the transcript: the request each connection had sent and got
+        /// no answer to when it ended (its server killed, say); at most one
+        /// per connection. The server may or may not have acted on it.
+        public var unanswered: [SentRequest] = []
 
         public var rate: Double { seconds > 0 ? Double(answered) / seconds : 0 }
 
@@ -45,6 +49,12 @@ public struct PolicyLoadGenerator: Sendable {
             let index = min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)
             return Double(sorted[max(0, index)]) / 1000
         }
+    }
+
+    public struct SentRequest: Sendable, Hashable {
+        public var client: String
+        public var sender: String
+        public var recipient: String
     }
 
     public struct AnsweredRequest: Sendable, Hashable {
@@ -98,6 +108,7 @@ public struct PolicyLoadGenerator: Sendable {
                 report.answered += r.latencies.count
                 report.latenciesMicros += r.latencies
                 report.transcript += r.transcript
+                report.unanswered += r.unanswered
                 for (k, v) in r.actions { report.actions[k, default: 0] += v }
                 if let e = r.error { report.errors.append(e) }
                 lastAnswer = max(lastAnswer, r.lastAnswer)
@@ -200,6 +211,7 @@ struct ConnectionResult: Sendable {
     var latencies: [UInt32] = []
     var actions: [String: Int] = [:]
     var transcript: [PolicyLoadGenerator.AnsweredRequest] = []
+    var unanswered: [PolicyLoadGenerator.SentRequest] = []
     var lastAnswer = NIODeadline.uptimeNanoseconds(0)
     var error: String?
 }
@@ -219,6 +231,8 @@ final class LoadHandler: ChannelInboundHandler {
     private var sentAt = NIODeadline.now()
     private var current: (client: String, sender: String, recipient: String) = ("", "", "")
     private var instance = 0
+    /// A request is sent and its answer not read yet.
+    private var awaiting = false
     private var done = false
 
     init(workload: Workload, countFrom: NIODeadline, end: NIODeadline, budget: Budget,
@@ -243,6 +257,7 @@ final class LoadHandler: ChannelInboundHandler {
         current = workload.next()
         instance += 1
         sentAt = .now()
+        awaiting = true
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: Workload.request(current, instance: instance))),
                               promise: nil)
     }
@@ -257,6 +272,7 @@ final class LoadHandler: ChannelInboundHandler {
         let line = String(decoding: view[view.startIndex..<end.lowerBound], as: UTF8.self)
         pending.moveReaderIndex(to: end.upperBound)
         pending.discardReadBytes()
+        awaiting = false
         var action = line.hasPrefix("action=") ? String(line.dropFirst(7)) : line
         if now >= countFrom {
             result.latencies.append(UInt32(min(Int64(UInt32.max), (now - sentAt).nanoseconds / 1000)))
@@ -284,6 +300,9 @@ final class LoadHandler: ChannelInboundHandler {
         guard !done else { return }
         done = true
         result.error = error
+        if awaiting && keepTranscript {
+            result.unanswered.append(.init(client: current.client, sender: current.sender, recipient: current.recipient))
+        }
         promise.succeed(result)
         context.close(promise: nil)
     }

@@ -103,6 +103,12 @@ public final class GreylagDaemon: Service {
             logger.critical("cannot open store \(config.storePath): \(error)")
             throw error
         }
+        if StoreTestSwitch.answerBeforeCommit {
+            logger.critical("""
+                GREYLAG_TEST_ANSWER_BEFORE_COMMIT=1: TEST ONLY, the SQLite store answers before it commits; \
+                a crash loses decisions the MTAs were told. Never set this in production.
+                """)
+        }
         let service = GreylistService(policy: config.policy, lists: config.lists, replies: Self.replies(config),
                                       milterReplies: Self.milterReplies(config), store: store, failureMode: config.failureMode, logger: logger, clock: clock)
         do {

@@ -1,6 +1,23 @@
 import Dispatch
+import Foundation
 import GRDB
 import Synchronization
+
+/// TEST ONLY: switches that break the store's guarantees on purpose, so a
+/// test can prove that its check sees the breakage. Read once, when first
+/// used (the daemon logs them at start); never set them in production.
+public enum StoreTestSwitch {
+    /// `GREYLAG_TEST_ANSWER_BEFORE_COMMIT=1`: the SQLite writer hands each
+    /// group its answers before the transaction is committed, then holds
+    /// the commit for 100 ms, so a kill in between loses decisions the MTA
+    /// was already told. `CrashSafetyTests` runs `greylag crash-test` with it
+    /// and expects lost answers: without it a check that cannot fail would
+    /// pass as well.
+    public static let answerBeforeCommit = ProcessInfo.processInfo.environment["GREYLAG_TEST_ANSWER_BEFORE_COMMIT"] == "1"
+
+    /// How long the commit waits after the early answers.
+    static let heldCommit: useconds_t = 100_000
+}
 
 /// Serialises writes to one SQLite database and commits them in groups.
 ///
@@ -31,6 +48,8 @@ final class GroupCommitWriter: Sendable {
     private let execute: Executor
     private let commits = Atomic<Int>(0)
     private let writes = Atomic<Int>(0)
+    /// `StoreTestSwitch.answerBeforeCommit`, read when the writer is made.
+    private let answerBeforeCommit = StoreTestSwitch.answerBeforeCommit
 
     /// Transactions committed so far (each may hold many writes).
     var commitCount: Int { commits.load(ordering: .relaxed) }
@@ -123,18 +142,25 @@ final class GroupCommitWriter: Sendable {
         }
         var completions: [@Sendable () -> Void] = []
         completions.reserveCapacity(batch.count)
+        var answered = false
         do {
             try pool.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
                     for job in batch { completions.append(job.run(db)) }
+                    if answerBeforeCommit {
+                        // TEST ONLY (see StoreTestSwitch): the wrong order.
+                        answered = true
+                        completions.forEach { $0() }
+                        usleep(StoreTestSwitch.heldCommit)
+                    }
                     return .commit
                 }
             }
             commits.add(1, ordering: .relaxed)
             writes.add(batch.count, ordering: .relaxed)
-            completions.forEach { $0() }
+            if !answered { completions.forEach { $0() } }
         } catch {
-            batch.forEach { $0.abort(error) }
+            if !answered { batch.forEach { $0.abort(error) } }
         }
         execute { self.drain() }
     }

@@ -13,6 +13,18 @@ import Glibc
 /// must be in the store afterwards, and the file must pass SQLite's
 /// integrity check. Runs `greylag serve` (this same binary) in a directory
 /// of its own.
+///
+/// The store stays from one kill to the next, and the check is per triplet
+/// over all rounds so far. With a 1 s delay and no client auto-whitelist
+/// every decision the engine makes (Engine.decide) adds exactly one to a
+/// triplet's counts: a new triplet is stored blocked once; a retry before
+/// the delay adds a block; the first retry after it sets passed to 1; each
+/// later one adds a pass. Nothing expires within the run. So with D
+/// deferrals and P passes answered for a triplet and U requests sent whose
+/// answer never came (the server may have committed them or not):
+///
+///     blocked >= D, passed >= P            nothing answered is lost
+///     blocked + passed <= D + P + U        nothing is stored that was not asked
 struct CrashTest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crash-test",
@@ -71,8 +83,14 @@ struct CrashTest: AsyncParsableCommand {
             return range.lowerBound + Int(state % UInt64(range.count))
         }
 
-        var totalAnswered = 0, totalDefers = 0, totalPasses = 0, totalLost = 0
+        var seen: [Triplet: Asked] = [:]
+        var reported: [Triplet: Shortfall] = [:]
+        var totalAnswered = 0, totalDefers = 0, totalPasses = 0, totalLost = 0, totalUnasked = 0
         var integrityFailures = 0
+        if StoreTestSwitch.answerBeforeCommit {
+            print("crash-test: GREYLAG_TEST_ANSWER_BEFORE_COMMIT=1 (test only): the daemon answers before it commits, "
+                  + "answers are expected to be lost")
+        }
         for round in 1...rounds {
             let daemon = try Self.start(binary, config: configPath, log: dir + "/daemon-\(round).log")
             try await Self.waitForPort(port, daemon: daemon)
@@ -90,38 +108,90 @@ struct CrashTest: AsyncParsableCommand {
             daemon.waitUntilExit()
             let report = try await load.value
 
-            // The file as the killed daemon left it; opening it recovers the WAL.
-            let store = try SQLiteStore(path: dir + "/greylag.db")
-            let integrity = try await store.integrityCheck()
-            var defers = 0, passes = 0, lost: [String] = []
+            var defers = 0, passes = 0
             for answer in report.transcript {
                 let query = GreylistQuery(clientAddress: answer.client, sender: answer.sender, recipient: answer.recipient)
                 guard let triplet = engine.triplet(for: query) else { continue }
-                let record = try await store.record(for: triplet)
-                let isDefer = answer.action.hasPrefix("DEFER")
-                if isDefer { defers += 1 } else { passes += 1 }
-                if record == nil || (isDefer && record!.blockedCount < 1) || (!isDefer && record!.passedCount < 1) {
-                    lost.append("\(triplet) answered \(answer.action.prefix { $0 != " " })")
+                if answer.action.hasPrefix("DEFER") {
+                    defers += 1
+                    seen[triplet, default: Asked()].defers += 1
+                } else {
+                    passes += 1
+                    seen[triplet, default: Asked()].passes += 1
                 }
             }
+            for request in report.unanswered {
+                let query = GreylistQuery(clientAddress: request.client, sender: request.sender, recipient: request.recipient)
+                guard let triplet = engine.triplet(for: query) else { continue }
+                seen[triplet, default: Asked()].unanswered += 1
+            }
+
+            // The file as the killed daemon left it; opening it recovers the WAL.
+            let store = try SQLiteStore(path: dir + "/greylag.db")
+            let integrity = try await store.integrityCheck()
+            var stored: [Triplet: GreylistRecord] = [:]
+            var after: Triplet? = nil
+            while true {
+                let page = try await store.exportRecords(after: after, limit: 5_000)
+                for r in page { stored[r.triplet] = r }
+                guard let last = page.last else { break }
+                after = last.triplet
+            }
             try await store.close()
+
+            // Every triplet asked so far, against its stored record; each
+            // shortfall is counted once, in the round it is first seen.
+            var lost = 0, unasked = 0
+            var notes: [String] = []
+            for (triplet, asked) in seen {
+                let record = stored[triplet]
+                let shortfall = asked.check(blocked: Int(clamping: record?.blockedCount ?? 0),
+                                            passed: Int(clamping: record?.passedCount ?? 0))
+                let before = reported[triplet] ?? Shortfall()
+                guard shortfall.lost > before.lost || shortfall.unasked > before.unasked else { continue }
+                lost += max(0, shortfall.lost - before.lost)
+                unasked += max(0, shortfall.unasked - before.unasked)
+                reported[triplet] = shortfall
+                notes.append((shortfall.lost > before.lost ? "lost: " : "unasked: ") + "\(triplet): answered \(asked.defers) deferral(s) and \(asked.passes) pass(es), "
+                             + "\(asked.unanswered) unanswered; stored "
+                             + (record.map { "blocked \($0.blockedCount), passed \($0.passedCount)" } ?? "nothing"))
+            }
             if integrity != "ok" { integrityFailures += 1 }
             totalAnswered += report.transcript.count
             totalDefers += defers
             totalPasses += passes
-            totalLost += lost.count
+            totalLost += lost
+            totalUnasked += unasked
             print("round \(round): killed after \(killAfter) ms; \(report.transcript.count) answered "
-                  + "(\(defers) deferrals, \(passes) passes); \(lost.count) lost; integrity \(integrity)")
-            for l in lost.prefix(5) { print("  lost: \(l)") }
+                  + "(\(defers) deferrals, \(passes) passes), \(report.unanswered.count) unanswered; "
+                  + "\(lost) lost, \(unasked) unasked; integrity \(integrity)")
+            for n in notes.sorted().prefix(5) { print("  \(n)") }
             fflush(nil)
         }
-        print("crash-test: \(rounds) kills, \(totalAnswered) answered (\(totalDefers) deferrals, \(totalPasses) passes), "
-              + "\(totalLost) lost, \(integrityFailures) integrity failure(s)")
-        guard totalLost == 0 && integrityFailures == 0 && totalAnswered > 0 else {
+        print("crash-test: \(rounds) kills, \(totalAnswered) answered (\(totalDefers) deferrals, \(totalPasses) passes) "
+              + "on \(seen.count) triplets, \(totalLost) lost, \(totalUnasked) unasked, "
+              + "\(integrityFailures) integrity failure(s)")
+        guard totalLost == 0 && totalUnasked == 0 && integrityFailures == 0 && totalAnswered > 0 else {
             print("crash-test: FAILED; the store and logs are in \(dir)")
             throw ExitCode(1)
         }
         if directory == nil { try? FileManager.default.removeItem(atPath: dir) }
+    }
+
+    /// What the clients asked about one triplet over all rounds.
+    struct Asked {
+        var defers = 0, passes = 0, unanswered = 0
+
+        /// Answers missing from the stored counts, and stored decisions
+        /// nobody asked for (see the type's comment).
+        func check(blocked: Int, passed: Int) -> Shortfall {
+            Shortfall(lost: max(0, defers - blocked) + max(0, passes - passed),
+                      unasked: max(0, blocked + passed - (defers + passes + unanswered)))
+        }
+    }
+
+    struct Shortfall {
+        var lost = 0, unasked = 0
     }
 
     static func start(_ binary: String, config: String, log: String) throws -> Process {

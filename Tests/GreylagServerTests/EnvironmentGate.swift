@@ -1,5 +1,6 @@
 import Foundation
 import GreylagBench
+import GreylagTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -7,10 +8,12 @@ import Glibc
 
 /// Settings for the tests that need real peers, passed by `scripts/test.sh`
 /// after it has started them. Without `GREYLAG_E2E=1` those tests are
-/// skipped; with it, a missing setting is a failure, not a skip.
+/// skipped; with it, a missing setting is a failure, not a skip. The
+/// database servers' settings go through `TestServer` and `TestGate`
+/// (GreylagTestSupport), which the conformance suite shares.
 enum E2E {
     static let environment = ProcessInfo.processInfo.environment
-    static var enabled: Bool { environment["GREYLAG_E2E"] == "1" }
+    static var enabled: Bool { TestGate.e2e }
 
     static func value(_ name: String) throws -> String {
         guard let v = environment[name], !v.isEmpty else {
@@ -20,12 +23,17 @@ enum E2E {
     }
 }
 
-/// Runs a program and returns its exit status and standard output and error.
-func runProgram(_ path: String, _ arguments: [String], timeout: Double = 60) async throws -> (status: Int32, output: String) {
+/// Runs a program and returns its exit status and standard output and
+/// error; `environment` is added to the test process's own.
+func runProgram(_ path: String, _ arguments: [String], timeout: Double = 60,
+                environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
     try await PolicyTestClient.offPool {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

@@ -3,6 +3,7 @@ import GreylagCore
 @testable import GreylagMariaDB
 import GreylagPostgres
 import GreylagStore
+import GreylagTestSupport
 import Logging
 import PostgresNIO
 import Testing
@@ -17,70 +18,42 @@ import Testing
 /// fails each of its cases with the reason; it never passes by running less.
 /// Without it, the missing ones are left out and `everyServerBackendRuns`
 /// is reported as skipped, naming them.
-enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+enum Backend: String, CaseIterable, Sendable, CustomStringConvertible, CustomTestStringConvertible {
     case sqlite, postgresql, mariadb
 
-    static var e2e: Bool { ProcessInfo.processInfo.environment["GREYLAG_E2E"] == "1" }
+    static var available: [Backend] { TestGate.cases(allCases, problem: \.problem) }
 
-    static var available: [Backend] {
-        e2e ? allCases : allCases.filter { $0.problem == nil }
+    /// The server this backend needs, if any.
+    var server: TestServer? {
+        switch self {
+        case .sqlite: return nil
+        case .postgresql: return .postgresql
+        case .mariadb: return .mariadb
+        }
     }
 
     /// Why this backend cannot run here, or nil when it can.
-    var problem: String? {
-        switch self {
-        case .sqlite:
-            return nil
-        case .postgresql:
-            return Self.serverProblem("GREYLAG_TEST_POSTGRES")
-        case .mariadb:
-            guard MariaDBBackend.isAvailable else {
-                return "the MariaDB cases need a build with the MariaDB trait (swift test --traits MariaDB)"
-            }
-            return Self.serverProblem("GREYLAG_TEST_MARIADB")
-        }
-    }
+    var problem: String? { server?.problem() }
 
     /// The backends left out of this run and why, for the skip note.
-    static var skipped: String? {
-        let missing = allCases.filter { !available.contains($0) }.compactMap { b in b.problem.map { "\(b): \($0)" } }
-        return missing.isEmpty ? nil : "not run against " + missing.joined(separator: "; ")
-    }
-
-    struct Unavailable: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    static func serverProblem(_ variable: String) -> String? {
-        guard let spec = ProcessInfo.processInfo.environment[variable], !spec.isEmpty else {
-            return "\(variable) is not set (host:port:user:password; scripts/test.sh sets it)"
-        }
-        return server(variable) == nil ? "\(variable) is not host:port:user:password with a port 1-65535" : nil
-    }
-
-    /// `host:port:user:password` from an environment variable.
-    static func server(_ variable: String) -> (host: String, port: Int, user: String, password: String)? {
-        guard let spec = ProcessInfo.processInfo.environment[variable], !spec.isEmpty else { return nil }
-        let p = spec.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
-        guard p.count == 4, !p[0].isEmpty, let port = Int(p[1]), (1...65_535).contains(port) else { return nil }
-        return (p[0], port, p[2], p[3])
-    }
+    static var skipped: String? { TestGate.skipped(allCases, problem: \.problem) }
 
     static var mariadbSettings: MariaDBSettings? {
-        guard MariaDBBackend.isAvailable, let s = server("GREYLAG_TEST_MARIADB") else { return nil }
+        guard let s = TestServer.mariadb.settings else { return nil }
         return MariaDBSettings(host: s.host, port: s.port, user: s.user, password: s.password, database: "greylag")
     }
 
+    var description: String { rawValue }
     var testDescription: String { rawValue }
 
     static var postgresSettings: PostgresStore.Settings? {
-        guard let s = server("GREYLAG_TEST_POSTGRES") else { return nil }
+        guard let s = TestServer.postgresql.settings else { return nil }
         return PostgresStore.Settings(host: s.host, port: s.port, user: s.user, password: s.password, database: "greylag")
     }
 
     /// A fresh, empty store of this backend; `body` runs with it, then it is removed.
     func withStore<T: Sendable>(_ body: @Sendable (any GreylistStore) async throws -> T) async throws -> T {
-        if let problem { throw Unavailable(description: "\(self) backend cannot run: \(problem)") }
+        try TestGate.check("\(self) backend", problem: problem)
         let name = "greylag_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
         switch self {
         case .sqlite:

@@ -1,0 +1,99 @@
+import Foundation
+import GreylagMariaDB
+
+/// The one rule for tests that need a database server, shared by every
+/// suite that has cases for PostgreSQL or MariaDB:
+///
+/// - without `GREYLAG_E2E=1` (a plain `swift test`), a server whose setting
+///   is missing, or MariaDB in a build without the trait, is left out, and
+///   the suite says so in a skipped test;
+/// - with it (scripts/test.sh, which starts the servers), nothing is left
+///   out: every case runs, and one that cannot fails with the reason. A
+///   suite never passes by running less than it claims.
+public enum TestGate {
+    /// scripts/test.sh sets `GREYLAG_E2E=1` after it has started the peers.
+    public static var e2e: Bool { ProcessInfo.processInfo.environment["GREYLAG_E2E"] == "1" }
+
+    /// The cases a parameterised test runs: all of them under `GREYLAG_E2E=1`
+    /// (those with a problem then fail, see `check`), else those without one.
+    public static func cases<T>(_ all: [T], problem: (T) -> String?) -> [T] {
+        e2e ? all : all.filter { problem($0) == nil }
+    }
+
+    /// What a plain run leaves out and why, for the skip note of a gate
+    /// test; nil when nothing is left out.
+    public static func skipped<T: CustomStringConvertible>(_ all: [T], problem: (T) -> String?) -> String? {
+        let left = cases(all, problem: problem).map(\.description)
+        let missing = all.filter { !left.contains($0.description) }.compactMap { c in problem(c).map { "\(c): \($0)" } }
+        return missing.isEmpty ? nil : "not run against " + missing.joined(separator: "; ")
+    }
+
+    /// Thrown by a case that cannot run.
+    public struct Unavailable: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Throws `Unavailable` with the reason when `problem` is not nil.
+    public static func check(_ what: String, problem: String?) throws {
+        if let problem { throw Unavailable(description: "\(what) cannot run: \(problem)") }
+    }
+}
+
+/// A database server the tests use: PostgreSQL from `GREYLAG_TEST_POSTGRES`,
+/// MariaDB from `GREYLAG_TEST_MARIADB` (`host:port:user:password`, set by
+/// scripts/test.sh) and only in builds with the MariaDB trait.
+public enum TestServer: String, CaseIterable, Sendable, CustomStringConvertible {
+    case postgresql, mariadb
+
+    public struct Settings: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var user: String
+        public var password: String
+    }
+
+    public var description: String { rawValue }
+
+    /// The environment variable with this server's settings.
+    public var variable: String {
+        switch self {
+        case .postgresql: return "GREYLAG_TEST_POSTGRES"
+        case .mariadb: return "GREYLAG_TEST_MARIADB"
+        }
+    }
+
+    /// Why tests of this server cannot run here, or nil when they can.
+    /// `needsSetting: false` for tests that start a server of their own and
+    /// only need the client built in.
+    public func problem(needsSetting: Bool = true) -> String? {
+        if self == .mariadb && !MariaDBBackend.isAvailable {
+            return "the MariaDB cases need a build with the MariaDB trait (swift test --traits MariaDB)"
+        }
+        guard needsSetting else { return nil }
+        guard let spec = ProcessInfo.processInfo.environment[variable], !spec.isEmpty else {
+            return "\(variable) is not set (host:port:user:password; scripts/test.sh sets it)"
+        }
+        return Self.parse(spec) == nil ? "\(variable) is not host:port:user:password with a port 1-65535" : nil
+    }
+
+    /// The settings from the environment; nil when missing or malformed
+    /// (`problem` says which), or for MariaDB without the trait.
+    public var settings: Settings? {
+        guard problem() == nil, let spec = ProcessInfo.processInfo.environment[variable] else { return nil }
+        return Self.parse(spec)
+    }
+
+    /// The settings, or `TestGate.Unavailable` with the reason.
+    public func requireSettings() throws -> Settings {
+        try TestGate.check("\(self)", problem: problem())
+        guard let s = settings else { throw TestGate.Unavailable(description: "\(self): no settings") }
+        return s
+    }
+
+    /// `host:port:user:password`; the password may contain colons.
+    public static func parse(_ spec: String) -> Settings? {
+        let p = spec.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+        guard p.count == 4, !p[0].isEmpty, let port = Int(p[1]), (1...65_535).contains(port) else { return nil }
+        return Settings(host: p[0], port: port, user: p[2], password: p[3])
+    }
+}
