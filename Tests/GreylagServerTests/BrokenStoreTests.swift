@@ -213,3 +213,58 @@ enum BrokenStoreFile: String, CaseIterable, Sendable {
         #expect(swappable.swap(to: UnavailableStore(reason: "late")) == nil)
     }
 }
+
+/// The real binary on a broken store: it serves, `greylag stats` says why
+/// the store is unavailable, and SIGHUP after moving the file aside brings
+/// greylisting back.
+@Suite(.serialized, .enabled(if: E2E.enabled)) struct BrokenStoreCommandLineTests {
+    @Test func serveStatsAndRecoverWithTheRealBinary() async throws {
+        let binary = try E2E.value("GREYLAG_BINARY")
+        let dir = TemporaryDirectory()
+        let port = try freePort()
+        let config = dir.path + "/greylag.toml"
+        let path = dir.path + "/greylag.db"
+        try await BrokenStoreFile.text.write(to: path)
+        try """
+            [policy]
+            listen = ["127.0.0.1:\(port)"]
+            [milter]
+            listen = []
+            [http]
+            listen = "none"
+            [store]
+            path = "\(path)"
+            reopen_interval = "1h"
+            [reload]
+            watch_interval = 0
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = try startDaemon(binary, config: config, log: dir.path + "/daemon.log")
+        defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
+        try await waitForPort(port)
+        let c = try await PolicyTestClient("127.0.0.1:\(port)")
+        #expect(try await c.ask(request()) == "action=DUNNO")
+
+        let stats = try await runProgram(binary, ["stats", "-c", config])
+        #expect(stats.status == 0, "\(stats.output)")
+        #expect(stats.output.contains("store: UNAVAILABLE, it could not be opened: "), "\(stats.output)")
+        #expect(stats.output.contains("decisions since start: deferred 0, passed 1, rejected 0"))
+        #expect(!stats.output.contains("triplets: "))
+
+        BrokenStoreTests.moveAside(path)
+        kill(daemon.processIdentifier, SIGHUP)
+        var answer: String? = nil
+        for i in 0..<100 {
+            answer = try await c.ask(request(recipient: "r\(i)@example.net"))
+            if answer?.hasPrefix("action=DEFER_IF_PERMIT ") == true { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(answer?.hasPrefix("action=DEFER_IF_PERMIT ") == true)
+        let after = try await runProgram(binary, ["stats", "-c", config])
+        #expect(!after.output.contains("UNAVAILABLE") && after.output.contains("triplets: pending 1"), "\(after.output)")
+        kill(daemon.processIdentifier, SIGTERM)
+        daemon.waitUntilExit()
+        let log = try String(contentsOfFile: dir.path + "/daemon.log", encoding: .utf8)
+        #expect(log.contains("cannot open store sqlite:"), "\(log)")
+        #expect(log.contains("store opened (SIGHUP); greylisting again"))
+    }
+}
