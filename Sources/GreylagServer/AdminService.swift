@@ -94,16 +94,23 @@ public struct RecordView: Codable, Sendable, Hashable {
 public struct StatsView: Codable, Sendable, Hashable {
     /// Decisions since the daemon started; nil when no daemon answered.
     public var decisions: DecisionCounts?
-    public var pendingTriplets: Int64
-    public var passedTriplets: Int64
-    public var autowhitelistedClients: Int64
-    public var manualWhitelist: Int
-    public var manualBlacklist: Int
+    /// The store's counts; nil when the daemon answered but the store did not (see `storeError`).
+    public var pendingTriplets: Int64?
+    public var passedTriplets: Int64?
+    public var autowhitelistedClients: Int64?
+    public var manualWhitelist: Int?
+    public var manualBlacklist: Int?
     /// Rules from configuration, list files and the built-in list, when a daemon answered.
     public var configuredWhitelistRules: Int?
     public var configuredBlacklistRules: Int?
     /// Decisions the failure mode answered since start, when a daemon answered.
     public var storeFailures: Int?
+    /// True while the daemon answers decisions with the failure mode because the store fails.
+    public var storeDegraded: Bool?
+    /// Why the store could not be opened, while the daemon serves without it.
+    public var storeUnavailable: String?
+    /// Why the store's counts are missing, when the daemon answered without them.
+    public var storeError: String?
 }
 
 /// The answer to an `AdminRequest`.
@@ -228,18 +235,27 @@ public struct AdminService: Sendable {
             }
             return AdminResponse(ok: true, message: "deleted \(removed) record(s)")
         case .stats:
-            let counts = try await store.counts(now: now)
-            let manual = try await store.manualEntries().filter { $0.expires.map { now < $0 } ?? true }
             let configured = service?.configuredLists
-            let stats = StatsView(
+            var stats = StatsView(
                 decisions: service?.counters.snapshot(),
-                pendingTriplets: counts.pending, passedTriplets: counts.passed,
-                autowhitelistedClients: counts.clients,
-                manualWhitelist: manual.filter { $0.list == .whitelist }.count,
-                manualBlacklist: manual.filter { $0.list == .blacklist }.count,
                 configuredWhitelistRules: configured?.whitelist.count,
                 configuredBlacklistRules: configured?.blacklist.count,
-                storeFailures: service?.health.failures)
+                storeFailures: service?.health.failures,
+                storeDegraded: service?.health.degraded,
+                storeUnavailable: service?.health.unavailableReason)
+            do {
+                let counts = try await store.counts(now: now)
+                let manual = try await store.manualEntries().filter { $0.expires.map { now < $0 } ?? true }
+                stats.pendingTriplets = counts.pending
+                stats.passedTriplets = counts.passed
+                stats.autowhitelistedClients = counts.clients
+                stats.manualWhitelist = manual.filter { $0.list == .whitelist }.count
+                stats.manualBlacklist = manual.filter { $0.list == .blacklist }.count
+            } catch {
+                // A running daemon still tells what it decided, and why the store's part is missing.
+                guard service != nil else { throw error }
+                stats.storeError = "\(error)"
+            }
             return AdminResponse(ok: true, stats: stats)
         case .reload:
             guard let reload else { throw AdminError(message: "greylag is not running; nothing to reload", kind: "unavailable") }

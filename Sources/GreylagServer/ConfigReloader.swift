@@ -152,6 +152,7 @@ actor ConfigReloader {
         if a.milterMaxConnections != b.milterMaxConnections { out.append("milter.max_connections") }
         if a.storeTimeout != b.storeTimeout { out.append("store.timeout") }
         if a.failureMode != b.failureMode { out.append("store.failure_mode") }
+        if a.reopenInterval != b.reopenInterval { out.append("store.reopen_interval") }
         if a.expiryInterval != b.expiryInterval || a.expiryBatch != b.expiryBatch { out.append("store.expiry_*") }
         if a.logLevel != b.logLevel { out.append("log.level") }
         if a.watchInterval != b.watchInterval { out.append("reload.watch_interval") }

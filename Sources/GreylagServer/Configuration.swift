@@ -81,6 +81,9 @@ public struct GreylagConfiguration: Sendable {
     /// Seconds a decision may wait for the store before `failureMode` applies.
     public var storeTimeout: Double = 5
     public var failureMode: FailureMode = .pass
+    /// Seconds between attempts to open a store that could not be opened
+    /// (a damaged or foreign file, a database server that was down at start).
+    public var reopenInterval: Int64 = 30
 
     // [log]
     public var logLevel: Logger.Level = .info

@@ -76,6 +76,7 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 /// expiry_batch = 500
 /// timeout = "5s"
 /// failure_mode = "pass"         # or "defer"
+/// reopen_interval = "30s"       # retrying a store that could not be opened
 ///
 /// [log]
 /// level = "info"                # trace, debug, info, notice, warning, error, critical
@@ -426,6 +427,12 @@ struct Reader {
             case "timeout":
                 if let v = duration(k, value, unit: 1) {
                     if v > 0 { c.storeTimeout = Double(v) } else { fail(k, "must be more than 0") }
+                }
+            case "reopen_interval":
+                if let v = duration(k, value, unit: 1) {
+                    if v <= 0 { fail(k, "must be more than 0") }
+                    else if v > 86_400 { fail(k, "must be at most 1 day (86400 seconds)") }
+                    else { c.reopenInterval = v }
                 }
             case "failure_mode":
                 if let v = string(k, value) {

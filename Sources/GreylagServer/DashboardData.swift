@@ -26,11 +26,14 @@ public struct DashboardData: Sendable, Codable {
     public var recent: [RecentDecision]
     /// Why the store's part is missing, if it is.
     public var storeError: String?
+    /// Why the store could not be opened, while the daemon serves without it.
+    public var storeUnavailable: String?
 
     public init(now: Int64, host: String, version: String = GreylagVersion.string, utcOffset: Int = 0,
                 delay: Int64, retryWindow: Int64, dryRun: Bool = false, degraded: Bool = false, days: Int = 30,
                 history: [HistoryCount], counts: StoreCounts?, waitingNetworks: [WaitingGroup],
-                waitingSenders: [WaitingGroup], recent: [RecentDecision], storeError: String? = nil) {
+                waitingSenders: [WaitingGroup], recent: [RecentDecision], storeError: String? = nil,
+                storeUnavailable: String? = nil) {
         self.now = now
         self.host = host
         self.version = version
@@ -46,6 +49,7 @@ public struct DashboardData: Sendable, Codable {
         self.waitingSenders = waitingSenders
         self.recent = recent
         self.storeError = storeError
+        self.storeUnavailable = storeUnavailable
     }
 }
 
@@ -89,7 +93,9 @@ public final class DashboardSource: Sendable {
         let since = (now - Int64(Self.days) * 86_400) / 3600 - 24
         var storeError: String? = nil
         var part = cache.withLock { c in c.flatMap { ContinuousClock.now < $0.until ? $0 : nil } }
-        if part == nil {
+        // A store that could not be opened has nothing to read (the page says why).
+        let unavailable = service.health.unavailableReason
+        if part == nil && unavailable == nil {
             do {
                 let store = service.store
                 async let history = store.history(since: since)
@@ -118,7 +124,8 @@ public final class DashboardSource: Sendable {
                              degraded: service.health.degraded, days: Self.days,
                              history: HistoryCount.merged((part?.history ?? []) + unsaved), counts: part?.counts,
                              waitingNetworks: part?.networks ?? [], waitingSenders: part?.senders ?? [],
-                             recent: service.history.recent(), storeError: storeError)
+                             recent: service.history.recent(), storeError: storeError,
+                             storeUnavailable: unavailable)
     }
 
     /// Saves the counts not yet in the store; the next page reads the store again.

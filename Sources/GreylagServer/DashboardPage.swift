@@ -139,10 +139,14 @@ public enum DashboardPage {
         if d.dryRun {
             page += "<p class=\"banner\">Dry run: nothing is deferred; the counts show what would have been.</p>\n"
         }
-        if d.degraded {
+        if let why = d.storeUnavailable {
+            page += "<p class=\"banner bad\">The store could not be opened: \(html(why, limit: 300)). Decisions that "
+                + "need it get the failure mode until it opens; greylag retries by itself. To start afresh, move the "
+                + "store file aside with its -wal and -shm files (see “Recovering a broken store” in the README).</p>\n"
+        } else if d.degraded {
             page += "<p class=\"banner bad\">The store does not answer: decisions that need it get the failure mode.</p>\n"
         }
-        if let e = d.storeError {
+        if let e = d.storeError, d.storeUnavailable == nil {
             page += "<p class=\"banner bad\">Cannot read the store: \(html(e, limit: 300)). Store figures are missing below.</p>\n"
         }
 

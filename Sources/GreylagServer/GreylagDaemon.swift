@@ -9,6 +9,7 @@ import NIOPosix
 import Milter
 import PolicyProtocol
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// The greylag daemon as a service: opens the store, binds the listeners,
@@ -83,6 +84,75 @@ public final class GreylagDaemon: Service {
         }
     }
 
+    /// Opens the store with `open` and reads its manual entries once, so a
+    /// store whose tables cannot be read is refused here, not found broken
+    /// by every decision; closes it again when the read fails.
+    static func openChecked(_ open: () async throws -> any GreylistStore) async throws -> any GreylistStore {
+        let store = try await open()
+        do {
+            _ = try await store.manualEntries()
+        } catch {
+            try? await store.close()
+            throw ManualEntriesUnreadable(underlying: error)
+        }
+        return store
+    }
+
+    /// The result of `task` if it ends within `seconds`, else nil (and the task goes on).
+    static func result<T: Sendable>(of task: Task<T, any Error>, within seconds: Double) async -> Result<T, any Error>? {
+        let first = FirstAnswer<Result<T, any Error>?>()
+        return await withCheckedContinuation { continuation in
+            first.wait(continuation)
+            let timer = Task {
+                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                first.answer(nil)
+            }
+            Task {
+                let r = await task.result
+                timer.cancel()
+                first.answer(r)
+            }
+        }
+    }
+
+    /// Resumes a continuation with the first answer given, ignores the rest.
+    final class FirstAnswer<T: Sendable>: Sendable {
+        private let waiter = Mutex<CheckedContinuation<T, Never>?>(nil)
+        func wait(_ c: CheckedContinuation<T, Never>) { waiter.withLock { $0 = c } }
+        func answer(_ value: T) {
+            waiter.withLock { c in
+                c?.resume(returning: value)
+                c = nil
+            }
+        }
+    }
+
+    struct ManualEntriesUnreadable: Error, CustomStringConvertible {
+        var underlying: any Error
+        var description: String { "cannot read the manual list entries: \(underlying)" }
+    }
+
+    /// The critical line when the store cannot be opened at start: why,
+    /// what greylag does meanwhile and what the operator can do.
+    static func cannotOpenMessage(_ config: GreylagConfiguration, reason: String) -> String {
+        let mode = config.failureMode == .pass ? "passes (store.failure_mode = \"pass\")"
+            : "is deferred (store.failure_mode = \"defer\")"
+        var line = "cannot open store \(config.backendDescription): \(reason). "
+            + "greylag serves anyway: every message that needs the store \(mode) until it opens; "
+            + "retrying every \(DurationText.format(config.reopenInterval)) and on reload (SIGHUP, greylag reload). "
+        switch config.backend {
+        case .sqlite:
+            let p = config.storePath
+            line += "If \(p) is damaged or not greylag's, move it aside with its -wal and -shm files "
+                + "(mv \(p) \(p).broken; mv \(p)-wal \(p).broken-wal; mv \(p)-shm \(p).broken-shm) "
+                + "and greylag creates a fresh store at the next attempt; "
+                + "if it cannot be written, fix its owner and mode or those of its directory"
+        case .postgresql, .mysql:
+            line += "Check that the database server runs and accepts the connection settings of [store]"
+        }
+        return line
+    }
+
     public func run() async throws {
         // One event loop per core (`server.threads`) reads requests and
         // writes answers; the store's single writer commits what all of
@@ -96,12 +166,31 @@ public final class GreylagDaemon: Service {
 
     private func serve(on group: any EventLoopGroup) async throws {
         let config = configuration
+        // A store that cannot be opened (a damaged or foreign file, a
+        // database server that is down) must not stop mail: the daemon
+        // serves with a stand-in whose every call fails, so decisions get
+        // the failure mode, and tries again until the real store opens.
+        let storeLoop = group.next()
+        let openStore = self.openStore
+        let open: @Sendable () async throws -> any GreylistStore = { try await Self.openChecked { try await openStore(config, storeLoop) } }
+        // A store that takes longer than `store.timeout` to open (a database
+        // server that does not answer) goes on opening in the background:
+        // the listeners must not wait for it.
+        let opening = Task { try await open() }
         let store: any GreylistStore
-        do {
-            store = try await openStore(config, group.next())
-        } catch {
-            logger.critical("cannot open store \(config.storePath): \(error)")
-            throw error
+        var openFailure: String? = nil
+        var stillOpening: Task<any GreylistStore, any Error>? = nil
+        switch await Self.result(of: opening, within: config.storeTimeout) {
+        case .success(let s)?:
+            store = s
+        case .failure(let error)?:
+            openFailure = "\(error)"
+            store = SwappableStore(UnavailableStore(reason: "\(error)"))
+        case nil:
+            let why = "still opening after \(DurationText.format(Int64(config.storeTimeout.rounded(.up))))"
+            openFailure = why
+            stillOpening = opening
+            store = SwappableStore(UnavailableStore(reason: why))
         }
         if StoreTestSwitch.answerBeforeCommit {
             logger.critical("""
@@ -111,12 +200,19 @@ public final class GreylagDaemon: Service {
         }
         let service = GreylistService(policy: config.policy, lists: config.lists, replies: Self.replies(config),
                                       milterReplies: Self.milterReplies(config), store: store, failureMode: config.failureMode, logger: logger, clock: clock)
-        do {
-            try await service.refreshManualEntries()
-        } catch {
-            logger.critical("cannot read manual list entries from the store: \(error)")
-            try? await store.close()
-            throw error
+        let reopener: StoreReopener?
+        if let openFailure, let swappable = store as? SwappableStore {
+            service.health.cannotOpen(openFailure)
+            logger.critical("\(Self.cannotOpenMessage(config, reason: openFailure))")
+            reopener = StoreReopener(store: swappable, open: open, service: service, logger: logger,
+                                     pending: stillOpening)
+        } else {
+            reopener = nil
+            do {
+                try await service.refreshManualEntries()
+            } catch {
+                logger.error("cannot read manual list entries from the store, serving without them until the next reload: \(error)")
+            }
         }
         let tracker = ConnectionTracker()
         let (softLimit, _) = DescriptorBudget.raiseLimit()
@@ -159,7 +255,10 @@ public final class GreylagDaemon: Service {
         let httpToken = LiveValue(config.httpToken)
         let reloader = ConfigReloader(configuration: config, service: service, httpToken: httpToken, logger: logger)
         let admin = AdminService(store: store, service: service, policy: config.policy, clock: clock,
-                                 reload: { await reloader.reload(trigger: "admin command") }, logger: logger)
+                                 reload: {
+                                     await reopener?.attempt(trigger: "admin command")
+                                     return await reloader.reload(trigger: "admin command")
+                                 }, logger: logger)
         var adminServer: (any Channel)? = nil
         if let path = config.adminSocketPath {
             do {
@@ -236,6 +335,7 @@ public final class GreylagDaemon: Service {
             + "; admin socket \(config.adminSocketPath ?? "off"); http \(httpBound.map { "on \($0)" } ?? "off"); lists: "
             + ConfigReloader.describe(config.lists)
             + ", \(service.manualEntries.count) manual"
+            + (openFailure == nil ? "" : "; STORE NOT OPEN, every decision that needs it gets the failure mode (\(config.failureMode.rawValue))")
         logger.notice("\(banner)")
         onListening(bound + boundMilters + (httpBound.map { ["http:" + $0] } ?? []))
 
@@ -252,7 +352,19 @@ public final class GreylagDaemon: Service {
             }
             tasks.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    await reopener?.attempt(trigger: "SIGHUP")
                     await reloader.reload(trigger: "SIGHUP")
+                }
+            }
+            if let reopener {
+                tasks.addTask {
+                    while !Task.isCancelled {
+                        if await !reopener.isOpening {
+                            try? await Task.sleep(for: .seconds(config.reopenInterval))
+                            if Task.isCancelled { break }
+                        }
+                        if await reopener.attempt(trigger: "retry every \(DurationText.format(config.reopenInterval))") { break }
+                    }
                 }
             }
             if config.watchInterval > 0 {
@@ -284,7 +396,7 @@ public final class GreylagDaemon: Service {
             logger.warning("dashboard history of the last minute not saved: \(error)")
         }
         try await store.close()
-        if let sqlite = store as? SQLiteStore {
+        if let sqlite = ((store as? SwappableStore)?.current ?? store) as? SQLiteStore {
             logger.notice("greylag stopped; store committed \(sqlite.writeCount) writes in \(sqlite.commitCount) transactions")
         } else {
             logger.notice("greylag stopped")
@@ -553,6 +665,12 @@ public final class GreylagDaemon: Service {
         // time a minute after start, not on every expiry run.
         var nextSizes = ContinuousClock.now + .seconds(min(config.sizesInterval, 60))
         while !Task.isCancelled {
+            // Nothing to expire, and nothing to log each time, while the
+            // store could not be opened (logged once, shown as degraded).
+            if let swappable = store as? SwappableStore, swappable.unavailableReason != nil {
+                try? await Task.sleep(for: .seconds(config.expiryInterval))
+                continue
+            }
             var removed = 0
             do {
                 while !Task.isCancelled {
@@ -581,4 +699,74 @@ public final class GreylagDaemon: Service {
 enum GreylagDaemonError: Error, CustomStringConvertible {
     case httpDidNotStart
     var description: String { "the HTTP server stopped before it listened" }
+}
+
+/// Tries to open the store the daemon could not open at start, every
+/// `store.reopen_interval` and on reload, and swaps it in for the stand-in
+/// once it opens. One attempt at a time; an attempt asked for while one
+/// runs is skipped.
+actor StoreReopener {
+    private let store: SwappableStore
+    private let open: @Sendable () async throws -> any GreylistStore
+    private let service: GreylistService
+    private let logger: Logger
+    private var running = false
+    private var lastReason: String?
+    /// An open that was still running when the daemon started serving.
+    private var pending: Task<any GreylistStore, any Error>?
+
+    init(store: SwappableStore, open: @escaping @Sendable () async throws -> any GreylistStore,
+         service: GreylistService, logger: Logger, pending: Task<any GreylistStore, any Error>? = nil) {
+        self.store = store
+        self.open = open
+        self.service = service
+        self.logger = logger
+        self.lastReason = store.unavailableReason
+        self.pending = pending
+    }
+
+    /// True while the open begun at start has not ended: the next attempt waits for it.
+    var isOpening: Bool { pending != nil }
+
+    /// One attempt; true when the real store is in place (now or before).
+    @discardableResult
+    func attempt(trigger: String) async -> Bool {
+        guard store.unavailableReason != nil else { return true }
+        guard !running else { return false }
+        running = true
+        defer { running = false }
+        let opened: any GreylistStore
+        let task = pending ?? Task { [open] in try await open() }
+        pending = nil
+        do {
+            // Shutting down cancels the open (a server backend waits up to 30 s for its server).
+            opened = try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+        } catch {
+            if Task.isCancelled { return false }
+            let reason = "\(error)"
+            if reason != lastReason {
+                logger.error("store still cannot be opened (\(trigger)): \(reason)")
+                lastReason = reason
+                service.health.cannotOpen(reason)
+                _ = store.swap(to: UnavailableStore(reason: reason))
+            } else {
+                logger.debug("store still cannot be opened (\(trigger)): \(reason)")
+            }
+            return false
+        }
+        guard let standIn = store.swap(to: opened) else {
+            // The daemon is shutting down.
+            try? await opened.close()
+            return false
+        }
+        try? await standIn.close()
+        logger.notice("store opened (\(trigger)); greylisting again")
+        service.health.opened()
+        do {
+            try await service.refreshManualEntries()
+        } catch {
+            logger.error("cannot read manual list entries from the store, serving without them until the next reload: \(error)")
+        }
+        return true
+    }
 }

@@ -11,8 +11,11 @@ import Synchronization
 /// A failure of a decision that started before the last recovery belongs
 /// to the episode that ended (a query that hung while the database was
 /// frozen and failed after it woke up): it is counted, but does not mark the
-/// store degraded again. Exported as the gauge `greylag_store_degraded` (1 while degraded) and the
-/// counter `greylag_store_failures_total`.
+/// store degraded again. A store that could not be opened at all (the
+/// daemon serves with a stand-in until it opens, see `cannotOpen`) is
+/// degraded from the start. Exported as the gauges `greylag_store_degraded`
+/// (1 while degraded) and `greylag_store_open` (0 while the store could not
+/// be opened) and the counter `greylag_store_failures_total`.
 public final class StoreHealth: Sendable {
     private struct Episode {
         var since: Date
@@ -29,14 +32,43 @@ public final class StoreHealth: Sendable {
     private let failureModeText: String
     private let degradedGauge: CoreMetrics.Gauge
     private let failureCounter: CoreMetrics.Counter
+    private let openGauge: CoreMetrics.Gauge
+    /// Why the store could not be opened, while it cannot.
+    private let openFailure = Mutex<String?>(nil)
 
     public init(logger: Logger, failureMode: GreylagConfiguration.FailureMode,
                 factory: any MetricsFactory = MetricsSystem.factory) {
         degradedGauge = CoreMetrics.Gauge(label: "greylag_store_degraded", factory: factory)
         failureCounter = CoreMetrics.Counter(label: "greylag_store_failures_total", factory: factory)
+        openGauge = CoreMetrics.Gauge(label: "greylag_store_open", factory: factory)
         self.logger = logger
         self.failureModeText = failureMode == .pass ? "passing" : "deferring"
         degradedGauge.record(0)
+        openGauge.record(1)
+    }
+
+    /// Why the store could not be opened, while the daemon serves without it.
+    public var unavailableReason: String? { openFailure.withLock { $0 } }
+
+    /// The store could not be opened (the daemon logs why): degraded from
+    /// now on until `opened()`, every decision that needs the store answered
+    /// by the failure mode and counted as a failure. Called again with a new
+    /// reason when a later attempt fails otherwise.
+    public func cannotOpen(_ reason: String) {
+        openFailure.withLock { $0 = reason }
+        episode.withLock { e in
+            if e == nil { e = Episode(since: Date(), failures: 0) }
+            isDegraded.store(true, ordering: .relaxed)
+        }
+        openGauge.record(0)
+        degradedGauge.record(1)
+    }
+
+    /// The store opened after `cannotOpen`: logs the recovery as `succeeded()` does.
+    public func opened() {
+        openFailure.withLock { $0 = nil }
+        openGauge.record(1)
+        succeeded()
     }
 
     /// True while the store fails.

@@ -22,7 +22,8 @@ public final class SQLiteStore: GreylistStore {
     private let writer: GroupCommitWriter
     private let checkpointer: WALCheckpointer
 
-    /// Opens (creating if needed) the store at `path` and migrates its schema.
+    /// Opens (creating if needed) the store at `path`, migrates its schema
+    /// and checks that its tables are greylag's (`SQLiteSchema.check`).
     ///
     /// - Parameter writerExecutor: runs the writer serially; by default a
     ///   private dispatch queue. A server passes its event loop's `execute`
@@ -53,6 +54,7 @@ public final class SQLiteStore: GreylistStore {
         // their setting does not matter.
         try pool.barrierWriteWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync)") }
         try SQLiteSchema.migrator.migrate(pool)
+        try pool.read { db in try SQLiteSchema.check(in: db) }
         writer = GroupCommitWriter(pool: pool, maxBatch: maxBatch, executor: writerExecutor)
         checkpointer = try WALCheckpointer(path: path, synchronous: sync, interval: .milliseconds(200))
     }

@@ -226,13 +226,25 @@ struct Stats: AsyncParsableCommand {
         } else {
             print("decisions: greylag is not running, no counts")
         }
-        print("triplets: pending \(s.pendingTriplets), passed \(s.passedTriplets); "
-              + "auto-whitelisted client networks \(s.autowhitelistedClients)")
-        var lists = "manual entries: whitelist \(s.manualWhitelist), blacklist \(s.manualBlacklist)"
-        if let w = s.configuredWhitelistRules, let b = s.configuredBlacklistRules {
-            lists += "; configured rules: whitelist \(w), blacklist \(b)"
+        if let why = s.storeUnavailable {
+            print("store: UNAVAILABLE, it could not be opened: \(why)")
+            print("  every decision that needs the store gets the failure mode; see \"Recovering a broken store\" in the README")
+        } else if s.storeDegraded == true {
+            print("store: DEGRADED, it fails or answers too slowly; decisions that need it get the failure mode")
         }
-        print(lists)
+        if let pending = s.pendingTriplets, let passed = s.passedTriplets, let clients = s.autowhitelistedClients {
+            print("triplets: pending \(pending), passed \(passed); auto-whitelisted client networks \(clients)")
+        } else if s.storeUnavailable == nil {
+            print("triplets: unknown, the store did not answer: \(s.storeError ?? "no reason given")")
+        }
+        var lists = ""
+        if let w = s.manualWhitelist, let b = s.manualBlacklist {
+            lists = "manual entries: whitelist \(w), blacklist \(b)"
+        }
+        if let w = s.configuredWhitelistRules, let b = s.configuredBlacklistRules {
+            lists += (lists.isEmpty ? "" : "; ") + "configured rules: whitelist \(w), blacklist \(b)"
+        }
+        if !lists.isEmpty { print(lists) }
     }
 }
 
