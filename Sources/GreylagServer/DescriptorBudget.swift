@@ -35,7 +35,7 @@ enum DescriptorBudget {
     static func reserve(threads: Int) -> Int { 64 + 4 * threads }
 
     /// Connections the admin socket may have open at once.
-    static let adminConnections = 16
+    static let adminConnections = 64
 
     struct Caps: Equatable {
         var policy: Int

@@ -99,6 +99,10 @@ public final class GreylagDaemon: Service {
     }
 
     /// The result of `task` if it ends within `seconds`, else nil (and the task goes on).
+    /// Seconds the daemon waits for its store at start before it serves
+    /// with the failure mode (`store.timeout` when that is longer).
+    static let storeStartWait: Double = 10
+
     static func result<T: Sendable>(of task: Task<T, any Error>, within seconds: Double) async -> Result<T, any Error>? {
         let first = FirstAnswer<Result<T, any Error>?>()
         return await withCheckedContinuation { continuation in
@@ -173,21 +177,24 @@ public final class GreylagDaemon: Service {
         let storeLoop = group.next()
         let openStore = self.openStore
         let open: @Sendable () async throws -> any GreylistStore = { try await Self.openChecked { try await openStore(config, storeLoop) } }
-        // A store that takes longer than `store.timeout` to open (a database
+        // A store that takes longer than `startWait` to open (a database
         // server that does not answer) goes on opening in the background:
-        // the listeners must not wait for it.
+        // the listeners must not wait for it longer than that. A database
+        // server's first connection and schema check take a few seconds on
+        // a busy host, which must not start the daemon in failure mode.
         let opening = Task { try await open() }
+        let startWait = max(config.storeTimeout, Self.storeStartWait)
         let store: any GreylistStore
         var openFailure: String? = nil
         var stillOpening: Task<any GreylistStore, any Error>? = nil
-        switch await Self.result(of: opening, within: config.storeTimeout) {
+        switch await Self.result(of: opening, within: startWait) {
         case .success(let s)?:
             store = s
         case .failure(let error)?:
             openFailure = "\(error)"
             store = SwappableStore(UnavailableStore(reason: "\(error)"))
         case nil:
-            let why = "still opening after \(DurationText.format(Int64(config.storeTimeout.rounded(.up))))"
+            let why = "still opening after \(DurationText.format(Int64(startWait.rounded(.up))))"
             openFailure = why
             stillOpening = opening
             store = SwappableStore(UnavailableStore(reason: why))
@@ -358,10 +365,14 @@ public final class GreylagDaemon: Service {
             }
             if let reopener {
                 tasks.addTask {
+                    // Soon at first (a database server restarting is back in
+                    // seconds), then every `store.reopen_interval`.
+                    var wait: Int64 = 1
                     while !Task.isCancelled {
                         if await !reopener.isOpening {
-                            try? await Task.sleep(for: .seconds(config.reopenInterval))
+                            try? await Task.sleep(for: .seconds(min(wait, config.reopenInterval)))
                             if Task.isCancelled { break }
+                            wait = wait.saturatingMultiply(2)
                         }
                         if await reopener.attempt(trigger: "retry every \(DurationText.format(config.reopenInterval))") { break }
                     }

@@ -285,9 +285,54 @@ def attack_oversized():
            got == b"" or got.startswith(b"action="))
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def attack_broken_store():
+    """A second daemon on a store file that is not a greylag database."""
+    results = []
+    for label, content in [("text file", b"this is not a database\n" * 100),
+                           ("truncated SQLite", b"SQLite format 3\0" + b"\xff" * 3000)]:
+        store = os.path.join(WORK, "broken.db")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(store + suffix):
+                os.remove(store + suffix)
+        with open(store, "wb") as f:
+            f.write(content)
+        port = free_port()
+        config = os.path.join(WORK, "broken.toml")
+        with open(config, "w") as f:
+            f.write(f'[policy]\nlisten = ["127.0.0.1:{port}"]\n[milter]\nlisten = []\n[http]\nlisten = "none"\n'
+                    f'[admin]\nsocket = "none"\n[store]\npath = "{store}"\n')
+        log = open(os.path.join(WORK, "broken.log"), "w")
+        p = subprocess.Popen([BINARY, "serve", "--config", config], stdout=log, stderr=log)
+        answer = "no answer"
+        try:
+            for _ in range(100):
+                try:
+                    answer = policy_request(rcpt(recipient="broken@example.net"), port=port)
+                    break
+                except OSError:
+                    if p.poll() is not None:
+                        answer = f"exited with {p.returncode}"
+                        break
+                    time.sleep(0.1)
+        finally:
+            p.terminate()
+            p.wait(timeout=10)
+        results.append((label, answer))
+    report("broken-store", "a daemon started on a text file and on a truncated SQLite file",
+           "; ".join(f"{l}: {a[:30]}" for l, a in results), all(a == "action=DUNNO" for _, a in results))
+
+
 ATTACKS = [attack_tokenless_write, attack_cross_site, attack_huge_numbers, attack_config_numbers,
            attack_http_flood, attack_policy_flood, attack_regex, attack_milter_macros,
-           attack_helper_attributes, attack_nul_and_crlf, attack_oversized]
+           attack_helper_attributes, attack_nul_and_crlf, attack_oversized, attack_broken_store]
 
 if __name__ == "__main__":
     only = sys.argv[1:]
