@@ -99,7 +99,9 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOTestUtils", package: "swift-nio"),
         ]),
-        .testTarget(name: "GreylagStoreTests", dependencies: ["GreylagStore"]),
+        .testTarget(name: "GreylagStoreTests", dependencies: [
+            "GreylagStore", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "QmailGateTests", dependencies: ["QmailGate"]),
         .testTarget(name: "GreylagImportTests", dependencies: ["GreylagImport", "GreylagCore"],
                     resources: [.copy("Fixtures")]),
