@@ -81,7 +81,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "GreylagFuzz", dependencies: [
-            "GreylagCore", "PolicyProtocol", "Milter", "GreylagServer",
+            "GreylagCore", "PolicyProtocol", "Milter", "GreylagServer", "GreylagStore",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "CFuzzDriver"),
