@@ -85,7 +85,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "GreylagFuzz", dependencies: [
-            "GreylagCore", "PolicyProtocol", "Milter", "GreylagServer",
+            "GreylagCore", "PolicyProtocol", "Milter", "GreylagServer", "GreylagStore",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "CFuzzDriver"),
@@ -103,7 +103,9 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOTestUtils", package: "swift-nio"),
         ]),
-        .testTarget(name: "GreylagStoreTests", dependencies: ["GreylagStore"]),
+        .testTarget(name: "GreylagStoreTests", dependencies: [
+            "GreylagStore", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "QmailGateTests", dependencies: ["QmailGate"]),
         .testTarget(name: "GreylagImportTests", dependencies: ["GreylagImport", "GreylagCore"],
                     resources: [.copy("Fixtures")]),

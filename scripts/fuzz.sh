@@ -6,6 +6,10 @@
 #   policy  bytes from a policy client (decoder, session, engine, replies)
 #   milter  bytes from an MTA on a milter connection (decoder, session, replies)
 #   config  the text of a configuration file (TOML and every key's checks)
+#   admin   a JSON body of the admin API's POST /api/whitelist (decoded as
+#           the HTTP API does, carried out by AdminService on a SQLite store)
+#   numbers a TOML document of numeric keys with values from the input; a
+#           value the loader takes must be in its documented range
 #
 # A crash stops that target with its input saved as Fuzz/crashes/TARGET-*;
 # fix the bug, then move the input to Fuzz/regressions/TARGET/, where
@@ -13,11 +17,11 @@
 # target with runs, coverage and the result; exits 1 if any target crashed.
 #
 # Environment: FUZZ_SECONDS per target (default 60), FUZZ_TARGETS (default
-# "policy milter config"), FUZZ_MAX_LEN (default 4096).
+# "policy milter config admin numbers"), FUZZ_MAX_LEN (default 4096).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
-TARGETS="${FUZZ_TARGETS:-policy milter config}"
+TARGETS="${FUZZ_TARGETS:-policy milter config admin numbers}"
 MAX_LEN="${FUZZ_MAX_LEN:-4096}"
 log() { printf 'fuzz.sh: %s\n' "$*" >&2; }
 

@@ -1,22 +1,37 @@
 /// Parsing and printing of the durations used in configuration: `300`, `90s`,
 /// `5m`, `2h`, `36d`, `1w`, and sums such as `1h30m`. A bare number is seconds.
 public enum DurationText {
-    /// Seconds, or nil when the text is not a duration.
+    /// What a duration text says: seconds, more than a limit, or no duration at all.
+    public enum Reading: Equatable, Sendable {
+        case seconds(Int64)
+        /// A well-formed duration longer than the limit (however long: the
+        /// arithmetic saturates instead of overflowing).
+        case tooLong
+        case invalid
+    }
+
+    /// Seconds, or nil when the text is not a duration or does not fit in `Int64`.
     public static func parse(_ text: String) -> Int64? {
+        if case .seconds(let s) = read(text, max: .max - 1) { return s }
+        return nil
+    }
+
+    /// Reads a duration and checks it against `max` seconds (ten years by default).
+    public static func read(_ text: String, max: Int64 = NumericLimits.maxDuration) -> Reading {
         let s = text.trimmingSpaces().lowercased()
-        guard !s.isEmpty else { return nil }
-        if let plain = Int64(s), plain >= 0 { return plain }
+        guard !s.isEmpty else { return .invalid }
+        func checked(_ v: Int64) -> Reading { v > max ? .tooLong : .seconds(v) }
+        if let plain = Int64(s) { return plain >= 0 ? checked(plain) : .invalid }
         var total: Int64 = 0
         var number: Int64? = nil
+        var digitsOnly = true
         for ch in s {
             if let d = ch.wholeNumberValue, ch.isASCII {
-                let (m, o1) = (number ?? 0).multipliedReportingOverflow(by: 10)
-                let (a, o2) = m.addingReportingOverflow(Int64(d))
-                guard !o1, !o2 else { return nil }
-                number = a
+                number = (number ?? 0).saturatingMultiply(10).saturatingAdd(Int64(d))
                 continue
             }
-            guard let n = number else { return nil }
+            digitsOnly = false
+            guard let n = number else { return .invalid }
             let unit: Int64
             switch ch {
             case "s": unit = 1
@@ -24,16 +39,15 @@ public enum DurationText {
             case "h": unit = 3600
             case "d": unit = 86_400
             case "w": unit = 604_800
-            default: return nil
+            default: return .invalid
             }
-            let (p, o1) = n.multipliedReportingOverflow(by: unit)
-            let (t, o2) = total.addingReportingOverflow(p)
-            guard !o1, !o2 else { return nil }
-            total = t
+            total = total.saturatingAdd(n.saturatingMultiply(unit))
             number = nil
         }
-        guard number == nil else { return nil }
-        return total
+        // Plain seconds too large for Int64.
+        if digitsOnly, let n = number { return checked(n) }
+        guard number == nil else { return .invalid }
+        return checked(total)
     }
 
     /// A compact human form: `4m52s`, `2d`, `0s`.

@@ -1,5 +1,7 @@
+import Foundation
 import GreylagCore
 import GreylagServer
+import GreylagStore
 import Milter
 import NIOCore
 import PolicyProtocol
@@ -11,7 +13,7 @@ import PolicyProtocol
 /// regression tests of kept inputs call these.
 public enum Fuzz {
     public static let targets: [String: @Sendable (UnsafeRawBufferPointer) -> Void] = [
-        "policy": policy, "milter": milter, "config": config,
+        "policy": policy, "milter": milter, "config": config, "admin": admin, "numbers": numbers,
     ]
 
     static let engine = Engine()
@@ -80,4 +82,136 @@ public enum Fuzz {
         let text = String(decoding: bytes, as: UTF8.self)
         _ = try? ConfigurationLoader.parse(text, file: "/fuzz/greylag.toml")
     }
+
+    // MARK: Admin API bodies
+
+    /// The JSON body of `POST /api/whitelist` and `/api/blacklist`, decoded
+    /// as `HTTPServer.EntryBody` is (the same fields and types).
+    struct EntryBody: Decodable {
+        var field: String?
+        var value: String?
+        var comment: String?
+        var expires_in: Int64?
+    }
+
+    /// The store the admin target writes to: a SQLite file in a temporary
+    /// directory, shared by all inputs of a run.
+    static let adminService: AdminService = {
+        let dir = NSTemporaryDirectory() + "greylag-fuzz-admin-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let store = try! SQLiteStore(path: dir + "/greylag.db")
+        return AdminService(store: store, service: nil, policy: GreylistPolicy(), clock: { now })
+    }()
+
+    /// Waits for an async call from the fuzzer's synchronous entry point.
+    static func wait<T: Sendable>(_ work: @escaping @Sendable () async -> T) -> T {
+        let box = WaitBox<T>()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            box.value = await work()
+            done.signal()
+        }
+        done.wait()
+        return box.value!
+    }
+
+    /// An admin API body: decoded as the HTTP API decodes it, turned into an
+    /// add request for the whitelist (even length) or the blacklist, carried
+    /// out by `AdminService` on a SQLite store, then removed again. An entry
+    /// with an expiry out of range must be refused, never stored.
+    @Sendable public static func admin(_ bytes: UnsafeRawBufferPointer) {
+        guard let body = try? JSONDecoder().decode(EntryBody.self, from: Data(bytes)) else { return }
+        guard let text = body.field, let field = SelectorField(rawValue: text) ?? SelectorField(configKey: text) else { return }
+        let list: ListKind = bytes.count % 2 == 0 ? .whitelist : .blacklist
+        let request = AdminRequest(command: .add, list: list, field: field, value: body.value, comment: body.comment,
+                                   expiresIn: body.expires_in)
+        let service = adminService
+        let response = wait { await service.handle(request) }
+        if let e = body.expires_in, e <= 0 || e > NumericLimits.maxDuration, response.ok {
+            fatalError("admin: expires_in \(e) was accepted")
+        }
+        if response.ok, let expires = response.entries?.first?.expires, expires > now + NumericLimits.maxDuration {
+            fatalError("admin: an entry expires at \(expires), past the limit")
+        }
+        if response.ok {
+            let remove = AdminRequest(command: .remove, list: list, field: field, value: body.value)
+            _ = wait { await service.handle(remove) }
+        }
+    }
+
+    // MARK: Numeric configuration values
+
+    /// Every numeric key of the configuration, with its section.
+    static let numericKeys: [(section: String, key: String)] = [
+        ("greylist", "delay"), ("greylist", "greylist"), ("greylist", "block_expire"), ("greylist", "retry_window"),
+        ("greylist", "record_expire"), ("greylist", "pass_ttl"), ("greylist", "autowhite"),
+        ("greylist", "record_expire_good"), ("greylist", "client_autowhitelist"), ("greylist", "ipv4_prefix"),
+        ("greylist", "ipv6_prefix"), ("server", "threads"), ("policy", "idle_timeout"), ("policy", "socket_mode"),
+        ("policy", "max_connections"), ("milter", "socket_mode"), ("milter", "max_connections"), ("store", "port"),
+        ("store", "max_connections"), ("store", "expiry_interval"), ("store", "sizes_interval"),
+        ("store", "expiry_batch"), ("store", "timeout"), ("log", "stats_interval"), ("admin", "socket_mode"),
+        ("http", "history_keep"), ("reload", "watch_interval"),
+    ]
+
+    /// A TOML document of numeric keys whose values come from the input,
+    /// 10 bytes each: the key, the form (integer, float, duration text,
+    /// digits as text, small integer, octal mode text) and 8 bytes of value.
+    /// Each value is either refused with an error or in its documented range.
+    @Sendable public static func numbers(_ bytes: UnsafeRawBufferPointer) {
+        var sections: [String: [String: String]] = ["store": ["backend": "\"postgresql\""]]
+        var i = 0
+        while i + 10 <= bytes.count {
+            let (section, key) = numericKeys[Int(bytes[i]) % numericKeys.count]
+            var raw: UInt64 = 0
+            for k in 0..<8 { raw = raw << 8 | UInt64(bytes[i + 2 + k]) }
+            let v = Int64(bitPattern: raw)
+            let text: String
+            switch bytes[i + 1] % 6 {
+            case 0: text = "\(v)"
+            case 1:
+                let d = Double(bitPattern: raw)
+                text = d.isNaN ? "nan" : d.isInfinite ? (d < 0 ? "-inf" : "inf") : "\(d)"
+            case 2: text = "\"\(v.magnitude)\(["s", "m", "h", "d", "w", "d1s", "w5m"][Int(bytes[i + 1] / 6) % 7])\""
+            case 3: text = "\"\(v)\""
+            case 4: text = "\(v % 1000)"
+            default: text = "\"0\(String(v.magnitude, radix: 8))\""
+            }
+            if sections[section, default: [:]][key] == nil { sections[section, default: [:]][key] = text }
+            i += 10
+        }
+        var toml = ""
+        for (name, keys) in sections.sorted(by: { $0.key < $1.key }) {
+            toml += "[\(name)]\n"
+            for (key, value) in keys.sorted(by: { $0.key < $1.key }) { toml += "\(key) = \(value)\n" }
+        }
+        guard let c = try? ConfigurationLoader.parse(toml, file: "/fuzz/greylag.toml") else { return }
+        func check(_ ok: Bool, _ what: String) {
+            if !ok { fatalError("numbers: \(what) out of range was accepted from:\n\(toml)") }
+        }
+        let max = NumericLimits.maxDuration
+        for (name, d) in [("delay", c.policy.delay), ("retry_window", c.policy.retryWindow), ("pass_ttl", c.policy.passTTL),
+                          ("idle_timeout", c.idleTimeout), ("expiry_interval", c.expiryInterval),
+                          ("sizes_interval", c.sizesInterval), ("stats_interval", c.statsInterval),
+                          ("history_keep", c.historyKeep)] {
+            check((0...max).contains(d), name)
+        }
+        check(c.storeTimeout.isFinite && (0.001...3600).contains(c.storeTimeout), "store.timeout")
+        check(c.watchInterval == 0 || (0.1...86_400).contains(c.watchInterval), "reload.watch_interval")
+        check((0...256).contains(c.threads), "server.threads")
+        check((1...1_000_000).contains(c.policyMaxConnections) && (1...1_000_000).contains(c.milterMaxConnections),
+              "max_connections")
+        check((1...100_000).contains(c.expiryBatch), "store.expiry_batch")
+        check([c.socketMode, c.milterSocketMode, c.adminSocketMode].allSatisfy { (0...0o777).contains($0) }, "socket_mode")
+        check((0...1_000_000).contains(c.policy.clientAutowhitelist), "client_autowhitelist")
+        check((0...32).contains(c.policy.keying.ipv4Prefix) && (0...128).contains(c.policy.keying.ipv6Prefix), "prefix")
+        if case .postgresql(let pg) = c.backend {
+            check((1...65535).contains(pg.port) && (1...1000).contains(pg.maxConnections), "store.port/max_connections")
+        }
+    }
+}
+
+/// The result of an async call, handed from its task to the waiting thread
+/// (the semaphore orders the write before the read).
+final class WaitBox<T>: @unchecked Sendable {
+    var value: T?
 }

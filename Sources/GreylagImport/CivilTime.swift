@@ -107,3 +107,27 @@ func parseInt64(_ bytes: some Collection<UInt8>) -> Int64? {
     }
     return negative ? -v : v
 }
+
+/// The ranges numbers read from an import must fall in. A value outside is
+/// an error for its line: within them, the arithmetic the importers do with
+/// the delay and the TTLs (each at most `NumericLimits.maxDuration`) cannot
+/// overflow. Counts only must not be negative: the engine's and the stores'
+/// increments saturate or fail as a store error.
+enum ImportLimits {
+    /// Unix seconds of years 1 to 9999, what a SQL `DATETIME` can hold.
+    static let times: ClosedRange<Int64> = CivilTime.utc(1, 1, 1)...(CivilTime.utc(10000, 1, 1) - 1)
+
+    /// `value` as a time, or a reason naming `what`.
+    static func time(_ value: Int64, _ what: String) throws(RowError) -> Int64 {
+        guard times.contains(value) else {
+            throw RowError("\(what) \(value) is out of range (Unix seconds of the years 1 to 9999)")
+        }
+        return value
+    }
+
+    /// `value` as a count, or a reason naming `what`.
+    static func count(_ value: Int64, _ what: String) throws(RowError) -> Int64 {
+        guard value >= 0 else { throw RowError("\(what) \(value) is negative") }
+        return value
+    }
+}

@@ -120,6 +120,7 @@ public enum GreylagExport {
                 parsed = try decoder.decode(Line.self, from: Data(raw))
             } catch {
                 if !sawHeader { throw ImportError(line: lineNo, "not a greylag export: the first line is not a JSON object with a type") }
+                // Also a number that does not fit its field: JSONDecoder refuses it.
                 c.skip(line: lineNo, "not a JSON object with a type")
                 continue
             }
@@ -152,23 +153,31 @@ public enum GreylagExport {
         return value
     }
 
+    private static func time(_ value: Int64?, _ name: String) throws(RowError) -> Int64 {
+        try ImportLimits.time(try need(value, name), name)
+    }
+
+    private static func count(_ value: Int64?, _ name: String) throws(RowError) -> Int64 {
+        try ImportLimits.count(try need(value, name), name)
+    }
+
     private static func record(_ l: Line) throws(RowError) -> GreylistRecord {
         let originText = try need(l.origin, "origin")
         guard let origin = RecordOrigin(rawValue: originText) else { throw RowError("unknown origin \(originText)") }
         return GreylistRecord(
             triplet: Triplet(network: try need(l.network, "network"), sender: try need(l.sender, "sender"),
                              recipient: try need(l.recipient, "recipient")),
-            firstSeen: try need(l.first_seen, "first_seen"), lastSeen: try need(l.last_seen, "last_seen"),
-            blockExpires: try need(l.block_expires, "block_expires"),
-            recordExpires: try need(l.record_expires, "record_expires"),
-            blockedCount: try need(l.blocked_count, "blocked_count"),
-            passedCount: try need(l.passed_count, "passed_count"), origin: origin)
+            firstSeen: try time(l.first_seen, "first_seen"), lastSeen: try time(l.last_seen, "last_seen"),
+            blockExpires: try time(l.block_expires, "block_expires"),
+            recordExpires: try time(l.record_expires, "record_expires"),
+            blockedCount: try count(l.blocked_count, "blocked_count"),
+            passedCount: try count(l.passed_count, "passed_count"), origin: origin)
     }
 
     private static func client(_ l: Line) throws(RowError) -> ClientRecord {
-        ClientRecord(network: try need(l.network, "network"), passedTriplets: try need(l.passed_triplets, "passed_triplets"),
-                     firstSeen: try need(l.first_seen, "first_seen"), lastSeen: try need(l.last_seen, "last_seen"),
-                     recordExpires: try need(l.record_expires, "record_expires"))
+        ClientRecord(network: try need(l.network, "network"), passedTriplets: try count(l.passed_triplets, "passed_triplets"),
+                     firstSeen: try time(l.first_seen, "first_seen"), lastSeen: try time(l.last_seen, "last_seen"),
+                     recordExpires: try time(l.record_expires, "record_expires"))
     }
 
     private static func manual(_ l: Line) throws(RowError) -> ManualEntry {
@@ -176,7 +185,8 @@ public enum GreylagExport {
         guard let list = ListKind(rawValue: listText) else { throw RowError("unknown list \(listText)") }
         guard let field = SelectorField(rawValue: fieldText) else { throw RowError("unknown field \(fieldText)") }
         return ManualEntry(id: try need(l.id, "id"), list: list, field: field, value: try need(l.value, "value"),
-                           comment: l.comment ?? "", created: try need(l.created, "created"), expires: l.expires)
+                           comment: l.comment ?? "", created: try time(l.created, "created"),
+                           expires: try l.expires.map { v throws(RowError) in try ImportLimits.time(v, "expires") })
     }
 }
 

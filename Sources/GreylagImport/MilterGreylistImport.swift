@@ -52,7 +52,8 @@ enum MilterGreylistImport {
         }
         guard let network = c.network(ofAddress: f[0]) else { throw RowError("not an IP address: \(f[0])") }
         guard let recipient = c.recipient(f[2]) else { throw RowError("empty recipient") }
-        guard let time = parseInt64(Array(f[3].utf8)) else { throw RowError("time is not a number: \(f[3])") }
+        guard let parsed = parseInt64(Array(f[3].utf8)) else { throw RowError("time is not a number: \(f[3])") }
+        let time = try ImportLimits.time(parsed, "time")
         let triplet = Triplet(network: network, sender: c.sender(f[1]), recipient: recipient)
         let rest = f.dropFirst(4).map { $0.uppercased() }
         if rest.isEmpty || (rest.count == 2 && rest[1] == "TARPIT" && parseInt64(Array(rest[0].utf8)) != nil) {

@@ -125,7 +125,7 @@ struct SQLRecord {
     func integer(_ column: String) throws(RowError) -> Int64? {
         guard let b = self[column].bytes else { return nil }
         guard let v = parseInt64(b) else { throw RowError("\(column) is not a number: \(b.text)") }
-        return v
+        return try ImportLimits.count(v, column)
     }
 
     /// A `DATETIME`/`TIMESTAMP` column as Unix seconds (0 for the zero
@@ -133,7 +133,7 @@ struct SQLRecord {
     /// integer is taken as Unix seconds.
     func time(_ column: String, zone: TimeZone) throws(RowError) -> Int64? {
         guard let b = self[column].bytes else { return nil }
-        if let v = parseInt64(b) { return v }
+        if let v = parseInt64(b) { return try ImportLimits.time(v, column) }
         guard let c = CivilTime.parse(b) else { throw RowError("\(column) is not a date and time: \(b.text)") }
         return CivilTime.unixSeconds(c, in: table.isUTC(column) ? CivilTime.utcZone : zone)
     }

@@ -67,7 +67,9 @@ enum PostgreyImport {
         let rcpt = parts.removeLast()
         guard let recipient = c.recipient(rcpt) else { throw RowError("key has no recipient: \(key)") }
         let sender = c.sender(parts.joined(separator: "/"))
-        let (first, lastSeen) = try pair(value)
+        let (firstText, lastText) = try pair(value)
+        let first = try ImportLimits.time(firstText, "first seen time")
+        let lastSeen = try ImportLimits.time(lastText, "last seen time")
         let last = max(first, lastSeen)
         let passed = last - first >= o.delay
         return GreylistRecord(triplet: Triplet(network: network, sender: sender, recipient: recipient),
@@ -77,8 +79,10 @@ enum PostgreyImport {
     }
 
     static func client(address: IPAddress, value: String, options o: ImportOptions) throws(RowError) -> ClientRecord {
-        let (count, last) = try pair(value)
-        guard count > 0 else { throw RowError("client count is not positive: \(value)") }
+        let (countText, lastText) = try pair(value)
+        guard countText > 0 else { throw RowError("client count is not positive: \(value)") }
+        let count = try ImportLimits.count(countText, "client count")
+        let last = try ImportLimits.time(lastText, "last seen time")
         return ClientRecord(network: o.keying.network(of: address), passedTriplets: count, firstSeen: last,
                             lastSeen: last, recordExpires: last + o.passTTL)
     }

@@ -30,7 +30,13 @@ enum SQLValue: Sendable, Hashable {
     var int: Int64? {
         switch self {
         case .int(let v): return v
-        case .text(let s): return Int64(s) ?? Double(s).map { Int64($0) }
+        case .text(let s):
+            // A DECIMAL (SUM of BIGINTs) or a float may not fit: clamp it, never trap.
+            if let v = Int64(s) { return v }
+            guard let d = Double(s), !d.isNaN else { return nil }
+            if d >= 9_223_372_036_854_775_807.0 { return .max }
+            if d <= -9_223_372_036_854_775_808.0 { return .min }
+            return Int64(d)
         case .null: return nil
         }
     }

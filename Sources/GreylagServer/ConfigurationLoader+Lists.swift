@@ -235,7 +235,7 @@ extension Reader {
             let k = "reload.\(key)"
             switch key {
             case "watch_interval":
-                if let v = duration(k, value, unit: 1) { c.watchInterval = Double(v) }
+                if let v = seconds(k, value, in: 0.1...86_400, zeroIsOff: true) { c.watchInterval = v }
             default:
                 fail(k, "unknown key; expected watch_interval")
             }

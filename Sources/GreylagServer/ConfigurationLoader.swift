@@ -425,9 +425,7 @@ struct Reader {
             case "expiry_batch":
                 if let v = integer(k, value, in: 1...100_000) { c.expiryBatch = v }
             case "timeout":
-                if let v = duration(k, value, unit: 1) {
-                    if v > 0 { c.storeTimeout = Double(v) } else { fail(k, "must be more than 0") }
-                }
+                if let v = seconds(k, value, in: 0.001...3600) { c.storeTimeout = v }
             case "reopen_interval":
                 if let v = duration(k, value, unit: 1) {
                     if v <= 0 { fail(k, "must be more than 0") }
@@ -578,22 +576,69 @@ struct Reader {
         return i
     }
 
-    /// A duration: a string such as "5m" or "2d", or an integer counted in `unit` seconds.
+    /// A duration: a string such as "5m" or "2d", or an integer counted in `unit` seconds;
+    /// at most `NumericLimits.maxDuration` (ten years) however it is written.
     mutating func duration(_ key: String, _ value: any TOMLValueConvertible, unit: Int64) -> Int64? {
+        let limit = NumericLimits.maxDuration
         if let i = value.int {
             guard i >= 0 else {
                 fail(key, "must not be negative")
                 return nil
             }
-            return Int64(i) * unit
+            let (v, overflow) = Int64(i).multipliedReportingOverflow(by: unit)
+            guard !overflow, v <= limit else {
+                fail(key, "\(i) is out of range 0...\(limit / unit) (at most 10 years)")
+                return nil
+            }
+            return v
         }
         if let s = value.string {
-            if let v = DurationText.parse(s) { return v }
-            fail(key, "\"\(s)\" is not a duration such as \"300\", \"90s\", \"5m\", \"2h\", \"36d\"")
+            switch DurationText.read(s, max: limit) {
+            case .seconds(let v): return v
+            case .tooLong: fail(key, "\"\(s)\" is out of range: at most 10 years (\(DurationText.format(limit)))")
+            case .invalid: fail(key, "\"\(s)\" is not a duration such as \"300\", \"90s\", \"5m\", \"2h\", \"36d\"")
+            }
+            return nil
+        }
+        if let d = value.double {
+            fail(key, d.isFinite ? "\(d) is a float; write whole seconds or a duration such as \"300\" or \"5m\""
+                                  : "\(d) is not a duration")
             return nil
         }
         fail(key, "expected a duration, found \(value.type)")
         return nil
+    }
+
+    /// Seconds that may have a fraction (a float such as 0.5, an integer or a
+    /// duration string), finite and within `range`; 0 also when `zeroIsOff`.
+    mutating func seconds(_ key: String, _ value: any TOMLValueConvertible, in range: ClosedRange<Double>,
+                          zeroIsOff: Bool = false) -> Double? {
+        let v: Double
+        if let d = value.double {
+            guard d.isFinite else {
+                fail(key, "\(d) is not a number of seconds")
+                return nil
+            }
+            v = d
+        } else if value.int != nil || value.string != nil {
+            guard let s = duration(key, value, unit: 1) else { return nil }
+            v = Double(s)
+        } else {
+            fail(key, "expected a number of seconds or a duration, found \(value.type)")
+            return nil
+        }
+        if zeroIsOff && v == 0 { return 0 }
+        guard range.contains(v) else {
+            fail(key, "\(Self.number(v)) is out of range \(Self.number(range.lowerBound))...\(Self.number(range.upperBound)) seconds"
+                 + (zeroIsOff ? " (or 0 for off)" : ""))
+            return nil
+        }
+        return v
+    }
+
+    /// `5`, `0.5`, `1e+308`: a double as the configuration would write it.
+    static func number(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : "\(v)"
     }
 
     mutating func mode(_ key: String, _ value: any TOMLValueConvertible) -> Int? {

@@ -103,7 +103,7 @@ public final class DashboardSource: Sendable {
                 async let networks = store.waiting(by: .network, now: now, limit: Self.topLimit)
                 async let senders = store.waiting(by: .sender, now: now, limit: Self.topLimit)
                 let started = ContinuousClock.now
-                var fresh = StorePart(until: started, history: try await history, counts: try await counts,
+                var fresh = StorePart(until: started, history: (try await history).filter(\.isPlausible), counts: try await counts,
                                       networks: try await networks, senders: try await senders)
                 // Reused for `cacheSeconds`, or ten times as long as reading
                 // took (seconds on a store of millions of records), so an

@@ -349,7 +349,7 @@ public enum DashboardPage {
             out += "<tr><td class=\"addr\">\(html(key))</td>"
                 + "<td><svg width=\"120\" height=\"12\" shape-rendering=\"crispEdges\"><rect width=\"\(w)\" height=\"12\" "
                 + "fill=\"\(color)\"/></svg></td><td class=\"n\">\(g.triplets)</td><td class=\"n\">\(g.attempts)</td>"
-                + "<td class=\"n\">\(DurationText.format(max(0, now - g.oldestFirstSeen)))</td></tr>"
+                + "<td class=\"n\">\(DurationText.format(max(0, now.saturatingSubtract(g.oldestFirstSeen))))</td></tr>"
         }
         return out + "</table>"
     }

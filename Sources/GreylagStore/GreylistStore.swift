@@ -55,13 +55,24 @@ public struct HistoryCount: Sendable, Hashable, Codable {
 }
 
 extension HistoryCount {
+    /// Whether a count read back from a store is one greylag could have
+    /// written: an hour of the years 1970 to 9999 and a count up to 10^12.
+    /// The dashboard leaves others out, so a damaged or hostile row cannot
+    /// overflow its sums and scales.
+    public var isPlausible: Bool {
+        (0...70_389_527).contains(hour) && (0...1_000_000_000_000).contains(count)
+    }
+
     /// `counts` with the counts of equal hour and name added together, in
     /// hour and name order: one row each, written in the same order by every
     /// writer (so concurrent writers on a shared store take row locks in
     /// the same order).
     public static func merged(_ counts: [HistoryCount]) -> [HistoryCount] {
         var sums: [HistoryKey: Int64] = [:]
-        for c in counts { sums[HistoryKey(hour: c.hour, name: c.name), default: 0] += c.count }
+        for c in counts {
+            let key = HistoryKey(hour: c.hour, name: c.name)
+            sums[key] = (sums[key] ?? 0).saturatingAdd(c.count)
+        }
         return sums.map { HistoryCount(hour: $0.key.hour, name: $0.key.name, count: $0.value) }
             .sorted { ($0.hour, $0.name) < ($1.hour, $1.name) }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import GreylagCore
 
@@ -94,7 +95,7 @@ enum SQLiteSchema {
 
     static func history(since: Int64, in db: Database) throws -> [HistoryCount] {
         try Row.fetchAll(db, sql: "SELECT hour, name, count FROM history WHERE hour >= ? ORDER BY hour, name",
-                         arguments: [since]).map { HistoryCount(hour: $0[0], name: $0[1], count: $0[2]) }
+                         arguments: [since]).map { HistoryCount(hour: $0.int64(0), name: $0.text(1), count: $0.int64(2)) }
     }
 
     static func waiting(by field: WaitingField, now: Int64, limit: Int, in db: Database) throws -> [WaitingGroup] {
@@ -104,16 +105,18 @@ enum SQLiteSchema {
             WHERE passed_count = 0 AND record_expires >= ?
             GROUP BY \(column) ORDER BY count(*) DESC, \(column) LIMIT ?
             """, arguments: [now, max(0, limit)]).map {
-            WaitingGroup(key: $0[0], triplets: $0[1], attempts: $0[2], oldestFirstSeen: $0[3])
+            WaitingGroup(key: $0.text(0), triplets: $0.int64(1), attempts: $0.int64(2), oldestFirstSeen: $0.int64(3))
         }
     }
 
     static func manualEntries(in db: Database) throws -> [ManualEntry] {
         try Row.fetchAll(db, sql: "SELECT id, list, field, value, comment, created, expires FROM manual_entries ORDER BY id")
             .compactMap { row in
-                guard let list = ListKind(rawValue: row[1]), let field = SelectorField(rawValue: row[2]) else { return nil }
-                return ManualEntry(id: row[0], list: list, field: field, value: row[3], comment: row[4],
-                                   created: row[5], expires: row[6])
+                guard let list = ListKind(rawValue: row.text(1)), let field = SelectorField(rawValue: row.text(2)) else {
+                    return nil
+                }
+                return ManualEntry(id: row.int64(0), list: list, field: field, value: row.text(3), comment: row.text(4),
+                                   created: row.int64(5), expires: row.optionalInt64(6))
             }
     }
 
@@ -125,8 +128,8 @@ enum SQLiteSchema {
         let row = try Row.fetchOne(db, sql: "SELECT id, created FROM manual_entries WHERE list = ? AND field = ? AND value = ?",
                                    arguments: [e.list.rawValue, e.field.rawValue, e.value])
         var out = e
-        out.id = row?[0] ?? 0
-        out.created = row?[1] ?? e.created
+        out.id = row?.int64(0) ?? 0
+        out.created = row?.int64(1) ?? e.created
         return out
     }
 
@@ -190,7 +193,7 @@ enum SQLiteSchema {
             """, arguments: [now])
         let clients = try Int64.fetchOne(db, sql: "SELECT count(*) FROM clients WHERE record_expires >= ?",
                                          arguments: [now]) ?? 0
-        return StoreCounts(pending: row?[0] ?? 0, passed: row?[1] ?? 0, clients: clients)
+        return StoreCounts(pending: row?.int64(0) ?? 0, passed: row?.int64(1) ?? 0, clients: clients)
     }
 
     static func importState(records: [GreylistRecord], clients: [ClientRecord], in db: Database) throws {
@@ -232,15 +235,57 @@ enum SQLiteSchema {
             SELECT client_network, passed_triplets, first_seen, last_seen, record_expires FROM clients
             WHERE client_network > ? ORDER BY client_network LIMIT ?
             """, arguments: [after ?? "", limit]).map {
-            ClientRecord(network: $0[0], passedTriplets: $0[1], firstSeen: $0[2], lastSeen: $0[3], recordExpires: $0[4])
+            ClientRecord(network: $0.text(0), passedTriplets: $0.int64(1), firstSeen: $0.int64(2), lastSeen: $0.int64(3),
+                         recordExpires: $0.int64(4))
         }
     }
 
     static func decode(_ row: Row) -> GreylistRecord {
         GreylistRecord(
-            triplet: Triplet(network: row[0], sender: row[1], recipient: row[2]),
-            firstSeen: row[3], lastSeen: row[4], blockExpires: row[5], recordExpires: row[6],
-            blockedCount: row[7], passedCount: row[8],
-            origin: RecordOrigin(rawValue: row[9]) ?? .auto)
+            triplet: Triplet(network: row.text(0), sender: row.text(1), recipient: row.text(2)),
+            firstSeen: row.int64(3), lastSeen: row.int64(4), blockExpires: row.int64(5), recordExpires: row.int64(6),
+            blockedCount: row.int64(7), passedCount: row.int64(8),
+            origin: RecordOrigin(rawValue: row.text(9)) ?? .auto)
+    }
+}
+
+/// Columns read the way `sqlite3_column_int64` and `sqlite3_column_text`
+/// read them on the decision path, where GRDB's typed subscripts stop the
+/// process on a value of another type: SQLite turns an integer that
+/// overflows (`passed_triplets + 1`) into a REAL, and a hand-edited or
+/// foreign file may hold anything in any column.
+extension Row {
+    /// An integer column: a REAL clamped to `Int64` (NaN as 0), text parsed
+    /// as an integer (0 if it is none), a blob or NULL as 0.
+    func int64(_ index: Int) -> Int64 {
+        let value: DatabaseValue = self[index]
+        switch value.storage {
+        case .int64(let v): return v
+        case .double(let d):
+            if d.isNaN { return 0 }
+            if d >= 9_223_372_036_854_775_807.0 { return .max }
+            if d <= -9_223_372_036_854_775_808.0 { return .min }
+            return Int64(d)
+        case .string(let s): return Int64(s.trimmingCharacters(in: .whitespaces)) ?? 0
+        case .blob, .null: return 0
+        }
+    }
+
+    /// A nullable integer column: nil for NULL, else as `int64(_:)`.
+    func optionalInt64(_ index: Int) -> Int64? {
+        (self[index] as DatabaseValue).isNull ? nil : int64(index)
+    }
+
+    /// A text column: a blob as UTF-8 (invalid bytes repaired), a number as
+    /// its digits, NULL as "".
+    func text(_ index: Int) -> String {
+        let value: DatabaseValue = self[index]
+        switch value.storage {
+        case .string(let s): return s
+        case .blob(let b): return String(decoding: b, as: UTF8.self)
+        case .int64(let v): return String(v)
+        case .double(let d): return String(d)
+        case .null: return ""
+        }
     }
 }

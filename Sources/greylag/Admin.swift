@@ -83,13 +83,11 @@ struct ListAdd<Family: ListCommandFamily>: AsyncParsableCommand {
     func run() async throws {
         var seconds: Int64? = nil
         if let expires {
-            guard let s = DurationText.parse(expires), s > 0 else {
-                throw ValidationError("\"\(expires)\" is not a duration such as 12h or 7d")
+            switch DurationText.read(expires) {
+            case .seconds(let s) where s > 0: seconds = s
+            case .tooLong: throw ValidationError("--expires \(expires) is out of range: at most 10 years")
+            default: throw ValidationError("\"\(expires)\" is not a duration such as 12h or 7d")
             }
-            guard s <= NumericLimits.maxDuration else {
-                throw ValidationError("--expires \(expires) is out of range: at most 10 years")
-            }
-            seconds = s
         }
         let r = try AdminRunner.checked(await AdminRunner.run(AdminRequest(
             command: .add, list: Family.list, field: try AdminRunner.field(field), value: value,

@@ -15,6 +15,24 @@ import Testing
         #expect(DurationText.parse(text) == nil)
     }
 
+    @Test func readingChecksTheLimitWithoutOverflowing() {
+        let max = NumericLimits.maxDuration
+        #expect(DurationText.read("315576000") == .seconds(max))
+        #expect(DurationText.read("3652d12h") == .seconds(max))
+        #expect(DurationText.read("3652d12h1s") == .tooLong)
+        for text in ["315576001", "99999999999d", "99999999999999999999d", "99999999999999999999",
+                     "9223372036854775807", "9223372036854775807s1s", "15250284452471w", "1000000000000000000000w5m"] {
+            #expect(DurationText.read(text) == .tooLong, "\(text)")
+        }
+        for text in ["", "-1", "nan", "inf", "1e308", "99999999999999999999x", "5m3"] {
+            #expect(DurationText.read(text) == .invalid, "\(text)")
+        }
+        // Without the limit, only what fits in Int64.
+        let long: Int64 = 8_639_999_999_913_600
+        #expect(DurationText.parse("99999999999d") == long)
+        #expect(DurationText.parse("9223372036854775807s1s") == nil)
+    }
+
     @Test func formats() {
         #expect(DurationText.format(292) == "4m52s")
         #expect(DurationText.format(172_800) == "2d")

@@ -54,7 +54,7 @@ import Testing
         ])
         #expect(result.skipped == [
             ImportProblem(line: 5, reason: "row 3 of INSERT INTO `relaytofrom`: value 5: unsupported value `NOW`"),
-            ImportProblem(line: 6, reason: "id 4: negative count"),
+            ImportProblem(line: 6, reason: "id 4: blocked_count -1 is negative"),
             ImportProblem(line: 7, reason: "id 5: has 3 values for the 12 columns of `relaytofrom`"),
         ])
     }
