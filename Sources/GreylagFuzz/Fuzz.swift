@@ -85,15 +85,6 @@ public enum Fuzz {
 
     // MARK: Admin API bodies
 
-    /// The JSON body of `POST /api/whitelist` and `/api/blacklist`, decoded
-    /// as `HTTPServer.EntryBody` is (the same fields and types).
-    struct EntryBody: Decodable {
-        var field: String?
-        var value: String?
-        var comment: String?
-        var expires_in: Int64?
-    }
-
     /// The store the admin target writes to: a SQLite file in a temporary
     /// directory, shared by all inputs of a run.
     static let adminService: AdminService = {
@@ -120,21 +111,19 @@ public enum Fuzz {
     /// out by `AdminService` on a SQLite store, then removed again. An entry
     /// with an expiry out of range must be refused, never stored.
     @Sendable public static func admin(_ bytes: UnsafeRawBufferPointer) {
-        guard let body = try? JSONDecoder().decode(EntryBody.self, from: Data(bytes)) else { return }
-        guard let text = body.field, let field = SelectorField(rawValue: text) ?? SelectorField(configKey: text) else { return }
         let list: ListKind = bytes.count % 2 == 0 ? .whitelist : .blacklist
-        let request = AdminRequest(command: .add, list: list, field: field, value: body.value, comment: body.comment,
-                                   expiresIn: body.expires_in)
+        // Decoded as the HTTP API decodes it.
+        guard let request = try? AdminRequest.entry(list: list, json: Data(bytes)), let field = request.field else { return }
         let service = adminService
         let response = wait { await service.handle(request) }
-        if let e = body.expires_in, e <= 0 || e > NumericLimits.maxDuration, response.ok {
+        if let e = request.expiresIn, e <= 0 || e > NumericLimits.maxDuration, response.ok {
             fatalError("admin: expires_in \(e) was accepted")
         }
         if response.ok, let expires = response.entries?.first?.expires, expires > now + NumericLimits.maxDuration {
             fatalError("admin: an entry expires at \(expires), past the limit")
         }
         if response.ok {
-            let remove = AdminRequest(command: .remove, list: list, field: field, value: body.value)
+            let remove = AdminRequest(command: .remove, list: list, field: field, value: request.value)
             _ = wait { await service.handle(remove) }
         }
     }

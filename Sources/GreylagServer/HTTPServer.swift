@@ -287,7 +287,7 @@ enum HTTPServer {
                 let body = try? await request.body.collect(upTo: maxBody)
                 return await api(request, context) {
                     guard let body else { throw APIError("the body must be a JSON object of at most \(maxBody) bytes") }
-                    return try entryRequest(list: list, body: Data(buffer: body))
+                    return try AdminRequest.entry(list: list, json: Data(buffer: body))
                 }
             }
             router.delete("/api/\(list.rawValue)") { request, context in
@@ -322,19 +322,6 @@ enum HTTPServer {
                            }, logger: httpLogger)
     }
 
-    /// The admin request of a POST to /api/whitelist or /api/blacklist.
-    static func entryRequest(list: ListKind, body: Data) throws -> AdminRequest {
-        let entry: EntryBody
-        do {
-            entry = try JSONDecoder().decode(EntryBody.self, from: body)
-        } catch {
-            throw APIError("the body must be JSON like {\"field\": \"client\", \"value\": \"192.0.2.0/24\", "
-                           + "\"comment\": \"...\", \"expires_in\": 86400}")
-        }
-        return AdminRequest(command: .add, list: list, field: try field(entry.field), value: entry.value,
-                            comment: entry.comment, expiresIn: entry.expires_in)
-    }
-
     /// Logs refused writes (and refused cross-site reads), at most one line
     /// a second with the count of the others, so a flood of refusals
     /// cannot flood the log.
@@ -352,16 +339,8 @@ enum HTTPServer {
         }
     }
 
-    /// The body of POST /api/whitelist and /api/blacklist.
-    struct EntryBody: Decodable {
-        var field: String?
-        var value: String?
-        var comment: String?
-        var expires_in: Int64?
-    }
-
-    struct APIError: Error, CustomStringConvertible {
-        var description: String
+    public struct APIError: Error, CustomStringConvertible {
+        public var description: String
         init(_ d: String) { description = d }
     }
 
@@ -398,5 +377,30 @@ enum HTTPServer {
         headers[.cacheControl] = "no-store"
         headers[.xContentTypeOptions] = "nosniff"
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body + "\n")))
+    }
+}
+
+extension AdminRequest {
+    /// The body of POST /api/whitelist and /api/blacklist.
+    private struct EntryBody: Decodable {
+        var field: String?
+        var value: String?
+        var comment: String?
+        var expires_in: Int64?
+    }
+
+    /// The `add` request of a POST to /api/whitelist or /api/blacklist with
+    /// the JSON `body` (also what the fuzz target feeds); the range of its
+    /// values is checked by `AdminService`.
+    public static func entry(list: ListKind, json body: Data) throws -> AdminRequest {
+        let entry: EntryBody
+        do {
+            entry = try JSONDecoder().decode(EntryBody.self, from: body)
+        } catch {
+            throw HTTPServer.APIError("the body must be JSON like {\"field\": \"client\", \"value\": \"192.0.2.0/24\", "
+                                      + "\"comment\": \"...\", \"expires_in\": 86400}")
+        }
+        return AdminRequest(command: .add, list: list, field: try HTTPServer.field(entry.field), value: entry.value,
+                            comment: entry.comment, expiresIn: entry.expires_in)
     }
 }
