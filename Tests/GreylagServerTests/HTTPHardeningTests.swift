@@ -360,3 +360,83 @@ import Glibc
         _ = dir
     }
 }
+
+/// Item 1 against real peers: another local user (`runuser -u nobody`) and
+/// another host (a network namespace behind a veth pair). Needs root, as
+/// under scripts/test.sh.
+@Suite(.serialized) struct HTTPForeignPeerTests {
+    /// Runs `curl` as `prefix` (e.g. runuser or ip netns exec) and returns the HTTP status ("000": no connection).
+    static func curl(_ prefix: [String], _ arguments: [String]) async throws -> String {
+        let r = try await runProgram(prefix.first!, Array(prefix.dropFirst()) + ["curl", "-s", "-o", "/dev/null",
+                                                                                "-w", "%{http_code}", "-m", "5"] + arguments)
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test(.enabled(if: E2E.enabled)) func anotherLocalUserCanReadButNotWrite() async throws {
+        let dir = TemporaryDirectory()
+        chmod(dir.path, 0o755)
+        let socket = dir.path + "/http.sock"
+        let nobody = ["/usr/sbin/runuser", "-u", "nobody", "--"]
+        let post = ["-X", "POST", "-H", "Content-Type: application/json", "-d", #"{"field":"client","value":"0.0.0.0/0"}"#]
+        // The default mode of an HTTP unix socket keeps other users out.
+        try await withDaemon(configure: { $0.httpListener = .unix(path: socket) }) { _, _ async throws in
+            #expect(try await Self.curl(nobody, ["--unix-socket", socket, "http://localhost/api/stats"]) == "000")
+            #expect(try await Self.curl(["/usr/bin/env"], ["--unix-socket", socket, "http://localhost/api/stats"]) == "200")
+        }
+        // Loopback, and a socket opened to everyone: reads, but no change without the token.
+        try await withDaemon(configure: { $0.httpListener = .tcp(host: "127.0.0.1", port: 0) }) { addresses, _ in
+            let http = String(try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5))
+            #expect(try await Self.curl(nobody, ["http://\(http)/api/stats"]) == "200")
+            #expect(try await Self.curl(nobody, post + ["http://\(http)/api/whitelist"]) == "403")
+        }
+        try await withDaemon(configure: {
+            $0.httpListener = .unix(path: socket)
+            $0.httpSocketMode = 0o666
+        }) { _, _ async throws in
+            #expect(try await Self.curl(nobody, ["--unix-socket", socket, "http://localhost/api/stats"]) == "200")
+            #expect(try await Self.curl(nobody, post + ["--unix-socket", socket, "http://localhost/api/whitelist"]) == "403")
+        }
+    }
+
+    @Test(.enabled(if: E2E.enabled)) func anotherHostGetsMetricsOnlyWithoutAToken() async throws {
+        let n = Int.random(in: 10...250)
+        let ns = "greylag-test-\(n)", hostSide = "glg\(n)h", nsSide = "glg\(n)n"
+        let host = "10.233.\(n).1", peer = "10.233.\(n).2"
+        let setup = """
+            ip netns add \(ns) && ip link add \(hostSide) type veth peer name \(nsSide) && \
+            ip link set \(nsSide) netns \(ns) && ip addr add \(host)/30 dev \(hostSide) && ip link set \(hostSide) up && \
+            ip netns exec \(ns) ip addr add \(peer)/30 dev \(nsSide) && ip netns exec \(ns) ip link set \(nsSide) up && \
+            ip netns exec \(ns) ip link set lo up
+            """
+        let made = try await runProgram("/bin/sh", ["-c", setup])
+        defer {
+            _ = try? Process.run(URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "ip link del \(hostSide); ip netns del \(ns)"])
+                .waitUntilExit()
+        }
+        try #require(made.status == 0, "cannot make a network namespace: \(made.output)")
+        let remote = ["/usr/sbin/ip", "netns", "exec", ns]
+        let log = CapturedLog()
+        try await withDaemon(configure: { $0.httpListener = .tcp(host: host, port: 0) }, log: log) { addresses, _ in
+            let http = String(try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5))
+            #expect(try await Self.curl(remote, ["http://\(http)/metrics"]) == "200")
+            #expect(try await Self.curl(remote, ["http://\(http)/api/stats"]) == "403")
+            #expect(try await Self.curl(remote, ["http://\(http)/"]) == "403")
+            #expect(try await Self.curl(remote, ["-X", "POST", "-H", "Content-Type: application/json", "-d", "{}",
+                                                 "http://\(http)/api/reload"]) == "403")
+            #expect(log.contains("is reachable from other hosts and http.token is not set"), "\(log.all)")
+        }
+        let token = "a-token-for-the-remote-host-test"
+        try await withDaemon(configure: {
+            $0.httpListener = .tcp(host: host, port: 0)
+            $0.httpToken = token
+        }) { addresses, _ in
+            let http = String(try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5))
+            #expect(try await Self.curl(remote, ["http://\(http)/api/stats"]) == "401")
+            #expect(try await Self.curl(remote, ["-H", "Authorization: Bearer \(token)", "http://\(http)/api/stats"]) == "200")
+            #expect(try await Self.curl(remote, ["-X", "POST", "-H", "Authorization: Bearer \(token)", "-H",
+                                                 "Content-Type: application/json", "-d",
+                                                 #"{"field":"client","value":"192.0.2.0/24"}"#,
+                                                 "http://\(http)/api/whitelist"]) == "200")
+        }
+    }
+}
