@@ -98,11 +98,11 @@ public final class GreylagDaemon: Service {
         return store
     }
 
-    /// The result of `task` if it ends within `seconds`, else nil (and the task goes on).
     /// Seconds the daemon waits for its store at start before it serves
     /// with the failure mode (`store.timeout` when that is longer).
     static let storeStartWait: Double = 10
 
+    /// The result of `task` if it ends within `seconds`, else nil (and the task goes on).
     static func result<T: Sendable>(of task: Task<T, any Error>, within seconds: Double) async -> Result<T, any Error>? {
         let first = FirstAnswer<Result<T, any Error>?>()
         return await withCheckedContinuation { continuation in
@@ -143,7 +143,8 @@ public final class GreylagDaemon: Service {
             : "is deferred (store.failure_mode = \"defer\")"
         var line = "cannot open store \(config.backendDescription): \(reason). "
             + "greylag serves anyway: every message that needs the store \(mode) until it opens; "
-            + "retrying every \(DurationText.format(config.reopenInterval)) and on reload (SIGHUP, greylag reload). "
+            + "retrying after 1 s, 2 s, 4 s ..., then every \(DurationText.format(config.reopenInterval)), "
+            + "and on reload (SIGHUP, greylag reload). "
         switch config.backend {
         case .sqlite:
             let p = config.storePath
