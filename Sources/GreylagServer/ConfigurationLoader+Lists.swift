@@ -216,13 +216,9 @@ extension Reader {
             case "max_connections":
                 if let v = integer(k, value, in: 1...100_000) { c.httpMaxConnections = v }
             case "idle_timeout":
-                if let v = duration(k, value, unit: 1) {
-                    if v >= 1 && v <= 86_400 { c.httpIdleTimeout = v } else { fail(k, "must be from 1s to 1d") }
-                }
+                if let v = duration(k, value, unit: 1, in: 1...86_400) { c.httpIdleTimeout = v }
             case "request_timeout":
-                if let v = duration(k, value, unit: 1) {
-                    if v >= 1 && v <= 3_600 { c.httpRequestTimeout = v } else { fail(k, "must be from 1s to 1h") }
-                }
+                if let v = duration(k, value, unit: 1, in: 1...3_600) { c.httpRequestTimeout = v }
             default:
                 fail(k, "unknown key; expected listen, token, token_file, history_keep, socket_mode, max_connections, "
                      + "idle_timeout or request_timeout")

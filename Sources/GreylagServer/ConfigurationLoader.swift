@@ -427,11 +427,7 @@ struct Reader {
             case "timeout":
                 if let v = seconds(k, value, in: 0.001...3600) { c.storeTimeout = v }
             case "reopen_interval":
-                if let v = duration(k, value, unit: 1) {
-                    if v <= 0 { fail(k, "must be more than 0") }
-                    else if v > 86_400 { fail(k, "must be at most 1 day (86400 seconds)") }
-                    else { c.reopenInterval = v }
-                }
+                if let v = duration(k, value, unit: 1, in: 1...86_400) { c.reopenInterval = v }
             case "failure_mode":
                 if let v = string(k, value) {
                     if let m = GreylagConfiguration.FailureMode(rawValue: v.lowercased()) { c.failureMode = m } else {
@@ -574,6 +570,17 @@ struct Reader {
             return nil
         }
         return i
+    }
+
+    /// A duration (as `duration(_:_:unit:)` reads it) within `range` seconds.
+    mutating func duration(_ key: String, _ value: any TOMLValueConvertible, unit: Int64,
+                           in range: ClosedRange<Int64>) -> Int64? {
+        guard let v = duration(key, value, unit: unit) else { return nil }
+        guard range.contains(v) else {
+            fail(key, "must be from \(DurationText.format(range.lowerBound)) to \(DurationText.format(range.upperBound))")
+            return nil
+        }
+        return v
     }
 
     /// A duration: a string such as "5m" or "2d", or an integer counted in `unit` seconds;

@@ -166,6 +166,29 @@ import Glibc
         }
     }
 
+    @Test func theHTTPBoundsAreReadAndRangeChecked() throws {
+        let c = try ConfigurationLoader.parse("""
+            [http]
+            socket_mode = "0660"
+            max_connections = 10
+            idle_timeout = "2m"
+            request_timeout = 5
+            """, file: "t.toml")
+        #expect(c.httpSocketMode == 0o660 && c.httpMaxConnections == 10)
+        #expect(c.httpIdleTimeout == 120 && c.httpRequestTimeout == 5)
+        for (text, message) in [("idle_timeout = 0", "t.toml:2: http.idle_timeout: must be from 1s to 1d"),
+                                ("idle_timeout = \"2d\"", "t.toml:2: http.idle_timeout: must be from 1s to 1d"),
+                                ("request_timeout = \"2h\"", "t.toml:2: http.request_timeout: must be from 1s to 1h"),
+                                ("max_connections = 0", "t.toml:2: http.max_connections:")] {
+            do {
+                _ = try ConfigurationLoader.parse("[http]\n\(text)\n", file: "t.toml")
+                Issue.record("\(text) was accepted")
+            } catch let e as ConfigurationErrors {
+                #expect("\(e)".contains(message), "\(e)")
+            }
+        }
+    }
+
     @Test func reloadNamesEveryKeyThatNeedsARestart() throws {
         var a = GreylagConfiguration()
         var b = a
