@@ -76,7 +76,7 @@ final class ConnectionLimit: Sendable {
         refusedCounter.increment()
         if let held = throttle.due() {
             let n = held + 1
-            let peer = channel.remoteAddress.map { "\($0)" } ?? "a client"
+            let peer = channel.remoteAddress.map(GreylagDaemon.describe) ?? "a client"
             let line = "\(kind) connection from \(peer) refused: \(max) connections are open, the limit"
                 + (setting.map { " set by \($0)" } ?? "") + (n > 1 ? " (\(n) refused since the last message)" : "")
             logger.warning("\(line)")

@@ -41,7 +41,7 @@ final class HTTPConnectionGuard: ChannelInboundHandler, RemovableChannelHandler 
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
                 let context = loopBound.value
-                let peer = context.channel.remoteAddress.map { "\($0)" } ?? "a unix socket peer"
+                let peer = context.channel.remoteAddress.map(GreylagDaemon.describe) ?? "a unix socket peer"
                 logger.warning("http: request from \(peer) not complete within \(timeout.nanoseconds / 1_000_000_000) s (http.request_timeout), closing")
                 context.close(promise: nil)
             }

@@ -333,7 +333,7 @@ enum HTTPServer {
 
         func note(_ request: Request, _ context: GreylagRequestContext, _ why: String) {
             guard let suppressed = throttle.due() else { return }
-            let peer = context.channel.remoteAddress.map { "\($0)" } ?? "a unix socket peer"
+            let peer = context.channel.remoteAddress.map(GreylagDaemon.describe) ?? "a unix socket peer"
             let more = suppressed > 0 ? " (\(suppressed) more refused since the last message)" : ""
             logger.warning("http: refused \(request.method) \(request.uri.path.logEscaped) from \(peer): \(why.logEscaped)\(more)")
         }

@@ -28,8 +28,7 @@ enum PeerCredentials {
     /// "127.0.0.1:40312", "[::1]:40312", or the unix peer's uid and pid.
     static func describe(_ channel: any Channel) async -> String {
         switch channel.remoteAddress {
-        case .v4(let a)?: return "\(a.host):\(channel.remoteAddress?.port ?? 0)"
-        case .v6(let a)?: return "[\(a.host)]:\(channel.remoteAddress?.port ?? 0)"
+        case let address? where address.protocol != .unix: return GreylagDaemon.describe(address)
         default: return await unixPeer(channel) ?? "an unknown peer"
         }
     }
