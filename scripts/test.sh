@@ -92,6 +92,12 @@ log "starting Postfix on 127.0.0.1:$MILTER_SMTP_PORT with smtpd_milters = inet:1
 postfix_start "$WORK/postfix-milter" "$MILTER_SMTP_PORT" none \
     "smtpd_milters=inet:127.0.0.1:$MILTER_PORT" "milter_default_action=accept"
 
+# qmail is not packaged in Debian: its users, as qmail's install makes them,
+# for the test that runs a helper as qmail-smtpd does (qmaild:nofiles).
+# shellcheck source=scripts/lib/unpack.sh
+source scripts/lib/unpack.sh
+ensure_system_user qmaild nofiles
+
 export GREYLAG_E2E=1
 export GREYLAG_E2E_SMTP_PORT="$SMTP_PORT"
 export GREYLAG_E2E_POLICY_PORT="$POLICY_PORT"

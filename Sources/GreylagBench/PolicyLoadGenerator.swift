@@ -88,7 +88,7 @@ public struct PolicyLoadGenerator: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if opts.unixPath == nil {
-                            try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: 1)
+                            try channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1)
                         }
                         try channel.pipeline.syncOperations.addHandler(
                             LoadHandler(workload: workload, countFrom: countFrom, end: end, budget: budget,

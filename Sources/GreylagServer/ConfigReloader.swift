@@ -63,6 +63,9 @@ actor ConfigReloader {
         var applied = new
         applied.policyListeners = current.policyListeners
         applied.policyHelperListeners = current.policyHelperListeners
+        applied.helperListenIsDefault = current.helperListenIsDefault
+        applied.helperSocketMode = current.helperSocketMode
+        applied.helperSocketGroup = current.helperSocketGroup
         applied.milterListeners = current.milterListeners
         applied.storePath = current.storePath
         applied.backend = current.backend
@@ -139,6 +142,8 @@ actor ConfigReloader {
         var out: [String] = []
         if a.policyListeners != b.policyListeners { out.append("policy.listen") }
         if a.policyHelperListeners != b.policyHelperListeners { out.append("policy.helper_listen") }
+        if a.helperSocketMode != b.helperSocketMode { out.append("policy.helper_socket_mode") }
+        if a.helperSocketGroup != b.helperSocketGroup { out.append("policy.helper_socket_group") }
         if a.milterListeners != b.milterListeners { out.append("milter.listen") }
         if a.storePath != b.storePath { out.append("store.path") }
         if a.backend != b.backend { out.append("store.backend and its connection") }

@@ -33,6 +33,19 @@ public struct GreylagConfiguration: Sendable {
     /// Policy listeners for greylag's qmail helpers: only these honour the
     /// `greylag_*` attributes (`policy.helper_listen`).
     public var policyHelperListeners: [ListenAddress] = []
+    /// The socket the qmail helpers ask when given no `--socket`: a
+    /// configuration without `policy.helper_listen` serves it.
+    public static let defaultHelperSocket = "/run/greylag/policy.sock"
+    /// `policy.helper_listen` was not set and holds the default socket: a
+    /// daemon that cannot serve it (no permission to make its directory,
+    /// another greylag on it) says why and goes on without it.
+    public var helperListenIsDefault = false
+    /// Permissions of the helpers' unix sockets: whoever can connect chooses
+    /// `greylag_delay`, so only greylag's user and group by default.
+    public var helperSocketMode: Int = 0o660
+    /// The group given the helpers' unix sockets (qmail-smtpd runs as
+    /// `qmaild:nofiles`); nil: the daemon's own group.
+    public var helperSocketGroup: String? = nil
     public var replies: PolicyReplyConfig = {
         var r = PolicyReplyConfig()
         r.software = GreylagVersion.software

@@ -46,7 +46,9 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 ///
 /// [policy]
 /// listen = ["127.0.0.1:10023"]  # also "[::1]:10023", "unix:/run/greylag/policy.sock"
-/// helper_listen = []            # for the qmail helpers: ["unix:/run/greylag/policy.sock"]
+/// helper_listen = ["unix:/run/greylag/policy.sock"]  # the qmail helpers' socket; [] for none
+/// helper_socket_mode = "0660"
+/// helper_socket_group = "nofiles"  # when the group exists; "" for greylag's own
 /// defer_action = "DEFER_IF_PERMIT"
 /// defer_text = "Greylisted, please try again in {seconds} seconds"
 /// reject_action = "REJECT"
@@ -204,6 +206,7 @@ struct Reader {
             }
         }
         resolveLists(into: &config)
+        defaultHelperSocket(root["policy"]?.table, into: &config)
         let p = config.policy
         if p.retryWindow <= p.delay {
             fail("greylist.retry_window", "must be longer than delay (\(DurationText.format(p.delay)))")
@@ -304,6 +307,18 @@ struct Reader {
                 }
             case "socket_mode":
                 if let v = mode(k, value) { c.socketMode = v }
+            case "helper_socket_mode":
+                if let v = mode(k, value) { c.helperSocketMode = v }
+            case "helper_socket_group":
+                if let v = string(k, value) {
+                    if v.isEmpty {
+                        c.helperSocketGroup = nil
+                    } else if SocketPath.groupID(v) == nil {
+                        fail(k, "no group \"\(v)\" on this host (\"\" leaves the daemon's own group)")
+                    } else {
+                        c.helperSocketGroup = v
+                    }
+                }
             case "max_connections":
                 if let v = integer(k, value, in: 1...1_000_000) { c.policyMaxConnections = v }
             default:
@@ -314,6 +329,20 @@ struct Reader {
             fail("policy.helper_listen", "\(a) is also in policy.listen; a listener either takes the qmail helpers' "
                  + "greylag_* attributes or ignores them")
         }
+    }
+
+    /// Without `policy.helper_listen`, the daemon serves the socket the qmail
+    /// helpers ask by default (unless `policy.listen` has it already), and
+    /// gives it qmail-smtpd's group `nofiles` when this host has that group.
+    mutating func defaultHelperSocket(_ policy: TOMLTable?, into c: inout GreylagConfiguration) {
+        if policy?["helper_socket_group"] == nil, SocketPath.groupID("nofiles") != nil {
+            c.helperSocketGroup = "nofiles"
+        }
+        guard policy?["helper_listen"] == nil else { return }
+        let socket = ListenAddress.unix(path: GreylagConfiguration.defaultHelperSocket)
+        guard !c.policyListeners.contains(socket) else { return }
+        c.policyHelperListeners = [socket]
+        c.helperListenIsDefault = true
     }
 
     mutating func readMilter(_ t: TOMLTable, into c: inout GreylagConfiguration) {

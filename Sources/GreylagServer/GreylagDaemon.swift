@@ -248,8 +248,17 @@ public final class GreylagDaemon: Service {
                                                     limits: limits, mailboxes: mailboxes))
             }
             for address in config.policyHelperListeners {
-                servers.append(try await bindPolicy(address, helpers: true, group: group, service: service,
-                                                    tracker: tracker, limits: limits, mailboxes: mailboxes))
+                do {
+                    servers.append(try await bindPolicy(address, helpers: true, group: group, service: service,
+                                                        tracker: tracker, limits: limits, mailboxes: mailboxes,
+                                                        optional: config.helperListenIsDefault))
+                } catch where config.helperListenIsDefault {
+                    // The default socket is a convenience: a daemon that may
+                    // not make /run/greylag serves everything else.
+                    let line = "not serving the qmail helpers' default socket \(address): \(error) "
+                        + "(policy.helper_listen names their socket; [] for none)"
+                    logger.notice("\(line)")
+                }
             }
             for address in config.milterListeners {
                 milters.append(try await bindMilter(address, group: group, service: service, tracker: tracker,
@@ -286,6 +295,7 @@ public final class GreylagDaemon: Service {
             let (stream, continuation) = AsyncStream.makeStream(of: String.self)
             if case .unix(let path) = address {
                 do {
+                    try SocketPath.makeParent(of: path, logger: logger)
                     try Self.removeStaleSocket(path)
                 } catch {
                     logger.critical("cannot serve HTTP on \(address): \(error)")
@@ -394,7 +404,9 @@ public final class GreylagDaemon: Service {
             try? await adminServer?.close()
             await httpGroup?.triggerGracefulShutdown()
             _ = try? await httpTask?.value
-            for case .unix(let path) in config.policyListeners + config.policyHelperListeners + config.milterListeners {
+            // Only the sockets this daemon bound: a default helper socket it
+            // left to another greylag is that one's.
+            for path in (servers + milters).compactMap({ $0.localAddress?.pathname }) {
                 unlink(path)
             }
             if case .unix(let path)? = config.httpListener { unlink(path) }
@@ -419,14 +431,16 @@ public final class GreylagDaemon: Service {
     /// which honours the qmail helpers' `greylag_*` attributes.
     private func bindPolicy(_ address: ListenAddress, helpers: Bool = false, group: any EventLoopGroup,
                             service: GreylistService, tracker: ConnectionTracker, limits: Limits,
-                            mailboxes: EventLoopMailboxes) async throws -> any Channel {
+                            mailboxes: EventLoopMailboxes, optional: Bool = false) async throws -> any Channel {
         let logger = self.logger
         let session = PolicySession(config: service.replies, helperAttributes: helpers)
         let helperLog = HelperAttributeLog(listener: address.description, logger: logger)
         let timeout = TimeAmount.milliseconds(Int64(configuration.storeTimeout * 1000))
         let idle = TimeAmount.seconds(configuration.idleTimeout)
-        return try await bind(address, what: "policy", mode: configuration.socketMode, group: group,
-                              tracker: tracker, limit: limits.policy) { channel in
+        return try await bind(address, what: helpers ? "qmail helpers" : "policy",
+                              mode: helpers ? configuration.helperSocketMode : configuration.socketMode,
+                              socketGroup: helpers ? configuration.helperSocketGroup : nil, group: group,
+                              tracker: tracker, limit: limits.policy, optional: optional) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: idle),
                 ByteToMessageHandler(PolicyRequestDecoder()),
@@ -464,8 +478,11 @@ public final class GreylagDaemon: Service {
     }
 
     /// Binds one listener; `handlers` sets up each accepted connection.
-    private func bind(_ address: ListenAddress, what: String, mode: Int, group: any EventLoopGroup,
-                      tracker: ConnectionTracker, limit: ConnectionLimit,
+    /// `socketGroup`: the group a unix socket is given; `optional`: a
+    /// failure is the caller's to report (no critical line).
+    private func bind(_ address: ListenAddress, what: String, mode: Int, socketGroup: String? = nil,
+                      group: any EventLoopGroup, tracker: ConnectionTracker, limit: ConnectionLimit,
+                      optional: Bool = false,
                       handlers: @escaping @Sendable (any Channel) throws -> Void) async throws -> any Channel {
         let logger = self.logger
         let isTCP: Bool
@@ -487,9 +504,19 @@ public final class GreylagDaemon: Service {
                         channel.close(promise: nil)
                         return
                     }
-                    if isTCP { try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: 1) }
+                    // IPPROTO_TCP's TCP_NODELAY, an optimisation: never a reason
+                    // to drop the connection. (At SOL_SOCKET level the same
+                    // number is SO_DEBUG, which only root may set: a daemon
+                    // not run as root closed every TCP connection.)
+                    if isTCP { try? channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1) }
                     tracker.add(channel)
-                    try handlers(channel)
+                    do {
+                        try handlers(channel)
+                    } catch {
+                        let peer = channel.remoteAddress.map(Self.describe) ?? "?"
+                        logger.error("\(what) connection from \(peer) closed: cannot set it up: \(error)")
+                        throw error
+                    }
                 }
             }
         do {
@@ -497,15 +524,17 @@ public final class GreylagDaemon: Service {
             case .tcp(let host, let port):
                 return try await bootstrap.bind(host: host, port: port).get()
             case .unix(let path):
+                try SocketPath.makeParent(of: path, logger: logger)
                 try Self.removeStaleSocket(path)
                 let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
                 if chmod(path, mode_t(mode)) != 0 {
                     logger.warning("cannot set mode \(String(mode, radix: 8)) on \(path)")
                 }
+                if let socketGroup { SocketPath.setGroup(path, socketGroup, logger: logger) }
                 return channel
             }
         } catch {
-            logger.critical("cannot listen for \(what) on \(address): \(error)")
+            if !optional { logger.critical("cannot listen for \(what) on \(address): \(error)") }
             throw error
         }
     }
@@ -525,6 +554,7 @@ public final class GreylagDaemon: Service {
         let logger = self.logger
         let mode = configuration.adminSocketMode
         do {
+            try SocketPath.makeParent(of: path, logger: logger)
             try Self.removeStaleSocket(path)
             let pause = AcceptPause(what: "admin socket \(path)", logger: logger)
             let limit = ConnectionLimit(kind: "admin", max: DescriptorBudget.adminConnections, logger: logger,

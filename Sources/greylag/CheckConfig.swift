@@ -20,7 +20,8 @@ struct CheckConfig: AsyncParsableCommand {
             keys: IPv4 /\(p.keying.ipv4Prefix), IPv6 /\(p.keying.ipv6Prefix), \
             sender normalisation \(p.normalizeSender ? "on" : "off")\(p.dryRun ? ", DRY RUN" : "")
             policy: \(config.policyListeners.map(\.description).joined(separator: ", ").ifEmpty("off")); \
-            for the qmail helpers: \(config.policyHelperListeners.map(\.description).joined(separator: ", ").ifEmpty("none"))
+            for the qmail helpers: \(config.policyHelperListeners.map(\.description).joined(separator: ", ").ifEmpty("none"))\
+            \(Self.helperSockets(config))
             milter: \(config.milterListeners.map(\.description).joined(separator: ", ").ifEmpty("off")) \
             (defer \(config.milterReplies.deferCode), header \(config.milterReplies.header.rawValue))
             store: \(config.backendDescription)\(config.backend == .sqlite ? " (synchronous \(config.synchronous.rawValue))" : "")
@@ -34,6 +35,16 @@ struct CheckConfig: AsyncParsableCommand {
 }
 
 extension CheckConfig {
+    /// How the helpers' unix sockets are made, when there are any.
+    static func helperSockets(_ config: GreylagConfiguration) -> String {
+        guard config.policyHelperListeners.contains(where: { if case .unix = $0 { true } else { false } }) else {
+            return ""
+        }
+        let mode = String(config.helperSocketMode, radix: 8)
+        return " (mode 0\(mode), group \(config.helperSocketGroup ?? "greylag's own")"
+            + (config.helperListenIsDefault ? ", the default: skipped if it cannot be served)" : ")")
+    }
+
     static func describe(_ l: ListRules) -> String {
         let builtin = l.whitelist.rules.filter { $0.origin.hasPrefix("builtin:") }.count
         return "whitelist \(l.whitelist.count) rules (\(builtin) built-in), blacklist \(l.blacklist.count), "

@@ -4,6 +4,10 @@ import GreylagCore
 import GreylagStore
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The qmail helpers' `greylag_*` attributes count only on a
 /// `policy.helper_listen` listener; keys are stored as they are logged.
 @Suite(.serialized) struct HelperListenerTests {
@@ -96,6 +100,34 @@ import Testing
         var changed = ok
         changed.policyHelperListeners = []
         #expect(ConfigReloader.restartOnly(ok, changed) == ["policy.helper_listen"])
+    }
+
+    /// Without `helper_listen`, the helpers' default socket is served (and
+    /// marked as the default, which may be skipped); `[]` serves none; a
+    /// `policy.listen` that has it already keeps it a plain listener.
+    @Test func theHelpersDefaultSocketAndItsKeys() throws {
+        let none = try ConfigurationLoader.parse("", file: "/etc/greylag.toml")
+        #expect(none.policyHelperListeners == [.unix(path: "/run/greylag/policy.sock")])
+        #expect(none.helperListenIsDefault && none.helperSocketMode == 0o660)
+        #expect(none.helperSocketGroup == (getgrnam("nofiles") != nil ? "nofiles" : nil))
+        #expect(ConfigurationLoader.defaults().policyHelperListeners == none.policyHelperListeners)
+        let off = try ConfigurationLoader.parse("[policy]\nhelper_listen = []\n", file: "/etc/greylag.toml")
+        #expect(off.policyHelperListeners.isEmpty && !off.helperListenIsDefault)
+        let plain = try ConfigurationLoader.parse("[policy]\nlisten = [\"unix:/run/greylag/policy.sock\"]\n",
+                                                  file: "/etc/greylag.toml")
+        #expect(plain.policyHelperListeners.isEmpty)
+        let keys = try ConfigurationLoader.parse("[policy]\nhelper_socket_mode = \"0600\"\nhelper_socket_group = \"\"\n",
+                                                 file: "/etc/greylag.toml")
+        #expect(keys.helperSocketMode == 0o600 && keys.helperSocketGroup == nil)
+        #expect {
+            _ = try ConfigurationLoader.parse("[policy]\nhelper_socket_group = \"no-such-group-here\"\n",
+                                              file: "/etc/greylag.toml")
+        } throws: { error in
+            "\(error)".contains("policy.helper_socket_group") && "\(error)".contains("no group \"no-such-group-here\"")
+        }
+        var changed = none
+        changed.helperSocketMode = 0o666
+        #expect(ConfigReloader.restartOnly(none, changed) == ["policy.helper_socket_mode"])
     }
 
     /// Three senders that differ only after a NUL must not become one

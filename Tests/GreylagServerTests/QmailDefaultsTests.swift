@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The qmail helpers and the daemon meet without being told where: the real
+/// binary on a host where `/run/greylag` does not exist yet, the helper run
+/// as qmail-smtpd runs it (user `qmaild`, group `nofiles`, its environment,
+/// no `--socket`). Each scenario runs in a private mount and network
+/// namespace, with an empty `/run` and its own loopback, so the default
+/// ports and socket of this host are not touched.
+@Suite(.serialized, .enabled(if: E2E.enabled)) struct QmailDefaultsTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../..").standardized.path
+
+    /// The environment qmail-smtpd gives a qmail-spp plugin at RCPT.
+    static let sppEnvironment = "GREYLISTING= PROTO=TCP TCPREMOTEIP=192.0.2.44 TCPREMOTEHOST=mail.example.org "
+        + "SMTPHELOHOST=mail.example.org SMTPMAILFROM=alice@example.org SMTPRCPTTO=bob@example.net"
+
+    /// Runs `script` with bash in a new mount and network namespace (lo up,
+    /// a fresh tmpfs on /run), the greylag binary at `$GREYLAG`; returns
+    /// its status and output.
+    func inNamespace(_ script: String, dir: TemporaryDirectory) async throws -> (status: Int32, output: String) {
+        let binary = try E2E.value("GREYLAG_BINARY")
+        // qmaild and nobody must be able to run it: a copy in a directory they may enter.
+        chmod(dir.path, 0o755)
+        let copy = dir.path + "/greylag"
+        try FileManager.default.copyItem(atPath: binary, toPath: copy)
+        chmod(copy, 0o755)
+        let prologue = """
+            ip link set lo up
+            mount -t tmpfs -o mode=0755 tmpfs /run
+            GREYLAG=\(copy)
+            # Waits until the file $1 is a socket (10 s at most).
+            wait_socket() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; echo "NO SOCKET $1"; return 1; }
+            # Waits until 127.0.0.1:$1 accepts (10 s at most).
+            wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "NO PORT $1"; return 1; }
+            # Runs the qmail-spp plugin as qmail-smtpd would: qmaild:nofiles, its environment only.
+            # Whatever happens, no daemon outlives the scenario.
+            daemon=
+            trap '[ -n "$daemon" ] && kill -KILL $daemon 2>/dev/null' EXIT
+            spp() { setpriv --reuid=qmaild --regid=nofiles --clear-groups env -i \(Self.sppEnvironment) "$GREYLAG" qmail-spp "$@" </dev/null; }
+
+            """
+        return try await runProgram("/usr/bin/timeout", ["-k", "5", "100", "unshare", "-mn", "--propagation", "private",
+                                                         "bash", "-c", prologue + script])
+    }
+
+    func requireQmailUsers() throws {
+        guard getpwnam("qmaild") != nil, getgrnam("nofiles") != nil else {
+            throw TestFailure("no user qmaild in group nofiles (qmail-smtpd's); scripts/test.sh makes them")
+        }
+    }
+
+    @Test func defaultDaemonServesTheHelpersDefaultSocket() async throws {
+        try requireQmailUsers()
+        let dir = TemporaryDirectory()
+        let r = try await inNamespace("""
+            cd \(dir.path)
+            "$GREYLAG" serve >daemon.log 2>&1 &
+            daemon=$!
+            wait_socket /run/greylag/policy.sock
+            echo "DIR $(stat -c '%a %U' /run/greylag)"
+            echo "SOCKET $(stat -c '%a %U %G' /run/greylag/policy.sock)"
+            echo "FIRST [$(spp)]"
+            echo "AGAIN [$(spp)]"
+            kill -TERM $daemon; wait $daemon
+            echo "DAEMON EXIT $?"; daemon=
+            echo "LEFT $(ls -A /run/greylag)"
+            cat daemon.log
+            """, dir: dir)
+        #expect(r.output.contains("DIR 755 root"), "\(r.output)")
+        #expect(r.output.contains("SOCKET 660 root nofiles"), "\(r.output)")
+        #expect(r.output.contains("FIRST [E451 4.7.1 Greylisted, please try again in 300 seconds]"), "\(r.output)")
+        #expect(r.output.contains("AGAIN [E451 4.7.1 Greylisted, please try again in 300 seconds]")
+                    || r.output.contains("AGAIN [E451 4.7.1 Greylisted, please try again in 299 seconds]"), "\(r.output)")
+        #expect(r.output.contains("DAEMON EXIT 0"), "\(r.output)")
+        #expect(r.output.contains("LEFT \n") || r.output.hasSuffix("LEFT "), "the socket is removed at stop: \(r.output)")
+        #expect(r.output.contains("created directory /run/greylag (mode 0755) for the socket /run/greylag/policy.sock"))
+        #expect(r.output.contains("unix:/run/greylag/policy.sock (qmail helpers)"), "\(r.output)")
+        #expect(r.output.contains("via=qmail-spp"), "\(r.output)")
+    }
+
+    /// The README's qmail configuration and plugin line, as written.
+    @Test func readmeQmailExampleWorksAsWritten() async throws {
+        try requireQmailUsers()
+        let readme = try String(contentsOfFile: Self.repository + "/README.md", encoding: .utf8)
+        let config = try ReadmeText.block(readme, section: "## qmail", language: "toml")
+        let pluginLine = try ReadmeText.block(readme, section: "## qmail", after: "**qmail-spp plugin**")
+            .split(separator: "\n").first { $0.contains("qmail-spp") }.map(String.init)
+        let arguments = try #require(pluginLine?.split(separator: " ").drop { !$0.hasSuffix("greylag") }.dropFirst()
+                                        .map(String.init))
+        #expect(arguments.first == "qmail-spp", "\(arguments)")
+        let dir = TemporaryDirectory()
+        try config.write(toFile: dir.path + "/greylag.toml", atomically: true, encoding: .utf8)
+        let r = try await inNamespace("""
+            cd \(dir.path)
+            "$GREYLAG" serve --config greylag.toml >daemon.log 2>&1 &
+            daemon=$!
+            wait_socket /run/greylag/policy.sock
+            wait_port 10023
+            echo "PLUGIN [$(spp \(arguments.dropFirst().joined(separator: " ")))]"
+            kill -TERM $daemon; wait $daemon
+            echo "DAEMON EXIT $?"; daemon=
+            cat daemon.log
+            """, dir: dir)
+        #expect(r.output.contains("PLUGIN [E451 4.7.1 Greylisted, please try again in 300 seconds]"), "\(r.output)")
+        #expect(r.output.contains("DAEMON EXIT 0"), "\(r.output)")
+    }
+
+    /// A daemon that may not make /run/greylag (not root) serves everything
+    /// else and says why the helpers' socket is missing; the helper, finding
+    /// no daemon, lets the mail through.
+    @Test func unprivilegedDaemonGoesOnWithoutTheDefaultSocket() async throws {
+        let dir = TemporaryDirectory()
+        let work = dir.path + "/nobody"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: false)
+        chmod(work, 0o777)
+        let r = try await inNamespace("""
+            cd \(work)
+            setpriv --reuid=nobody --regid=nogroup --clear-groups "$GREYLAG" serve >daemon.log 2>&1 &
+            daemon=$!
+            wait_port 10023
+            exec 3<>/dev/tcp/127.0.0.1/10023
+            printf 'request=smtpd_access_policy\\nprotocol_state=RCPT\\nclient_address=192.0.2.45\\nsender=a@example.org\\nrecipient=b@example.net\\n\\n' >&3
+            read -r -t 5 answer <&3
+            echo "POLICY [$answer]"
+            exec 3>&-
+            echo "SPP [$(setpriv --reuid=nobody --regid=nogroup --clear-groups env -i \(Self.sppEnvironment) "$GREYLAG" qmail-spp 2>&1 </dev/null)]"
+            kill -TERM $daemon; wait $daemon
+            echo "DAEMON EXIT $?"; daemon=
+            cat daemon.log
+            """, dir: dir)
+        #expect(r.output.contains("POLICY [action=DEFER_IF_PERMIT Greylisted, please try again in 300 seconds]"),
+                "\(r.output)")
+        #expect(r.output.contains("not serving the qmail helpers' default socket unix:/run/greylag/policy.sock: "
+                                  + "cannot create directory /run/greylag"), "\(r.output)")
+        #expect(r.output.contains("SPP [greylag qmail-spp: cannot connect to /run/greylag/policy.sock: "), "\(r.output)")
+        #expect(r.output.contains("; passing the mail]"), "\(r.output)")
+        #expect(r.output.contains("DAEMON EXIT 0"), "\(r.output)")
+        #expect(!r.output.contains("critical"), "\(r.output)")
+    }
+}
+
+/// Fenced blocks of the README, so that what the tests run is what it says.
+enum ReadmeText {
+    /// The first fenced block of `language` (any when nil) in `section` (a
+    /// heading line), after the line containing `after` when given.
+    static func block(_ text: String, section: String, language: String? = nil, after: String? = nil) throws -> String {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let start = lines.firstIndex(of: section) else { throw TestFailure("README has no \(section)") }
+        let level = section.prefix { $0 == "#" }
+        var i = start + 1
+        if let after {
+            while i < lines.count, !lines[i].contains(after) { i += 1 }
+        }
+        while i < lines.count {
+            let line = lines[i]
+            if line.hasPrefix("#"), line.prefix(while: { $0 == "#" }).count <= level.count { break }
+            if line.hasPrefix("```") {
+                guard let end = lines[(i + 1)...].firstIndex(where: { $0.hasPrefix("```") }) else { break }
+                if language == nil || line == "```" + language! {
+                    return lines[(i + 1)..<end].joined(separator: "\n") + "\n"
+                }
+                i = end  // another block: its lines are not headings
+            }
+            i += 1
+        }
+        throw TestFailure("README \(section) has no \(language ?? "fenced") block\(after.map { " after \($0)" } ?? "")")
+    }
+}
