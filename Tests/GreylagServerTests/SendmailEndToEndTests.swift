@@ -16,6 +16,14 @@ import Glibc
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../..").standardized.path
 
+    /// The README's `sendmail.mc` line alone: the macros of Sendmail's m4
+    /// defaults are enough.
+    @Test func sendmailMcWithDefaultMacros() async throws {
+        let filter = try Self.readmeBlock(after: "**Sendmail**, in `sendmail.mc`:")
+        #expect(filter.hasPrefix("INPUT_MAIL_FILTER(`greylag',"))
+        try await greylist(mc: filter, cf: "", smtpPort: 13027, milterPort: 13031, tag: "default")
+    }
+
     /// The README's `sendmail.mc` line, with the macro lines a sendmail.mc
     /// written for milter-greylist has.
     @Test func sendmailMcWithMilterGreylistMacros() async throws {
