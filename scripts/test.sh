@@ -98,6 +98,13 @@ postfix_start "$WORK/postfix-milter" "$MILTER_SMTP_PORT" none \
 source scripts/lib/unpack.sh
 ensure_system_user qmaild nofiles
 
+# Sendmail 8.17 for SendmailEndToEndTests, which starts its own instances
+# from this root (scripts/lib/sendmail.sh); Debian's package conflicts with
+# the test Postfix, so it is unpacked, not installed.
+log "unpacking Sendmail into $WORK/sendmail-root"
+unpack_debs "$WORK/sendmail-root" sendmail-bin sendmail-base sendmail-cf
+export GREYLAG_TEST_SENDMAIL_ROOT="$WORK/sendmail-root"
+
 export GREYLAG_E2E=1
 export GREYLAG_E2E_SMTP_PORT="$SMTP_PORT"
 export GREYLAG_E2E_POLICY_PORT="$POLICY_PORT"
