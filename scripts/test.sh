@@ -92,6 +92,16 @@ log "starting Postfix on 127.0.0.1:$MILTER_SMTP_PORT with smtpd_milters = inet:1
 postfix_start "$WORK/postfix-milter" "$MILTER_SMTP_PORT" none \
     "smtpd_milters=inet:127.0.0.1:$MILTER_PORT" "milter_default_action=accept"
 
+# Exim 4.96 from Debian's packages, unpacked (they conflict with Postfix);
+# EximEndToEndTests starts its own daemons from there (scripts/lib/exim.sh).
+# shellcheck source=scripts/lib/unpack.sh
+source scripts/lib/unpack.sh
+EXIM_ROOT="$WORK/exim-root"
+log "unpacking Exim into $EXIM_ROOT"
+unpack_debs "$EXIM_ROOT" exim4-daemon-light exim4-base exim4-config
+ensure_system_user Debian-exim
+export GREYLAG_TEST_EXIM_ROOT="$EXIM_ROOT"
+
 export GREYLAG_E2E=1
 export GREYLAG_E2E_SMTP_PORT="$SMTP_PORT"
 export GREYLAG_E2E_POLICY_PORT="$POLICY_PORT"

@@ -38,6 +38,9 @@ exim_start() {
         return 1
     fi
     ensure_system_user Debian-exim
+    # Run by root, Exim needs no setuid bit: leave no setuid-root binary in
+    # a directory other users can reach.
+    chmod u-s "$exim"
     # Exim's own processes (Debian-exim) must reach the spool, the mailbox
     # and any unix socket the ACL names under DIR.
     chmod 755 "$dir"
@@ -69,7 +72,11 @@ exim_start() {
         return 1
     fi
     rm -f "$dir/exim.pid"
-    if ! "$exim" -C "$dir/exim.conf" -bd -oX "$port" -oP "$dir/exim.pid" </dev/null; then
+    # The daemon keeps the descriptors it was given: not the caller's pipe.
+    # It starts with an empty signal mask, so that exim_stop's SIGTERM works
+    # even when the caller blocks it (threads of a test process may).
+    if ! perl -MPOSIX -e 'sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die "sigprocmask: $!"; exec @ARGV or die "exec: $!"' \
+        "$exim" -C "$dir/exim.conf" -bd -oX "$port" -oP "$dir/exim.pid" </dev/null >>"$dir/exim-daemon.out" 2>&1; then
         exim_log "daemon did not start"
         cat "$dir/spool/log/paniclog" "$dir/spool/log/mainlog" >&2 2>/dev/null || true
         return 1
