@@ -288,7 +288,7 @@ enum EximRecipe: String, CaseIterable, Sendable, CustomStringConvertible, Custom
         let socket = dir.path + (recipe.speaksGreylistd ? "/greylistd.sock" : "/policy.sock")
         let acl = try recipe.acl(socket: socket)
         let config = try ConfigurationLoader.parse(recipe.daemonConfig(socket: socket), file: "exim-e2e.toml")
-        let id = UUID().uuidString.prefix(8)
+        let id = UUID().uuidString.prefix(8).lowercased()  // greylag logs addresses in lower case
         let sender = "alice-\(recipe)-\(id)@example.org", recipient = "bob-\(id)@example.net"
         let marker = "exim-\(recipe)-\(id)"
         let port = recipe.smtpPort
@@ -369,7 +369,7 @@ enum EximRecipe: String, CaseIterable, Sendable, CustomStringConvertible, Custom
         let dir = TemporaryDirectory()
         let acl = try EximRecipe.inet.acl(socket: "")
         let config = try ConfigurationLoader.parse(EximRecipe.inet.daemonConfig(socket: ""), file: "exim-e2e.toml")
-        let id = UUID().uuidString.prefix(8)
+        let id = UUID().uuidString.prefix(8).lowercased()  // greylag logs addresses in lower case
         let auth = (user: "roaming-\(id)", password: "pw-\(id)")
         let sender = "roaming-\(id)@example.org", recipient = "colleague-\(id)@example.net"
         let port = 12929

@@ -74,8 +74,11 @@ exim_start() {
     rm -f "$dir/exim.pid"
     # The daemon keeps the descriptors it was given: not the caller's pipe.
     # It starts with an empty signal mask, so that exim_stop's SIGTERM works
-    # even when the caller blocks it (threads of a test process may).
-    if ! perl -MPOSIX -e 'sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die "sigprocmask: $!"; exec @ARGV or die "exec: $!"' \
+    # even when the caller blocks it (threads of a test process may), and
+    # with no descriptor above 2: Foundation's Process learns that its child
+    # ended when the last holder of an inherited socket closes it, and the
+    # daemon would otherwise hold it for its whole life.
+    if ! perl -MPOSIX -e 'sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die "sigprocmask: $!"; POSIX::close($_) for 3 .. 1023; exec @ARGV or die "exec: $!"' \
         "$exim" -C "$dir/exim.conf" -bd -oX "$port" -oP "$dir/exim.pid" </dev/null >>"$dir/exim-daemon.out" 2>&1; then
         exim_log "daemon did not start"
         cat "$dir/spool/log/paniclog" "$dir/spool/log/mainlog" >&2 2>/dev/null || true
