@@ -105,6 +105,14 @@ log "unpacking Sendmail into $WORK/sendmail-root"
 unpack_debs "$WORK/sendmail-root" sendmail-bin sendmail-base sendmail-cf
 export GREYLAG_TEST_SENDMAIL_ROOT="$WORK/sendmail-root"
 
+# Exim 4.96 from Debian's packages, unpacked (they conflict with Postfix);
+# EximEndToEndTests starts its own daemons from there (scripts/lib/exim.sh).
+EXIM_ROOT="$WORK/exim-root"
+log "unpacking Exim into $EXIM_ROOT"
+unpack_debs "$EXIM_ROOT" exim4-daemon-light exim4-base exim4-config
+ensure_system_user Debian-exim
+export GREYLAG_TEST_EXIM_ROOT="$EXIM_ROOT"
+
 export GREYLAG_E2E=1
 export GREYLAG_E2E_SMTP_PORT="$SMTP_PORT"
 export GREYLAG_E2E_POLICY_PORT="$POLICY_PORT"
