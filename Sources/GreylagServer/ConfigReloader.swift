@@ -64,6 +64,8 @@ actor ConfigReloader {
         applied.policyListeners = current.policyListeners
         applied.policyHelperListeners = current.policyHelperListeners
         applied.milterListeners = current.milterListeners
+        applied.greylistdListeners = current.greylistdListeners
+        applied.greylistdSocketMode = current.greylistdSocketMode
         applied.storePath = current.storePath
         applied.backend = current.backend
         applied.adminSocket = current.adminSocket
@@ -140,6 +142,8 @@ actor ConfigReloader {
         if a.policyListeners != b.policyListeners { out.append("policy.listen") }
         if a.policyHelperListeners != b.policyHelperListeners { out.append("policy.helper_listen") }
         if a.milterListeners != b.milterListeners { out.append("milter.listen") }
+        if a.greylistdListeners != b.greylistdListeners { out.append("greylistd.listen") }
+        if a.greylistdSocketMode != b.greylistdSocketMode { out.append("greylistd.socket_mode") }
         if a.storePath != b.storePath { out.append("store.path") }
         if a.backend != b.backend { out.append("store.backend and its connection") }
         if a.synchronous != b.synchronous { out.append("store.synchronous") }

@@ -66,6 +66,10 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 /// hostname = ""                  # when the MTA sends no j macro
 /// socket_mode = "0666"
 ///
+/// [greylistd]
+/// listen = []                    # greylistd's socket for its Exim ACLs: ["unix:/var/run/greylistd/socket"]
+/// socket_mode = "0660"
+///
 /// [store]
 /// backend = "sqlite"             # or "postgresql", "mysql" (MySQL or MariaDB; needs --traits MariaDB)
 /// path = "greylag.db"            # sqlite
@@ -178,7 +182,7 @@ struct Reader {
         errors.append(ConfigurationError(file: file, line: locator.line(of: key, item: item), key: key, message: message))
     }
 
-    static let sections = "[greylist], [server], [policy], [milter], [store], [log], [whitelist], [blacklist], [exemptions], "
+    static let sections = "[greylist], [server], [policy], [milter], [greylistd], [store], [log], [whitelist], [blacklist], [exemptions], "
         + "[scope], [dry_run], [lists.NAME], [admin], [reload] or [http]"
 
     mutating func read(_ root: TOMLTable, into config: inout GreylagConfiguration) {
@@ -192,6 +196,7 @@ struct Reader {
             case "server": readServer(section, into: &config)
             case "policy": readPolicy(section, into: &config)
             case "milter": readMilter(section, into: &config)
+            case "greylistd": readGreylistd(section, into: &config)
             case "store": readStore(section, into: &config)
             case "log": readLog(section, into: &config)
             case "whitelist", "blacklist", "scope", "dry_run": readRuleSection(section, name: name, into: &config)
@@ -313,6 +318,25 @@ struct Reader {
         for a in c.policyHelperListeners where c.policyListeners.contains(a) {
             fail("policy.helper_listen", "\(a) is also in policy.listen; a listener either takes the qmail helpers' "
                  + "greylag_* attributes or ignores them")
+        }
+    }
+
+    mutating func readGreylistd(_ t: TOMLTable, into c: inout GreylagConfiguration) {
+        for (key, value) in t {
+            let k = "greylistd.\(key)"
+            switch key {
+            case "listen":
+                if let list = listeners(k, value, expected: "unix:/path, HOST:PORT or [IPV6]:PORT", parse: { ListenAddress($0) }) {
+                    c.greylistdListeners = list
+                }
+            case "socket_mode":
+                if let v = mode(k, value) { c.greylistdSocketMode = v }
+            default:
+                fail(k, "unknown key")
+            }
+        }
+        for a in c.greylistdListeners where c.policyListeners.contains(a) || c.policyHelperListeners.contains(a) {
+            fail("greylistd.listen", "\(a) is also a policy listener; one socket speaks one protocol")
         }
     }
 

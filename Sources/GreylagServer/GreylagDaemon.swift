@@ -226,6 +226,7 @@ public final class GreylagDaemon: Service {
         let (softLimit, _) = DescriptorBudget.raiseLimit()
         let (caps, capWarning) = DescriptorBudget.fit(
             .init(policy: config.policyListeners.isEmpty && config.policyHelperListeners.isEmpty
+                      && config.greylistdListeners.isEmpty
                       ? 0 : config.policyMaxConnections,
                   milter: config.milterListeners.isEmpty ? 0 : config.milterMaxConnections,
                   http: config.httpListener == nil ? 0 : config.httpMaxConnections),
@@ -242,6 +243,7 @@ public final class GreylagDaemon: Service {
         defer { mailboxes.close() }
         var servers: [any Channel] = []
         var milters: [any Channel] = []
+        var greylistds: [any Channel] = []
         do {
             for address in config.policyListeners {
                 servers.append(try await bindPolicy(address, group: group, service: service, tracker: tracker,
@@ -255,8 +257,16 @@ public final class GreylagDaemon: Service {
                 milters.append(try await bindMilter(address, group: group, service: service, tracker: tracker,
                                                     limits: limits, mailboxes: mailboxes))
             }
+            if !config.greylistdListeners.isEmpty {
+                let timeout = TimeAmount.milliseconds(Int64(config.storeTimeout * 1000))
+                let responder = GreylistdResponder(service: service, decisionTimeout: timeout, logger: logger)
+                for address in config.greylistdListeners {
+                    greylistds.append(try await bindGreylistd(address, responder: responder, group: group,
+                                                              tracker: tracker, limits: limits))
+                }
+            }
         } catch {
-            for server in servers + milters { try? await server.close() }
+            for server in servers + milters + greylistds { try? await server.close() }
             try? await store.close()
             throw error
         }
@@ -289,7 +299,7 @@ public final class GreylagDaemon: Service {
                     try Self.removeStaleSocket(path)
                 } catch {
                     logger.critical("cannot serve HTTP on \(address): \(error)")
-                    for server in servers + milters { try? await server.close() }
+                    for server in servers + milters + greylistds { try? await server.close() }
                     try? await adminServer?.close()
                     try? await store.close()
                     throw error
@@ -324,7 +334,7 @@ public final class GreylagDaemon: Service {
                     error = e
                 }
                 logger.critical("cannot serve HTTP on \(address): \(error)")
-                for server in servers + milters { try? await server.close() }
+                for server in servers + milters + greylistds { try? await server.close() }
                 try? await adminServer?.close()
                 try? await store.close()
                 throw error
@@ -336,6 +346,7 @@ public final class GreylagDaemon: Service {
         let shown = bound.enumerated().map { $0 < config.policyListeners.count ? $1 : $1 + " (qmail helpers)" }
         let banner = "greylag \(GreylagVersion.string) serving policy on \(shown.joined(separator: ", ")); "
             + "milter on \(boundMilters.isEmpty ? "none" : boundMilters.joined(separator: ", ")); "
+            + (greylistds.isEmpty ? "" : "greylistd socket on \(greylistds.compactMap { $0.localAddress.map(Self.describe) }.joined(separator: ", ")); ")
             + "store \(config.backendDescription)"
             + (config.backend == .sqlite ? " (synchronous \(config.synchronous.rawValue))" : "")
             + "; \(config.effectiveThreads) threads; delay \(DurationText.format(config.policy.delay))"
@@ -345,7 +356,8 @@ public final class GreylagDaemon: Service {
             + ", \(service.manualEntries.count) manual"
             + (openFailure == nil ? "" : "; STORE NOT OPEN, every decision that needs it gets the failure mode (\(config.failureMode.rawValue))")
         logger.notice("\(banner)")
-        onListening(bound + boundMilters + (httpBound.map { ["http:" + $0] } ?? []))
+        onListening(bound + boundMilters + (httpBound.map { ["http:" + $0] } ?? [])
+                    + greylistds.compactMap { $0.localAddress.map { "greylistd:" + Self.describe($0) } })
 
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
@@ -390,11 +402,12 @@ public final class GreylagDaemon: Service {
             }
             try? await gracefulShutdown()
             logger.notice("shutting down: closing listeners, finishing \(tracker.count) connection(s)")
-            for server in servers + milters { try? await server.close() }
+            for server in servers + milters + greylistds { try? await server.close() }
             try? await adminServer?.close()
             await httpGroup?.triggerGracefulShutdown()
             _ = try? await httpTask?.value
-            for case .unix(let path) in config.policyListeners + config.policyHelperListeners + config.milterListeners {
+            for case .unix(let path) in config.policyListeners + config.policyHelperListeners + config.milterListeners
+                + config.greylistdListeners {
                 unlink(path)
             }
             if case .unix(let path)? = config.httpListener { unlink(path) }
@@ -453,6 +466,19 @@ public final class GreylagDaemon: Service {
                 MilterServerHandler(session: MilterSession(config: service.milterReplies), service: service,
                                     decisionTimeout: timeout, mailbox: mailboxes.mailbox(for: channel.eventLoop),
                                     logger: logger),
+            ])
+        }
+    }
+
+    /// Binds a greylistd-compatible listener (one request per connection).
+    private func bindGreylistd(_ address: ListenAddress, responder: GreylistdResponder, group: any EventLoopGroup,
+                               tracker: ConnectionTracker, limits: Limits) async throws -> any Channel {
+        let logger = self.logger
+        return try await bind(address, what: "greylistd", mode: configuration.greylistdSocketMode, group: group,
+                              tracker: tracker, limit: limits.policy) { channel in
+            try channel.pipeline.syncOperations.addHandlers([
+                IdleStateHandler(readTimeout: .seconds(GreylistdServerHandler.requestTimeout)),
+                GreylistdServerHandler(responder: responder, logger: logger),
             ])
         }
     }
