@@ -98,7 +98,7 @@ enum GreylistdImport {
         let data = GreylistdData(words: words)
         let triplet: Triplet
         switch data {
-        case .client:
+        case .client(let client):
             if state != .grey {
                 // A whole client white- or blacklisted: a manual entry, as greylistd's singlecheck entries act.
                 guard (try? ListRule(field: .client, text: words[0], origin: "import")) != nil else {
@@ -108,7 +108,7 @@ enum GreylistdImport {
                                   comment: "greylistd import", created: first))
                 return
             }
-            guard let a = IPAddress(GreylistdData.clientAddress(words[0]) ?? "") else {
+            guard let a = IPAddress(client) else {
                 throw RowError("not a client address: \(words[0])")
             }
             triplet = Triplet(network: o.keying.network(of: a), sender: Triplet.connectionMarker,

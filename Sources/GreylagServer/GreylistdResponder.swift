@@ -90,8 +90,8 @@ final class GreylistdResponder: Sendable {
         let service = self.service
         let timeout = decisionTimeout
         return await withCheckedContinuation { (continuation: CheckedContinuation<Verdict, Never>) in
-            let once = Mutex(Optional(continuation))
-            let finish: @Sendable (Verdict) -> Void = { v in once.withLock { c in c?.resume(returning: v); c = nil } }
+            let once = Once(continuation)
+            let finish: @Sendable (Verdict) -> Void = { once.resume($0) }
             let timer = loop.scheduleTask(in: timeout) {
                 service.health.failed("decision not ready after \(timeout.nanoseconds / 1_000_000) ms",
                                       startedAt: StoreHealth.now() &- UInt64(timeout.nanoseconds))
@@ -162,5 +162,21 @@ final class GreylistdResponder: Sendable {
                 "\(counts.pending) items are currently greylisted",
                 "0 items are currently blacklisted (greylag refuses by list rules, not by triplet)",
                 "\(counts.clients) client networks passed greylisting", ""].joined(separator: "\n")
+    }
+}
+
+/// A continuation resumed once, by whichever of the decision and its timeout comes first.
+private final class Once: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Verdict, Never>?>
+
+    init(_ continuation: CheckedContinuation<Verdict, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume(_ verdict: Verdict) {
+        continuation.withLock { c in
+            c?.resume(returning: verdict)
+            c = nil
+        }
     }
 }

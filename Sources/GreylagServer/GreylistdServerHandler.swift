@@ -1,3 +1,4 @@
+import Foundation
 import GreylistdProtocol
 import Logging
 import NIOCore
@@ -99,12 +100,16 @@ final class GreylistdServerHandler: ChannelInboundHandler {
             Self.write(error.answer, on: channel)
             return
         }
-        let responder = self.responder
-        let peer = self.peer
+        Self.respond(request, responder: responder, peer: peer, channel: channel, loop: loop)
+    }
+
+    /// Answers `request` from a task of its own and closes the connection.
+    private static func respond(_ request: GreylistdRequest, responder: GreylistdResponder, peer: String,
+                                channel: any Channel, loop: any EventLoop) {
         Task {
-            let who = await Self.peer(channel, fallback: peer)
+            let who = await GreylistdServerHandler.peer(channel, fallback: peer)
             let answer = await responder.answer(request, from: who, loop: loop)
-            Self.write(answer, on: channel)
+            GreylistdServerHandler.write(answer, on: channel)
         }
     }
 

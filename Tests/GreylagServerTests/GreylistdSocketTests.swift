@@ -104,7 +104,7 @@ func greylistd(_ path: String, bytes: [UInt8], halfClose: Bool = true) async thr
         let dir = TemporaryDirectory()
         let socket = dir.path + "/socket"
         let log = CapturedLog()
-        try await withDaemon(configure: try configure(dir), log: log) { _, _ in
+        try await withDaemon(configure: try configure(dir), log: log) { _, _ async throws in
             // The test runs as the daemon's user: it has the authority.
             #expect(try await greylistd(socket, "add 192.0.2.50 list@example.org sub@example.net") == "Added to whitelist")
             #expect(try await greylistd(socket, "--grey 192.0.2.50 list@example.org sub@example.net") == "false")
@@ -124,7 +124,7 @@ func greylistd(_ path: String, bytes: [UInt8], halfClose: Bool = true) async thr
         let dir = TemporaryDirectory()
         let socket = dir.path + "/socket"
         let log = CapturedLog()
-        try await withDaemon(configure: try configure(dir), log: log) { _, _ in
+        try await withDaemon(configure: try configure(dir), log: log) { _, _ async throws in
             // Longer than greylistd's one recv(16384): closed without an answer.
             #expect(try await greylistd(socket, bytes: [UInt8](repeating: 0x61, count: 20_000), halfClose: false) == nil)
             #expect(log.contains("request from local longer than 16384 bytes, closing"))
@@ -148,7 +148,7 @@ func greylistd(_ path: String, bytes: [UInt8], halfClose: Bool = true) async thr
         let socket = dir.path + "/socket"
         let log = CapturedLog()
         try await withDaemon(configure: try configure(dir), store: { _ in UnavailableStore(reason: "test: store down") },
-                             log: log) { _, _ in
+                             log: log) { _, _ async throws in
             #expect(try await greylistd(socket, "--grey 192.0.2.7 alice@example.org bob@example.net") == "false")
             #expect(try await greylistd(socket, "192.0.2.7 alice@example.org bob@example.net") == "white")
             // The blacklist needs no store.
