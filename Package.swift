@@ -37,7 +37,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "QmailGate"),
-        .target(name: "GreylagImport", dependencies: ["GreylagCore"]),
+        .target(name: "GreylistdProtocol", dependencies: ["GreylagCore"]),
+        .target(name: "GreylagImport", dependencies: ["GreylagCore", "GreylistdProtocol"]),
         .target(name: "GreylagPostgres", dependencies: [
             "GreylagCore", "GreylagStore",
             .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -61,7 +62,7 @@ let package = Package(
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         .target(name: "GreylagServer", dependencies: [
-            "GreylagCore", "PolicyProtocol", "Milter", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
+            "GreylagCore", "PolicyProtocol", "Milter", "GreylistdProtocol", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -107,6 +108,7 @@ let package = Package(
             "GreylagStore", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "QmailGateTests", dependencies: ["QmailGate"]),
+        .testTarget(name: "GreylistdProtocolTests", dependencies: ["GreylistdProtocol", "GreylagCore"]),
         .testTarget(name: "GreylagImportTests", dependencies: ["GreylagImport", "GreylagCore"],
                     resources: [.copy("Fixtures")]),
         // What the suites with database-server cases share: when a missing

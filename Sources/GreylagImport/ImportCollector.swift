@@ -1,4 +1,5 @@
 import GreylagCore
+import GreylistdProtocol
 
 /// Gathers what the format readers produce: leaves out expired rows, merges
 /// duplicate triplets and list entries, and derives client records.
@@ -28,6 +29,13 @@ struct ImportCollector {
 
     mutating func skip(line: Int, _ reason: String) {
         skipped.append(ImportProblem(line: line, reason: reason))
+    }
+
+    /// A row of another input file than the one being imported.
+    mutating func skip(line: Int, file: String?, _ reason: String) {
+        var p = ImportProblem(line: line, reason: reason)
+        p.file = file
+        skipped.append(p)
     }
 
     var hasSkipped: Bool { !skipped.isEmpty }
@@ -111,7 +119,8 @@ struct ImportCollector {
     static func deriveClients(from records: [GreylistRecord]) -> [ClientRecord] {
         var out: [ClientRecord] = []
         var index: [String: Int] = [:]
-        for r in records where r.hasPassed && r.triplet.sender != Triplet.connectionMarker {
+        for r in records where r.hasPassed && r.triplet.sender != Triplet.connectionMarker
+            && r.triplet.network != GreylistdData.wordsNetwork {
             let net = r.triplet.network
             if let i = index[net] {
                 out[i].passedTriplets += 1

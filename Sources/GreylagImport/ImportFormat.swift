@@ -16,6 +16,9 @@ public enum ImportFormat: String, CaseIterable, Sendable {
     case milterGreylist = "milter-greylist"
     /// greylag's own JSON Lines export (see `GreylagExport`).
     case greylag
+    /// greylistd's `states` file, with its `triplets` file for the words
+    /// (see `Importer.parseGreylistd`).
+    case greylistd
 }
 
 /// How imported rows become greylag records.
@@ -62,6 +65,8 @@ public struct ImportProblem: Sendable, Hashable, CustomStringConvertible {
     /// 1-based line of the input where the row starts.
     public var line: Int
     public var reason: String
+    /// The file the line is in, when not the one being imported (greylistd's triplets file).
+    public var file: String? = nil
 
     public init(line: Int, reason: String) {
         self.line = line
@@ -98,6 +103,9 @@ public struct ImportResult: Sendable, Hashable {
     public var skipped: [ImportProblem]
     /// Rows read but left out because they had expired before `ImportOptions.now`.
     public var expired: Int
+    /// Entries known only by a hash, without the words it stands for
+    /// (greylistd without its triplets file); also in `skipped`.
+    public var unmapped = 0
 
     public init(records: [GreylistRecord] = [], clients: [ClientRecord] = [], manualEntries: [ManualEntry] = [],
                 skipped: [ImportProblem] = [], expired: Int = 0) {
@@ -138,7 +146,22 @@ public enum Importer {
             try MilterGreylistImport.run(bytes, into: &collector)
         case .greylag:
             try GreylagExport.decode(bytes, into: &collector)
+        case .greylistd:
+            return try parseGreylistd(states: bytes, triplets: nil, options: options)
         }
         return collector.result()
+    }
+
+    /// greylistd's `states` file with its `triplets` file (nil when it was
+    /// not kept: then no entry can be mapped, and each is reported).
+    /// `tripletsName` names that file in the problems found in it.
+    public static func parseGreylistd(states: [UInt8], triplets: [UInt8]?, tripletsName: String? = nil,
+                                      options: ImportOptions) throws(ImportError) -> ImportResult {
+        var collector = ImportCollector(options: options)
+        let unmapped = try GreylistdImport.run(states: states, triplets: triplets, tripletsName: tripletsName,
+                                               into: &collector)
+        var result = collector.result()
+        result.unmapped = unmapped
+        return result
     }
 }

@@ -67,6 +67,8 @@ actor ConfigReloader {
         applied.helperSocketMode = current.helperSocketMode
         applied.helperSocketGroup = current.helperSocketGroup
         applied.milterListeners = current.milterListeners
+        applied.greylistdListeners = current.greylistdListeners
+        applied.greylistdSocketMode = current.greylistdSocketMode
         applied.storePath = current.storePath
         applied.backend = current.backend
         applied.adminSocket = current.adminSocket
@@ -145,6 +147,8 @@ actor ConfigReloader {
         if a.helperSocketMode != b.helperSocketMode { out.append("policy.helper_socket_mode") }
         if a.helperSocketGroup != b.helperSocketGroup { out.append("policy.helper_socket_group") }
         if a.milterListeners != b.milterListeners { out.append("milter.listen") }
+        if a.greylistdListeners != b.greylistdListeners { out.append("greylistd.listen") }
+        if a.greylistdSocketMode != b.greylistdSocketMode { out.append("greylistd.socket_mode") }
         if a.storePath != b.storePath { out.append("store.path") }
         if a.backend != b.backend { out.append("store.backend and its connection") }
         if a.synchronous != b.synchronous { out.append("store.synchronous") }

@@ -58,6 +58,13 @@ public struct GreylagConfiguration: Sendable {
     /// Open policy connections at most; more are closed at once, with a warning.
     public var policyMaxConnections = 2000
 
+    // [greylistd]
+    /// greylistd-compatible listeners, for MTA configurations written for
+    /// greylistd (Debian's Exim ACLs); none by default.
+    public var greylistdListeners: [ListenAddress] = []
+    /// Permissions of greylistd unix sockets: greylistd's own 0660.
+    public var greylistdSocketMode: Int = 0o660
+
     // [milter]
     /// Milter listeners (Sendmail `INPUT_MAIL_FILTER`, Postfix `smtpd_milters`).
     public var milterListeners: [ListenAddress] = [.tcp(host: "127.0.0.1", port: 10029)]

@@ -68,6 +68,10 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 /// hostname = ""                  # when the MTA sends no j macro
 /// socket_mode = "0666"
 ///
+/// [greylistd]
+/// listen = []                    # greylistd's socket for its Exim ACLs: ["unix:/var/run/greylistd/socket"]
+/// socket_mode = "0660"
+///
 /// [store]
 /// backend = "sqlite"             # or "postgresql", "mysql" (MySQL or MariaDB; needs --traits MariaDB)
 /// path = "greylag.db"            # sqlite
@@ -180,7 +184,7 @@ struct Reader {
         errors.append(ConfigurationError(file: file, line: locator.line(of: key, item: item), key: key, message: message))
     }
 
-    static let sections = "[greylist], [server], [policy], [milter], [store], [log], [whitelist], [blacklist], [exemptions], "
+    static let sections = "[greylist], [server], [policy], [milter], [greylistd], [store], [log], [whitelist], [blacklist], [exemptions], "
         + "[scope], [dry_run], [lists.NAME], [admin], [reload] or [http]"
 
     mutating func read(_ root: TOMLTable, into config: inout GreylagConfiguration) {
@@ -194,6 +198,7 @@ struct Reader {
             case "server": readServer(section, into: &config)
             case "policy": readPolicy(section, into: &config)
             case "milter": readMilter(section, into: &config)
+            case "greylistd": readGreylistd(section, into: &config)
             case "store": readStore(section, into: &config)
             case "log": readLog(section, into: &config)
             case "whitelist", "blacklist", "scope", "dry_run": readRuleSection(section, name: name, into: &config)
@@ -340,9 +345,28 @@ struct Reader {
         }
         guard policy?["helper_listen"] == nil else { return }
         let socket = ListenAddress.unix(path: GreylagConfiguration.defaultHelperSocket)
-        guard !c.policyListeners.contains(socket) else { return }
+        guard !c.policyListeners.contains(socket), !c.greylistdListeners.contains(socket) else { return }
         c.policyHelperListeners = [socket]
         c.helperListenIsDefault = true
+    }
+
+    mutating func readGreylistd(_ t: TOMLTable, into c: inout GreylagConfiguration) {
+        for (key, value) in t {
+            let k = "greylistd.\(key)"
+            switch key {
+            case "listen":
+                if let list = listeners(k, value, expected: "unix:/path, HOST:PORT or [IPV6]:PORT", parse: { ListenAddress($0) }) {
+                    c.greylistdListeners = list
+                }
+            case "socket_mode":
+                if let v = mode(k, value) { c.greylistdSocketMode = v }
+            default:
+                fail(k, "unknown key")
+            }
+        }
+        for a in c.greylistdListeners where c.policyListeners.contains(a) || c.policyHelperListeners.contains(a) {
+            fail("greylistd.listen", "\(a) is also a policy listener; one socket speaks one protocol")
+        }
     }
 
     mutating func readMilter(_ t: TOMLTable, into c: inout GreylagConfiguration) {

@@ -226,6 +226,7 @@ public final class GreylagDaemon: Service {
         let (softLimit, _) = DescriptorBudget.raiseLimit()
         let (caps, capWarning) = DescriptorBudget.fit(
             .init(policy: config.policyListeners.isEmpty && config.policyHelperListeners.isEmpty
+                      && config.greylistdListeners.isEmpty
                       ? 0 : config.policyMaxConnections,
                   milter: config.milterListeners.isEmpty ? 0 : config.milterMaxConnections,
                   http: config.httpListener == nil ? 0 : config.httpMaxConnections),
@@ -242,6 +243,7 @@ public final class GreylagDaemon: Service {
         defer { mailboxes.close() }
         var servers: [any Channel] = []
         var milters: [any Channel] = []
+        var greylistds: [any Channel] = []
         do {
             for address in config.policyListeners {
                 servers.append(try await bindPolicy(address, group: group, service: service, tracker: tracker,
@@ -264,8 +266,16 @@ public final class GreylagDaemon: Service {
                 milters.append(try await bindMilter(address, group: group, service: service, tracker: tracker,
                                                     limits: limits, mailboxes: mailboxes))
             }
+            if !config.greylistdListeners.isEmpty {
+                let timeout = TimeAmount.milliseconds(Int64(config.storeTimeout * 1000))
+                let responder = GreylistdResponder(service: service, decisionTimeout: timeout, logger: logger)
+                for address in config.greylistdListeners {
+                    greylistds.append(try await bindGreylistd(address, responder: responder, group: group,
+                                                              tracker: tracker, limits: limits))
+                }
+            }
         } catch {
-            for server in servers + milters { try? await server.close() }
+            for server in servers + milters + greylistds { try? await server.close() }
             try? await store.close()
             throw error
         }
@@ -299,7 +309,7 @@ public final class GreylagDaemon: Service {
                     try Self.removeStaleSocket(path)
                 } catch {
                     logger.critical("cannot serve HTTP on \(address): \(error)")
-                    for server in servers + milters { try? await server.close() }
+                    for server in servers + milters + greylistds { try? await server.close() }
                     try? await adminServer?.close()
                     try? await store.close()
                     throw error
@@ -334,7 +344,7 @@ public final class GreylagDaemon: Service {
                     error = e
                 }
                 logger.critical("cannot serve HTTP on \(address): \(error)")
-                for server in servers + milters { try? await server.close() }
+                for server in servers + milters + greylistds { try? await server.close() }
                 try? await adminServer?.close()
                 try? await store.close()
                 throw error
@@ -346,6 +356,7 @@ public final class GreylagDaemon: Service {
         let shown = bound.enumerated().map { $0 < config.policyListeners.count ? $1 : $1 + " (qmail helpers)" }
         let banner = "greylag \(GreylagVersion.string) serving policy on \(shown.joined(separator: ", ")); "
             + "milter on \(boundMilters.isEmpty ? "none" : boundMilters.joined(separator: ", ")); "
+            + (greylistds.isEmpty ? "" : "greylistd socket on \(greylistds.compactMap { $0.localAddress.map(Self.describe) }.joined(separator: ", ")); ")
             + "store \(config.backendDescription)"
             + (config.backend == .sqlite ? " (synchronous \(config.synchronous.rawValue))" : "")
             + "; \(config.effectiveThreads) threads; delay \(DurationText.format(config.policy.delay))"
@@ -355,7 +366,8 @@ public final class GreylagDaemon: Service {
             + ", \(service.manualEntries.count) manual"
             + (openFailure == nil ? "" : "; STORE NOT OPEN, every decision that needs it gets the failure mode (\(config.failureMode.rawValue))")
         logger.notice("\(banner)")
-        onListening(bound + boundMilters + (httpBound.map { ["http:" + $0] } ?? []))
+        onListening(bound + boundMilters + (httpBound.map { ["http:" + $0] } ?? [])
+                    + greylistds.compactMap { $0.localAddress.map { "greylistd:" + Self.describe($0) } })
 
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
@@ -400,15 +412,14 @@ public final class GreylagDaemon: Service {
             }
             try? await gracefulShutdown()
             logger.notice("shutting down: closing listeners, finishing \(tracker.count) connection(s)")
-            for server in servers + milters { try? await server.close() }
+            // Only the sockets this daemon bound: a default helper socket it
+            // left to another greylag is that one's.
+            let boundPaths = (servers + milters + greylistds).compactMap { $0.localAddress?.pathname }
+            for server in servers + milters + greylistds { try? await server.close() }
             try? await adminServer?.close()
             await httpGroup?.triggerGracefulShutdown()
             _ = try? await httpTask?.value
-            // Only the sockets this daemon bound: a default helper socket it
-            // left to another greylag is that one's.
-            for path in (servers + milters).compactMap({ $0.localAddress?.pathname }) {
-                unlink(path)
-            }
+            for path in boundPaths { unlink(path) }
             if case .unix(let path)? = config.httpListener { unlink(path) }
             if let path = config.adminSocketPath { unlink(path) }
             await tracker.drainAll(timeout: .seconds(10))
@@ -467,6 +478,19 @@ public final class GreylagDaemon: Service {
                 MilterServerHandler(session: MilterSession(config: service.milterReplies), service: service,
                                     decisionTimeout: timeout, mailbox: mailboxes.mailbox(for: channel.eventLoop),
                                     logger: logger),
+            ])
+        }
+    }
+
+    /// Binds a greylistd-compatible listener (one request per connection).
+    private func bindGreylistd(_ address: ListenAddress, responder: GreylistdResponder, group: any EventLoopGroup,
+                               tracker: ConnectionTracker, limits: Limits) async throws -> any Channel {
+        let logger = self.logger
+        return try await bind(address, what: "greylistd", mode: configuration.greylistdSocketMode, group: group,
+                              tracker: tracker, limit: limits.policy) { channel in
+            try channel.pipeline.syncOperations.addHandlers([
+                IdleStateHandler(readTimeout: .seconds(GreylistdServerHandler.requestTimeout)),
+                GreylistdServerHandler(responder: responder, logger: logger),
             ])
         }
     }

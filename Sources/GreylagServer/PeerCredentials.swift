@@ -15,14 +15,14 @@ enum PeerCredentials {
 
     /// "uid 1000 pid 4242" for a unix socket peer, nil when unknown.
     static func unixPeer(_ channel: any Channel) async -> String? {
-        guard let provider = channel as? any SocketOptionProvider else { return nil }
-        let credentials: Credentials
-        do {
-            credentials = try await provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).get()
-        } catch {
-            return nil
-        }
+        guard let credentials = await unixCredentials(channel) else { return nil }
         return "uid \(credentials.uid) pid \(credentials.pid)"
+    }
+
+    /// The kernel's credentials of a unix socket peer, nil when unknown.
+    static func unixCredentials(_ channel: any Channel) async -> Credentials? {
+        guard let provider = channel as? any SocketOptionProvider else { return nil }
+        return try? await provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).get()
     }
 
     /// "127.0.0.1:40312", "[::1]:40312", or the unix peer's uid and pid.

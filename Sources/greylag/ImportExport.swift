@@ -12,7 +12,7 @@ extension ImportFormat: ExpressibleByArgument {}
 struct ImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Import greylisting state from postgrey, milter-greylist, the qmail MySQL tables or a greylag export.",
+        abstract: "Import greylisting state from postgrey, milter-greylist, greylistd, the qmail MySQL tables or a greylag export.",
         discussion: """
             FORMAT and where its input comes from:
               relaytofrom      the relaytofrom table of relaydelay and the qmail envelope-scanner setups:
@@ -23,6 +23,8 @@ struct ImportCommand: AsyncParsableCommand {
               postgrey         db_dump /var/lib/postgrey/postgrey.db (and postgrey_clients.db), with or without -p
               milter-greylist  its dump file, e.g. /var/milter-greylist/greylist.db
               greylag          the output of `greylag export`, from any backend
+              greylistd        /var/lib/greylistd/states, with --triplets /var/lib/greylistd/triplets: the states
+                               file holds only hashes of the data; the triplets file has the words behind them
 
             Records are merged into the store: a triplet already there keeps the earliest first sighting, the \
             latest last sighting and the higher counts, so running an import twice changes nothing. Rows that \
@@ -36,6 +38,8 @@ struct ImportCommand: AsyncParsableCommand {
     var format: ImportFormat
     @Option(help: "The zone of the MySQL server's DATETIME values, e.g. Europe/Berlin (default UTC).")
     var timeZone: String?
+    @Option(help: "greylistd only: its triplets file (/var/lib/greylistd/triplets), the words behind the states file's hashes.")
+    var triplets: String?
     @Flag(help: "Read and report only; write nothing.") var dryRun = false
     @Argument(help: "Input files; - reads standard input.") var files: [String]
 
@@ -47,6 +51,15 @@ struct ImportCommand: AsyncParsableCommand {
         if let timeZone {
             guard let zone = TimeZone(identifier: timeZone) else { throw ValidationError("unknown time zone \"\(timeZone)\"") }
             importOptions.timeZone = zone
+        }
+        if triplets != nil && format != .greylistd { throw ValidationError("--triplets goes with --format greylistd") }
+        var tripletBytes: [UInt8]? = nil
+        if let triplets {
+            guard let data = FileManager.default.contents(atPath: triplets) else {
+                FileHandle.standardError.write(Data("greylag: cannot read \(triplets)\n".utf8))
+                throw ExitCode(66)  // EX_NOINPUT
+            }
+            tripletBytes = Array(data)
         }
         var results: [(String, ImportResult, Double)] = []
         for file in files {
@@ -62,9 +75,20 @@ struct ImportCommand: AsyncParsableCommand {
                 bytes = Array(data)
             }
             do {
-                let result = try Importer.parse(bytes: bytes, format: format, options: importOptions)
+                let result: ImportResult
+                if format == .greylistd {
+                    result = try Importer.parseGreylistd(states: bytes, triplets: tripletBytes, tripletsName: triplets,
+                                                         options: importOptions)
+                } else {
+                    result = try Importer.parse(bytes: bytes, format: format, options: importOptions)
+                }
                 for problem in result.skipped {
-                    FileHandle.standardError.write(Data("\(file):\(problem.line): skipped: \(problem.reason)\n".utf8))
+                    FileHandle.standardError.write(Data("\(problem.file ?? file):\(problem.line): skipped: \(problem.reason)\n".utf8))
+                }
+                if result.unmapped > 0 {
+                    FileHandle.standardError.write(Data(("\(file): \(result.unmapped) entries are known only by their hash "
+                        + (triplets == nil ? "(no --triplets file given)" : "(not in \(triplets!))")
+                        + " and cannot become greylag triplets: those senders are greylisted once more\n").utf8))
                 }
                 results.append((file, result, Date().timeIntervalSince(started)))
             } catch {

@@ -1,0 +1,46 @@
+import GreylagCore
+import GreylagStore
+
+extension GreylistService {
+    /// Decides the data of a greylistd request: `decide`'s rules, keyed by
+    /// `key` when the words form no triplet (and then never counted towards
+    /// a client network's auto-whitelisting), and without writing anything
+    /// when `record` is false (greylistd's `check` and `status`).
+    public func decide(_ query: GreylistQuery, key: Triplet?, record: Bool, now: Int64,
+                       completion: @escaping @Sendable (Verdict) -> Void) {
+        var engine = self.engine
+        let triplet: Triplet
+        let dryRun: RuleMatch?
+        switch engine.prepare(query, now: now) {
+        case .decided(let verdict):
+            guard let key, verdict.reason == .noClientAddress || verdict.reason == .noRecipient else {
+                completion(verdict)
+                return
+            }
+            triplet = key
+            dryRun = nil
+            engine.policy.clientAutowhitelist = 0
+        case .lookup(let t, let d):
+            triplet = t
+            dryRun = d
+        }
+        let started = StoreHealth.now()
+        let frozen = engine
+        store.decide(triplet, now: now, { state in
+            let d = frozen.decide(triplet, state: state, now: now, dryRun: dryRun)
+            return record ? d : Decision(verdict: d.verdict, change: .none)
+        }) { result in
+            let took = StoreHealth.now() &- started
+            self.metrics.storeTook(nanoseconds: took)
+            self.metrics.decisionTook(nanoseconds: took)
+            switch result {
+            case .success(let decision):
+                self.health.succeeded()
+                completion(decision.verdict)
+            case .failure(let error):
+                self.health.failed("\(error)", client: "\(query.clientAddress)", startedAt: started)
+                completion(self.failureVerdict(for: triplet))
+            }
+        }
+    }
+}
