@@ -37,6 +37,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "QmailGate"),
+        // The OpenSMTPD filter protocol (greylag smtpd-filter), asking the daemon through QmailGate's client.
+        .target(name: "SmtpdFilter", dependencies: ["QmailGate"]),
         .target(name: "GreylagImport", dependencies: ["GreylagCore"]),
         .target(name: "GreylagPostgres", dependencies: [
             "GreylagCore", "GreylagStore",
@@ -79,7 +81,8 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "greylag", dependencies: [
-            "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "QmailGate", "GreylagImport",
+            "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "QmailGate", "SmtpdFilter",
+            "GreylagImport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -107,6 +110,7 @@ let package = Package(
             "GreylagStore", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "QmailGateTests", dependencies: ["QmailGate"]),
+        .testTarget(name: "SmtpdFilterTests", dependencies: ["SmtpdFilter"]),
         .testTarget(name: "GreylagImportTests", dependencies: ["GreylagImport", "GreylagCore"],
                     resources: [.copy("Fixtures")]),
         // What the suites with database-server cases share: when a missing
