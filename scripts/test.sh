@@ -92,6 +92,16 @@ log "starting Postfix on 127.0.0.1:$MILTER_SMTP_PORT with smtpd_milters = inet:1
 postfix_start "$WORK/postfix-milter" "$MILTER_SMTP_PORT" none \
     "smtpd_milters=inet:127.0.0.1:$MILTER_PORT" "milter_default_action=accept"
 
+# OpenSMTPD 6.8 for OpenSMTPDEndToEndTests, which starts its own smtpd from
+# this root in a private mount namespace (scripts/lib/opensmtpd.sh); Debian's
+# package conflicts with the test Postfix, so it is unpacked, not installed.
+# shellcheck source=scripts/lib/opensmtpd.sh
+source scripts/lib/opensmtpd.sh
+log "unpacking OpenSMTPD into $WORK/opensmtpd-root"
+unpack_debs "$WORK/opensmtpd-root" opensmtpd
+opensmtpd_prepare
+export GREYLAG_TEST_OPENSMTPD_ROOT="$WORK/opensmtpd-root"
+
 export GREYLAG_E2E=1
 export GREYLAG_E2E_SMTP_PORT="$SMTP_PORT"
 export GREYLAG_E2E_POLICY_PORT="$POLICY_PORT"
