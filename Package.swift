@@ -38,6 +38,8 @@ let package = Package(
         ]),
         .target(name: "QmailGate"),
         .target(name: "GreylistdProtocol", dependencies: ["GreylagCore"]),
+        // The OpenSMTPD filter protocol (greylag smtpd-filter), asking the daemon through QmailGate's client.
+        .target(name: "SmtpdFilter", dependencies: ["QmailGate"]),
         .target(name: "GreylagImport", dependencies: ["GreylagCore", "GreylistdProtocol"]),
         .target(name: "GreylagPostgres", dependencies: [
             "GreylagCore", "GreylagStore",
@@ -80,7 +82,8 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "greylag", dependencies: [
-            "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "QmailGate", "GreylagImport",
+            "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "QmailGate", "SmtpdFilter",
+            "GreylagImport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -109,6 +112,7 @@ let package = Package(
         ]),
         .testTarget(name: "QmailGateTests", dependencies: ["QmailGate"]),
         .testTarget(name: "GreylistdProtocolTests", dependencies: ["GreylistdProtocol", "GreylagCore"]),
+        .testTarget(name: "SmtpdFilterTests", dependencies: ["SmtpdFilter"]),
         .testTarget(name: "GreylagImportTests", dependencies: ["GreylagImport", "GreylagCore"],
                     resources: [.copy("Fixtures")]),
         // What the suites with database-server cases share: when a missing

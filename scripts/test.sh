@@ -113,6 +113,16 @@ unpack_debs "$EXIM_ROOT" exim4-daemon-light exim4-base exim4-config
 ensure_system_user Debian-exim
 export GREYLAG_TEST_EXIM_ROOT="$EXIM_ROOT"
 
+# OpenSMTPD 6.8 for OpenSMTPDEndToEndTests, which starts its own smtpd from
+# this root in a private mount namespace (scripts/lib/opensmtpd.sh); Debian's
+# package conflicts with the test Postfix, so it is unpacked, not installed.
+# shellcheck source=scripts/lib/opensmtpd.sh
+source scripts/lib/opensmtpd.sh
+log "unpacking OpenSMTPD into $WORK/opensmtpd-root"
+unpack_debs "$WORK/opensmtpd-root" opensmtpd
+opensmtpd_prepare
+export GREYLAG_TEST_OPENSMTPD_ROOT="$WORK/opensmtpd-root"
+
 export GREYLAG_E2E=1
 export GREYLAG_E2E_SMTP_PORT="$SMTP_PORT"
 export GREYLAG_E2E_POLICY_PORT="$POLICY_PORT"

@@ -4,11 +4,12 @@ import GreylagCore
 import GreylagServer
 
 /// The entry point: the qmail helpers, which run once per recipient or
-/// connection, are dispatched before anything else starts.
+/// connection, and the OpenSMTPD filter are dispatched before anything else starts.
 @main
 enum Main {
     static func main() async {
         if let status = QmailEntry.run(CommandLine.arguments) { exit(status) }
+        if let status = SmtpdFilterEntry.run(CommandLine.arguments) { exit(status) }
         await Greylag.main()
     }
 }
