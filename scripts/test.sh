@@ -3,8 +3,11 @@
 # installs what the tests need (apt), builds, starts a throwaway Postfix on
 # loopback (127.0.0.1 and ::1) that asks greylag for policy and a second one
 # that asks it as a milter, a throwaway PostgreSQL and a throwaway MariaDB,
-# runs `swift test` (unit tests, live-daemon tests, the Postfix end-to-end
-# test, then the kill -9 test on its own), and stops them again whatever
+# unpacks Debian's Sendmail, Exim and OpenSMTPD packages into its work
+# directory (they conflict with Postfix; the end-to-end tests start their own
+# instances from there and stop them), makes the qmail users qmaild:nofiles,
+# runs `swift test` (unit tests, live-daemon tests, the end-to-end tests with
+# every MTA, then the kill -9 test on its own), and stops them again whatever
 # happens.
 #
 # greylag is built and tested with the MariaDB trait (the MySQL/MariaDB

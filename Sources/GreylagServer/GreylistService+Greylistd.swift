@@ -30,17 +30,7 @@ extension GreylistService {
             let d = frozen.decide(triplet, state: state, now: now, dryRun: dryRun)
             return record ? d : Decision(verdict: d.verdict, change: .none)
         }) { result in
-            let took = StoreHealth.now() &- started
-            self.metrics.storeTook(nanoseconds: took)
-            self.metrics.decisionTook(nanoseconds: took)
-            switch result {
-            case .success(let decision):
-                self.health.succeeded()
-                completion(decision.verdict)
-            case .failure(let error):
-                self.health.failed("\(error)", client: "\(query.clientAddress)", startedAt: started)
-                completion(self.failureVerdict(for: triplet))
-            }
+            self.finish(result, triplet: triplet, query: query, startedAt: started, completion: completion)
         }
     }
 }

@@ -126,22 +126,29 @@ public final class GreylistService: Sendable {
         case .lookup(let triplet, let dryRun):
             let delay = query.delayOverride
             store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay) }) { result in
-                let took = StoreHealth.now() &- started
-                self.metrics.storeTook(nanoseconds: took)
-                self.metrics.decisionTook(nanoseconds: took)
-                switch result {
-                case .success(let decision):
-                    self.health.succeeded()
-                    completion(decision.verdict)
-                case .failure(let error):
-                    self.health.failed("\(error)", client: "\(query.clientAddress)", startedAt: started)
-                    completion(self.failureVerdict(for: triplet))
-                }
+                self.finish(result, triplet: triplet, query: query, startedAt: started, completion: completion)
             }
         }
     }
 
     /// The verdict the failure mode gives when the store cannot answer.
+    /// Ends a store decision begun at `startedAt`: its time in the metrics,
+    /// the store's health, and the failure mode when the store failed.
+    func finish(_ result: Result<Decision, any Error>, triplet: Triplet, query: GreylistQuery, startedAt started: UInt64,
+                completion: @Sendable (Verdict) -> Void) {
+        let took = StoreHealth.now() &- started
+        metrics.storeTook(nanoseconds: took)
+        metrics.decisionTook(nanoseconds: took)
+        switch result {
+        case .success(let decision):
+            health.succeeded()
+            completion(decision.verdict)
+        case .failure(let error):
+            health.failed("\(error)", client: "\(query.clientAddress)", startedAt: started)
+            completion(failureVerdict(for: triplet))
+        }
+    }
+
     public func failureVerdict(for triplet: Triplet?) -> Verdict {
         switch failureMode {
         case .pass: return Verdict(action: .pass, reason: .storeUnavailable, triplet: triplet)

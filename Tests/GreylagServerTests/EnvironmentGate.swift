@@ -74,3 +74,19 @@ func waitForPort(_ port: Int) async throws {
 func freePort() throws -> Int {
     try BlockingSocket.freeLoopbackPort()
 }
+
+/// Polls a maildir for a message holding `marker` (20 s at most).
+func waitForMessage(in maildir: String, containing marker: String) async throws -> String? {
+    for _ in 0..<100 {
+        for sub in ["new", "cur"] {
+            let dir = maildir + "/" + sub
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+                if let text = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8), text.contains(marker) {
+                    return text
+                }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    return nil
+}

@@ -127,6 +127,22 @@ struct SwaksRun: Sendable, CustomStringConvertible {
     var output: String
     var replies: [String] { output.split(separator: "\n").map(String.init).filter { $0.hasPrefix("<") } }
     var description: String { replies.joined(separator: "\n") }
+    /// The server's reply with `code`, its continuation lines joined by
+    /// spaces (`<** 451 one two`); nil when there is none.
+    func reply(code: String) -> String? {
+        var texts: [String] = []
+        for line in replies {
+            if line.hasPrefix("<** \(code)-") {
+                texts.append(String(line.dropFirst(8)))
+            } else if line.hasPrefix("<** \(code) ") {
+                texts.append(String(line.dropFirst(8)))
+                return "<** \(code) " + texts.joined(separator: " ")
+            } else {
+                texts = []
+            }
+        }
+        return nil
+    }
 
     static func send(port: Int, from: String, to: String, marker: String,
                      auth: (user: String, password: String)? = nil) async throws -> SwaksRun {
@@ -289,7 +305,7 @@ enum EximRecipe: String, CaseIterable, Sendable, CustomStringConvertible, Custom
         let acl = try recipe.acl(socket: socket)
         let config = try ConfigurationLoader.parse(recipe.daemonConfig(socket: socket), file: "exim-e2e.toml")
         let id = UUID().uuidString.prefix(8).lowercased()  // greylag logs addresses in lower case
-        let sender = "alice-\(recipe)-\(id)@example.org", recipient = "bob-\(id)@example.net"
+        let sender = "alice-\(recipe.rawValue.lowercased())-\(id)@example.org", recipient = "bob-\(id)@example.net"
         let marker = "exim-\(recipe)-\(id)"
         let port = recipe.smtpPort
         let log = CapturedLog()
@@ -305,8 +321,13 @@ enum EximRecipe: String, CaseIterable, Sendable, CustomStringConvertible, Custom
             }, clock: nil, log: log) { _, _ in
                 let first = try await SwaksRun.send(port: port, from: sender, to: recipient, marker: marker)
                 #expect(first.status != 0, "the first attempt must be deferred:\n\(first)")
-                #expect(first.replies.contains(recipe.deferLine(sender: sender, recipient: recipient)), "\(first)")
-                #expect(!first.replies.contains { $0.hasPrefix("<** 451-") }, "a multi-line reply:\n\(first)")
+                if recipe.speaksGreylistd {
+                    // Exim folds the long text of Debian's ACL over several lines.
+                    #expect(first.reply(code: "451") == recipe.deferLine(sender: sender, recipient: recipient), "\(first)")
+                } else {
+                    #expect(first.replies.contains(recipe.deferLine(sender: sender, recipient: recipient)), "\(first)")
+                    #expect(!first.replies.contains { $0.hasPrefix("<** 451-") }, "a multi-line reply:\n\(first)")
+                }
                 if recipe == .inet {
                     // A request ended by readsocket's shutdown, no empty line.
                     let eof = try await runProgram(EximSetup.root + "/usr/sbin/exim4", [
@@ -326,7 +347,7 @@ enum EximRecipe: String, CaseIterable, Sendable, CustomStringConvertible, Custom
                                                    marker: marker + "-spam")
                 if let refused = recipe.refusedLine(recipient: recipient) {
                     #expect(spam.status != 0)
-                    #expect(spam.replies.contains(refused), "\(spam)")
+                    #expect(spam.reply(code: "550") == refused, "\(spam)")
                 }
                 print("Exim \(recipe): first attempt\n\(first)\nretry\n\(second)\nblacklisted sender\n\(spam)")
             }

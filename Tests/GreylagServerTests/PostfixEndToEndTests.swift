@@ -97,19 +97,4 @@ import Testing
                              + "recipient=<colleague-\(id)@example.net> reason=authenticated sasl_user=\(user)"))
     }
 
-    /// Polls the maildir for a message holding `marker`.
-    func waitForMessage(in maildir: String, containing marker: String) async throws -> String? {
-        for _ in 0..<100 {
-            for sub in ["new", "cur"] {
-                let dir = maildir + "/" + sub
-                for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
-                    if let text = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8), text.contains(marker) {
-                        return text
-                    }
-                }
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        return nil
-    }
 }

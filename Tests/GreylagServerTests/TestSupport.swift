@@ -78,6 +78,9 @@ func withDaemon<T: Sendable>(
     config.milterListeners = []
     config.httpListener = nil
     configure(&config)
+    // A configuration read from TOML carries the qmail helpers' default
+    // socket, a path of the host's: in-process daemons leave it alone.
+    if config.helperListenIsDefault { config.policyHelperListeners = [] }
     let logger = Logger(label: "test") { _ in CapturingHandler(log: log) }
     let (stream, continuation) = AsyncStream.makeStream(of: [String].self)
     let now: @Sendable () -> Int64
