@@ -34,6 +34,9 @@
 # (QueueLA/RefuseLA raised); it runs as root with no RunAsUser, so the smmsp
 # user is not needed.
 
+# shellcheck source=scripts/lib/unpack.sh
+source "$(dirname "${BASH_SOURCE[0]}")/unpack.sh"
+
 sendmail_log() { printf 'sendmail.sh: %s\n' "$*" >&2; }
 
 sendmail_config() {
@@ -108,9 +111,10 @@ sendmail_start() {
         fi
         mount='mount --bind "$3/sasl2" /usr/lib/sasl2'
     fi
-    unshare -u -m sh -c "$mount"' && hostname mx.example.test && exec "$0" -C "$1" -bD -X "$2"' \
+    # Nothing of the caller's: see exec_clean (scripts/lib/unpack.sh).
+    (exec_clean unshare -u -m sh -c "$mount"' && hostname mx.example.test && exec "$0" -C "$1" -bD -X "$2"' \
         "$root/usr/libexec/sendmail/sendmail" "$dir/sendmail.cf" "$dir/smtp.log" "$dir" \
-        </dev/null >"$dir/sendmail.out" 2>&1 &
+        </dev/null >"$dir/sendmail.out" 2>&1) &
     local pid=$! i
     for ((i = 0; i < 100; i++)); do
         if ! kill -0 "$pid" 2>/dev/null; then

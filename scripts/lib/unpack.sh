@@ -59,3 +59,18 @@ ensure_system_user() {
         fi
     fi
 }
+
+# exec_clean CMD...: runs CMD (exec) with no descriptor above 2 and an empty
+# signal mask. A daemon keeps what it inherits: a test process's sockets
+# (Foundation's Process learns that a child ended when the last holder of
+# one of them closes it, so the test would wait for the daemon's end) and
+# its blocked SIGTERM.
+exec_clean() {
+    exec perl -MPOSIX -e '
+        sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die "sigprocmask: $!";
+        opendir(my $d, "/proc/self/fd") or die "/proc/self/fd: $!";
+        my @fds = grep { /^\d+$/ && $_ > 2 } readdir($d);
+        closedir($d);
+        POSIX::close($_) for @fds;
+        exec @ARGV or die "exec $ARGV[0]: $!";' "$@"
+}
