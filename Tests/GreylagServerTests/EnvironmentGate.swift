@@ -38,7 +38,7 @@ func runProgram(_ path: String, _ arguments: [String], timeout: Double = 60,
         process.standardOutput = pipe
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try spawn(process)
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
@@ -56,7 +56,7 @@ func startDaemon(_ binary: String, config: String, log: String) throws -> Proces
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
     process.standardOutput = handle
     process.standardError = handle
-    try process.run()
+    try spawn(process)
     return process
 }
 
@@ -90,3 +90,14 @@ func waitForMessage(in maildir: String, containing marker: String) async throws 
     }
     return nil
 }
+
+/// Starts `process`, one at a time across the suite: Foundation's
+/// `Process.run()` crashed once in a full run (a bad read in its memmove)
+/// while many tests started programs at the same moment.
+func spawn(_ process: Process) throws {
+    spawnLock.lock()
+    defer { spawnLock.unlock() }
+    try process.run()
+}
+
+private let spawnLock = NSLock()

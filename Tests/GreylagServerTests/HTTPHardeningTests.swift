@@ -313,7 +313,7 @@ import Glibc
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = handle
         process.standardError = handle
-        try process.run()
+        try spawn(process)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         try await waitForPort(port)
         func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }

@@ -158,7 +158,7 @@ import Glibc
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = ["-c", "source '\(Self.repository)/scripts/lib/opensmtpd.sh' && opensmtpd_stop '\(dir)'"]
-        try? p.run()
+        try? spawn(p)
         p.waitUntilExit()
     }
 

@@ -20,7 +20,7 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try spawn(process)
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -123,7 +123,7 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
                        "--socket", "unix:" + socket, "/bin/bash", Self.repository + "/scripts/lib/fake-smtpd.sh"]
         p.environment = environment.merging(["PATH": "/usr/bin:/bin"]) { $1 }
         p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        try spawn(p)
         return (p, port)
     }
 

@@ -84,7 +84,7 @@ import Glibc
         p.arguments = ["-c", "source \"$0\" && sendmail_stop \"$1\"", repository + "/scripts/lib/sendmail.sh", dir]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return }
+        guard (try? spawn(p)) != nil else { return }
         p.waitUntilExit()
     }
 
