@@ -142,7 +142,7 @@ public enum DashboardPage {
         if let why = d.storeUnavailable {
             page += "<p class=\"banner bad\">The store could not be opened: \(html(why, limit: 300)). Decisions that "
                 + "need it get the failure mode until it opens; greylag retries by itself. To start afresh, move the "
-                + "store file aside with its -wal and -shm files (see “Recovering a broken store” in the README).</p>\n"
+                + "store file aside with its -wal and -shm files (see “Recovering a broken store” in docs/store.md).</p>\n"
         } else if d.degraded {
             page += "<p class=\"banner bad\">The store does not answer: decisions that need it get the failure mode.</p>\n"
         }

@@ -226,7 +226,7 @@ struct Stats: AsyncParsableCommand {
         }
         if let why = s.storeUnavailable {
             print("store: UNAVAILABLE, it could not be opened: \(why)")
-            print("  every decision that needs the store gets the failure mode; see \"Recovering a broken store\" in the README")
+            print("  every decision that needs the store gets the failure mode; see \"Recovering a broken store\" in docs/store.md")
         } else if s.storeDegraded == true {
             print("store: DEGRADED, it fails or answers too slowly; decisions that need it get the failure mode")
         }

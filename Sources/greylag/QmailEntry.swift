@@ -7,7 +7,7 @@ import QmailGate
 /// per recipient or connection, so they are dispatched before the argument
 /// parser and the rest of the program start, and use plain system calls.
 enum QmailEntry {
-    /// Where the README's qmail setup has the daemon listen for the helpers
+    /// Where the qmail setup of docs/qmail.md has the daemon listen for the helpers
     /// (`policy.helper_listen`): only such a listener honours their attributes.
     static let defaultSocket = "/run/greylag/policy.sock"
 
