@@ -8,37 +8,19 @@ import Testing
 import Glibc
 #endif
 
-/// The README's Exim ACLs, taken from the README itself: the fenced block
-/// after a `<!-- EximEndToEndTests: NAME -->` line, so what the README
-/// shows is what these tests run.
+/// The Exim ACLs of docs/exim.md, taken from the page itself (the
+/// `exim-inet` and `exim-greylistd` snippets), so what the docs show is
+/// what these tests run.
 enum EximReadme {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../..").standardized.path
+    static let repository = DocSnippets.repository
 
-    static func text() throws -> String {
-        try String(contentsOfFile: repository + "/README.md", encoding: .utf8)
-    }
+    static func text() throws -> String { try DocSnippets.text("docs/exim.md") }
 
-    /// The block marked NAME, with its final newline.
-    static func block(_ name: String) throws -> String {
-        let lines = try text().components(separatedBy: "\n")
-        let marker = "<!-- EximEndToEndTests: \(name) -->"
-        guard let m = lines.firstIndex(of: marker) else { throw TestFailure("README.md has no \(marker) line") }
-        guard m + 1 < lines.count, lines[m + 1].hasPrefix("```") else {
-            throw TestFailure("no fenced block right after \(marker) in README.md")
-        }
-        guard let end = lines[(m + 2)...].firstIndex(where: { $0.hasPrefix("```") }) else {
-            throw TestFailure("the block after \(marker) in README.md is not closed")
-        }
-        return lines[(m + 2)..<end].joined(separator: "\n") + "\n"
-    }
+    /// The ACL snippet `exim-NAME`.
+    static func block(_ name: String) throws -> String { try DocSnippets.snippet("exim-" + name) }
 
-    /// `text` with its one `old` replaced; anything but one is an error (a
-    /// README change the tests would otherwise silently stop covering).
     static func replacingOnce(_ text: String, _ old: String, _ new: String) throws -> String {
-        let n = text.components(separatedBy: old).count - 1
-        guard n == 1 else { throw TestFailure("expected one \(old) in the README's ACL, found \(n)") }
-        return text.replacingOccurrences(of: old, with: new)
+        try DocSnippets.replacingOnce(text, old, new)
     }
 }
 
@@ -154,8 +136,8 @@ struct SwaksRun: Sendable, CustomStringConvertible {
     }
 }
 
-/// The three recipes of the README's Exim section, and Debian's greylistd
-/// statement (not a README block: it is greylistd's, quoted in the prose).
+/// The three recipes of docs/exim.md, and Debian's greylistd statement
+/// (not a snippet: it is greylistd's, quoted in the prose).
 enum EximRecipe: String, CaseIterable, Sendable, CustomStringConvertible, CustomTestStringConvertible {
     /// The ACL on the policy listener over TCP.
     case inet
@@ -190,11 +172,11 @@ enum EximRecipe: String, CaseIterable, Sendable, CustomStringConvertible, Custom
             return try EximReadme.replacingOnce(try EximReadme.block("inet"), "{inet:127.0.0.1:10023}",
                                                 "{inet:127.0.0.1:\(Self.policyPort)}")
         case .unix:
-            // The README's sentence: the same ACL asks the socket instead.
+            // The page's sentence: the same ACL asks the socket instead.
             let readme = try EximReadme.text().replacingOccurrences(of: "\n", with: " ")
             guard readme.contains("same ACL asks `${readsocket{/run/greylag/policy.sock}` instead of "
                                   + "`${readsocket{inet:127.0.0.1:10023}`") else {
-                throw TestFailure("README.md no longer says how the ACL asks a unix socket")
+                throw TestFailure("docs/exim.md no longer says how the ACL asks a unix socket")
             }
             return try EximReadme.replacingOnce(try EximReadme.block("inet"), "{inet:127.0.0.1:10023}", "{\(socket)}")
         case .greylistd:
@@ -232,7 +214,7 @@ enum EximRecipe: String, CaseIterable, Sendable, CustomStringConvertible, Custom
     }
 
     /// greylag's configuration for this recipe (TOML, as a user writes it).
-    func daemonConfig(socket: String) -> String {
+    func daemonConfig(socket: String) throws -> String {
         var toml = """
             [greylist]
             delay = "2s"
@@ -243,12 +225,9 @@ enum EximRecipe: String, CaseIterable, Sendable, CustomStringConvertible, Custom
 
             """
         if speaksGreylistd {
-            toml += """
-                [greylistd]
-                listen = ["unix:\(socket)"]
-                socket_mode = "0666"
-
-                """
+            // The page's [greylistd] table, on the test's socket.
+            toml += try DocSnippets.replacingOnce(try DocSnippets.snippet("greylistd-toml"),
+                                                  "\"unix:/var/run/greylistd/socket\"", "\"unix:\(socket)\"")
         }
         return toml
     }
@@ -286,8 +265,8 @@ enum EximRecipe: String, CaseIterable, Sendable, CustomStringConvertible, Custom
         try TestGate.check("the Exim end-to-end tests", problem: EximSetup.problem)
     }
 
-    /// The README's blocks are where the tests look for them.
-    @Test func readmeHasTheRecipes() throws {
+    /// The page's blocks are where the tests look for them.
+    @Test func docsHaveTheRecipes() throws {
         let inet = try EximReadme.block("inet")
         #expect(inet.hasPrefix("acl_smtp_rcpt = acl_check_rcpt\n\nbegin acl\n"))
         #expect(inet.contains("${readsocket{inet:127.0.0.1:10023}"))
@@ -303,7 +282,7 @@ enum EximRecipe: String, CaseIterable, Sendable, CustomStringConvertible, Custom
         let dir = TemporaryDirectory()
         let socket = dir.path + (recipe.speaksGreylistd ? "/greylistd.sock" : "/policy.sock")
         let acl = try recipe.acl(socket: socket)
-        let config = try ConfigurationLoader.parse(recipe.daemonConfig(socket: socket), file: "exim-e2e.toml")
+        let config = try ConfigurationLoader.parse(try recipe.daemonConfig(socket: socket), file: "exim-e2e.toml")
         let id = UUID().uuidString.prefix(8).lowercased()  // greylag logs addresses in lower case
         let sender = "alice-\(recipe.rawValue.lowercased())-\(id)@example.org", recipient = "bob-\(id)@example.net"
         let marker = "exim-\(recipe)-\(id)"

@@ -83,12 +83,11 @@ import Glibc
         #expect(r.output.contains("via=qmail-spp"), "\(r.output)")
     }
 
-    /// The README's qmail configuration and plugin line, as written.
-    @Test func readmeQmailExampleWorksAsWritten() async throws {
+    /// The qmail configuration and plugin line of docs/qmail.md, as written.
+    @Test func docsQmailExampleWorksAsWritten() async throws {
         try requireQmailUsers()
-        let readme = try String(contentsOfFile: Self.repository + "/README.md", encoding: .utf8)
-        let config = try ReadmeText.block(readme, section: "## qmail", language: "toml")
-        let pluginLine = try ReadmeText.block(readme, section: "## qmail", after: "**qmail-spp plugin**")
+        let config = try DocSnippets.snippet("qmail-toml")
+        let pluginLine = try DocSnippets.snippet("qmail-spp-plugin")
             .split(separator: "\n").first { $0.contains("qmail-spp") }.map(String.init)
         let arguments = try #require(pluginLine?.split(separator: " ").drop { !$0.hasSuffix("greylag") }.dropFirst()
                                         .map(String.init))
@@ -141,33 +140,5 @@ import Glibc
         #expect(r.output.contains("; passing the mail]"), "\(r.output)")
         #expect(r.output.contains("DAEMON EXIT 0"), "\(r.output)")
         #expect(!r.output.contains("critical"), "\(r.output)")
-    }
-}
-
-/// Fenced blocks of the README, so that what the tests run is what it says.
-enum ReadmeText {
-    /// The first fenced block of `language` (any when nil) in `section` (a
-    /// heading line), after the line containing `after` when given.
-    static func block(_ text: String, section: String, language: String? = nil, after: String? = nil) throws -> String {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        guard let start = lines.firstIndex(of: section) else { throw TestFailure("README has no \(section)") }
-        let level = section.prefix { $0 == "#" }
-        var i = start + 1
-        if let after {
-            while i < lines.count, !lines[i].contains(after) { i += 1 }
-        }
-        while i < lines.count {
-            let line = lines[i]
-            if line.hasPrefix("#"), line.prefix(while: { $0 == "#" }).count <= level.count { break }
-            if line.hasPrefix("```") {
-                guard let end = lines[(i + 1)...].firstIndex(where: { $0.hasPrefix("```") }) else { break }
-                if language == nil || line == "```" + language! {
-                    return lines[(i + 1)..<end].joined(separator: "\n") + "\n"
-                }
-                i = end  // another block: its lines are not headings
-            }
-            i += 1
-        }
-        throw TestFailure("README \(section) has no \(language ?? "fenced") block\(after.map { " after \($0)" } ?? "")")
     }
 }

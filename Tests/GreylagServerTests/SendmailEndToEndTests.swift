@@ -9,50 +9,39 @@ import Glibc
 
 /// Greylisting through a real Sendmail 8.17: Debian's packages, unpacked by
 /// `scripts/test.sh` into GREYLAG_TEST_SENDMAIL_ROOT, run on loopback by
-/// `scripts/lib/sendmail.sh` with the README's own lines (read from
-/// README.md, so the recipe and the test cannot drift apart), against the
+/// `scripts/lib/sendmail.sh` with the lines of docs/milter.md (its
+/// snippets, so the recipe and the test cannot drift apart), against the
 /// real `greylag` binary; swaks is the client.
 @Suite(.serialized, .enabled(if: E2E.enabled)) struct SendmailEndToEndTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../..").standardized.path
 
-    /// The README's `sendmail.mc` line alone: the macros of Sendmail's m4
+    /// The docs' `sendmail.mc` line alone: the macros of Sendmail's m4
     /// defaults are enough.
     @Test func sendmailMcWithDefaultMacros() async throws {
-        let filter = try Self.readmeBlock(after: "**Sendmail**, in `sendmail.mc`:")
+        let filter = try DocSnippets.snippet("sendmail-mc")
         #expect(filter.hasPrefix("INPUT_MAIL_FILTER(`greylag',"))
         try await greylist(mc: filter, cf: "", smtpPort: 13027, milterPort: 13031, tag: "default")
     }
 
-    /// The README's `sendmail.mc` line, with the macro lines a sendmail.mc
+    /// The docs' `sendmail.mc` line, with the macro lines a sendmail.mc
     /// written for milter-greylist has.
     @Test func sendmailMcWithMilterGreylistMacros() async throws {
-        let filter = try Self.readmeBlock(after: "**Sendmail**, in `sendmail.mc`:")
-        let macros = try Self.readmeBlock(after: "keeps its macro lines")
+        let filter = try DocSnippets.snippet("sendmail-mc")
+        let macros = try DocSnippets.snippet("sendmail-mc-macros")
         #expect(filter.hasPrefix("INPUT_MAIL_FILTER(`greylag',"))
         #expect(macros.contains("define(`confMILTER_MACROS_ENVFROM', `i, {auth_authen}')"))
         #expect(macros.contains("define(`confMILTER_MACROS_ENVRCPT', `{greylist}')"))
         try await greylist(mc: filter + macros, cf: "", smtpPort: 13025, milterPort: 13029, tag: "mc")
     }
 
-    /// The README's `sendmail.cf` lines, appended to a sendmail.cf made
+    /// The docs' `sendmail.cf` lines, appended to a sendmail.cf made
     /// from a sendmail.mc without any filter (so without Milter.macros
     /// lines of its own).
     @Test func sendmailCfLines() async throws {
-        let lines = try Self.readmeBlock(after: "Or directly in `sendmail.cf`")
+        let lines = try DocSnippets.snippet("sendmail-cf")
         #expect(lines.hasPrefix("O InputMailFilters=greylag\nXgreylag, "))
         try await greylist(mc: "", cf: lines, smtpPort: 13026, milterPort: 13030, tag: "cf")
-    }
-
-    /// The fenced block after the first README line containing `marker`.
-    static func readmeBlock(after marker: String) throws -> String {
-        let readme = try String(contentsOfFile: repository + "/README.md", encoding: .utf8)
-        guard let at = readme.range(of: marker),
-              let open = readme.range(of: "```\n", range: at.upperBound..<readme.endIndex),
-              let close = readme.range(of: "\n```\n", range: open.upperBound..<readme.endIndex) else {
-            throw TestFailure("README.md has no fenced block after \(marker.debugDescription)")
-        }
-        return String(readme[open.upperBound..<close.lowerBound]) + "\n"
     }
 
     /// Why Sendmail cannot run here, or nil.
@@ -92,14 +81,14 @@ import Glibc
         try TestGate.check("Sendmail 8.17", problem: Self.sendmailProblem)
         let root = try E2E.value("GREYLAG_TEST_SENDMAIL_ROOT")
         let binary = try E2E.value("GREYLAG_BINARY")
-        let readmeSocket = "S=inet:10029@127.0.0.1,"
-        #expect((mc + cf).contains(readmeSocket), "the README's lines name the default milter listener")
+        let docsSocket = "S=inet:10029@127.0.0.1,"
+        #expect((mc + cf).contains(docsSocket), "the docs' lines name the default milter listener")
         let socket = "S=inet:\(milterPort)@127.0.0.1,"
         let dir = TemporaryDirectory()
         let sendmailDir = dir.path + "/sendmail"
-        try mc.replacingOccurrences(of: readmeSocket, with: socket)
+        try mc.replacingOccurrences(of: docsSocket, with: socket)
             .write(toFile: dir.path + "/lines.mc", atomically: true, encoding: .utf8)
-        try cf.replacingOccurrences(of: readmeSocket, with: socket)
+        try cf.replacingOccurrences(of: docsSocket, with: socket)
             .write(toFile: dir.path + "/lines.cf", atomically: true, encoding: .utf8)
         try """
             [greylist]
@@ -173,7 +162,7 @@ import Glibc
         #expect(refused.status != 0)
         #expect(refused.output.contains("550 5.7.1 <\(victim)>... Refused by greylag policy"), "\(refused.output)")
 
-        // greylag stopped: the README's lines have no F= flag, so Sendmail passes the mail.
+        // greylag stopped: the docs' lines have no F= flag, so Sendmail passes the mail.
         kill(daemon.processIdentifier, SIGTERM)
         daemon.waitUntilExit()
         let down = try await swaks(from: "late-\(tag)-\(id)@example.org", to: "night-\(tag)-\(id)@example.net",
