@@ -84,16 +84,27 @@ log "starting MariaDB on 127.0.0.1:$MARIADB_PORT"
 mariadb_start "$WORK/mariadb" "$MARIADB_PORT" "$MARIADB_PASSWORD"
 export GREYLAG_TEST_MARIADB="127.0.0.1:$MARIADB_PORT:greylag:$MARIADB_PASSWORD"
 
+# The main.cf lines of docs/postfix.md and docs/milter.md, as the docs show
+# them, on the test's ports (scripts/lib/docs.sh): what the docs say is what
+# the end-to-end tests run.
+# shellcheck source=scripts/lib/docs.sh
+source scripts/lib/docs.sh
+POLICY_PARAMS="$(doc_main_cf_params postfix-policy inet:127.0.0.1:10023 "inet:127.0.0.1:$POLICY_PORT")"
+MILTER_PARAMS="$(doc_main_cf_params postfix-milter inet:127.0.0.1:10029 "inet:127.0.0.1:$MILTER_PORT")"
+mapfile -t POLICY_PARAMS <<<"$POLICY_PARAMS"
+mapfile -t MILTER_PARAMS <<<"$MILTER_PARAMS"
+
 # SMTP AUTH for the exemption test: a throwaway user in the instance's own sasldb.
 SASL_USER="greylag-test"
 SASL_PASSWORD="pw-$RANDOM$RANDOM"
 postfix_enable_sasl "$WORK/postfix" "$SASL_USER" "$SASL_PASSWORD"
-log "starting Postfix on 127.0.0.1:$SMTP_PORT and [::1]:$SMTP_PORT, policy at 127.0.0.1:$POLICY_PORT"
-postfix_start "$WORK/postfix" "$SMTP_PORT" "127.0.0.1:$POLICY_PORT"
+log "starting Postfix on 127.0.0.1:$SMTP_PORT and [::1]:$SMTP_PORT: ${POLICY_PARAMS[*]}"
+# mynetworks leaves out loopback, where the tests' clients connect from, so
+# that the docs' permit_mynetworks lets them reach greylag.
+postfix_start "$WORK/postfix" "$SMTP_PORT" none "mynetworks=192.0.2.0/24" "${POLICY_PARAMS[@]}"
 # A second instance that asks greylag through the milter protocol instead.
-log "starting Postfix on 127.0.0.1:$MILTER_SMTP_PORT with smtpd_milters = inet:127.0.0.1:$MILTER_PORT"
-postfix_start "$WORK/postfix-milter" "$MILTER_SMTP_PORT" none \
-    "smtpd_milters=inet:127.0.0.1:$MILTER_PORT" "milter_default_action=accept"
+log "starting Postfix on 127.0.0.1:$MILTER_SMTP_PORT: ${MILTER_PARAMS[*]}"
+postfix_start "$WORK/postfix-milter" "$MILTER_SMTP_PORT" none "${MILTER_PARAMS[@]}"
 
 # qmail is not packaged in Debian: its users, as qmail's install makes them,
 # for the test that runs a helper as qmail-smtpd does (qmaild:nofiles).

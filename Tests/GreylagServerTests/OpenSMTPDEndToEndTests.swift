@@ -11,7 +11,8 @@ import Glibc
 /// `scripts/test.sh` into GREYLAG_TEST_OPENSMTPD_ROOT): the real greylag
 /// daemon with a 2 second delay, an smtpd of its own on 127.0.0.1:12725
 /// with the filter and the X-Greylist header on, local delivery to a
-/// maildir, swaks as the client.
+/// maildir, swaks as the client. greylag's helper socket and smtpd's filter
+/// lines are docs/opensmtpd.md's snippets.
 @Suite(.serialized, .enabled(if: E2E.enabled)) struct OpenSMTPDEndToEndTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../..").standardized.path
@@ -49,14 +50,16 @@ import Glibc
         chmod(mail, 0o777)
         let socket = dir.path + "/policy.sock"
         let config = dir.path + "/greylag.toml"
+        // docs/opensmtpd.md's [policy] table on the test's socket, then what a test host adds.
+        let policy = try DocSnippets.replacingOnce(try DocSnippets.snippet("opensmtpd-toml"),
+                                                   "\"unix:/run/greylag/policy.sock\"", "\"unix:\(socket)\"")
+        #expect(policy.hasPrefix("[policy]\n") && policy.contains("helper_socket_group = \"opensmtpd\""), "\(policy)")
         try """
+            \(policy)\
+            listen = ["127.0.0.1:12726"]
+            hostname = "mx.greylag.test"
             [greylist]
             delay = "2s"
-            [policy]
-            listen = ["127.0.0.1:12726"]
-            helper_listen = ["unix:\(socket)"]
-            helper_socket_group = "opensmtpd"
-            hostname = "mx.greylag.test"
             [blacklist]
             senders = ["spammer@bad.example"]
             [exemptions]
@@ -78,10 +81,16 @@ import Glibc
         try await waitForPort(12726)
 
         let smtpdConf = dir.path + "/smtpd.conf"
+        // docs/opensmtpd.md's smtpd.conf lines, on loopback and this test's paths.
+        var filter = try DocSnippets.snippet("opensmtpd-conf")
+        for (old, new) in [("/usr/local/bin/greylag ", binary + " "), ("unix:/run/greylag/policy.sock", "unix:\(socket)"),
+                           ("listen on 0.0.0.0 port 25 ", "listen on 127.0.0.1 port \(Self.smtpPort) hostname mx.greylag.test ")] {
+            filter = try DocSnippets.replacingOnce(filter, old, new)
+        }
+        #expect(filter.contains(" --header\""), "\(filter)")
         try """
             table vusers { "@example.net" = "nobody" }
-            filter "greylag" proc-exec "\(binary) smtpd-filter --socket unix:\(socket) --timeout 2000 --header"
-            listen on 127.0.0.1 port \(Self.smtpPort) hostname mx.greylag.test filter "greylag"
+            \(filter)\
             action "local" maildir "\(mail)" virtual <vusers>
             match from any for domain "example.net" action "local"
             """.write(toFile: smtpdConf, atomically: true, encoding: .utf8)

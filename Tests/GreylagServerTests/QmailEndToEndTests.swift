@@ -96,8 +96,16 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
         let socket = dir.path + "/policy.sock"
         let clock = ManualClock()
         let env = ["GREYLAG_SOCKET": socket, "TCPREMOTEIP": "198.51.100.9"]
+        // The command of docs/qmail.md's ENVELOPE_SCANNER line, which
+        // qmail-smtpd runs with the sender and the recipient after it.
+        let line = try DocSnippets.snippet("qmail-envelope-scanner").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(line.hasPrefix("ENVELOPE_SCANNER=\""), "\(line)")
+        let command = line.dropFirst("ENVELOPE_SCANNER=\"".count).dropLast().split(separator: " ").map(String.init)
+        #expect(command.first == "/usr/local/bin/greylag", "\(command)")
+        let arguments = Array(command.dropFirst())
+        #expect(arguments == ["qmail-envelope-scanner"], "\(arguments)")
         @Sendable func scan(_ from: String, _ to: String, _ e: [String: String] = [:]) async throws -> PluginRun {
-            let r = try await runQmailHelper(binary, ["qmail-envelope-scanner", from, to],
+            let r = try await runQmailHelper(binary, arguments + [from, to],
                                              environment: env.merging(e) { $1 })
             return PluginRun(r.status, r.stdout, r.stderr)
         }
@@ -169,6 +177,65 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
             #expect(denied.output.contains("553 5.7.1 Your network is not welcome"), "\(denied.output)")
             let noReverse = try await swaks(servers[3].1)
             #expect(noReverse.output.contains("553 5.7.1 No reverse DNS for 127.0.0.1"), "\(noReverse.output)")
+        }
+    }
+}
+
+extension QmailEndToEndTests {
+    /// The SMTP service's `run` line of docs/qmail.md, run by /bin/sh as
+    /// daemontools would, with only what a test host must change: the
+    /// address and port (`0 smtp`), the tcprules database (here made with
+    /// `tcprules`, setting the wrapper's hold time for loopback clients as
+    /// a site would), the paths of greylag, its socket and qmail-smtpd (a
+    /// stand-in that answers as fake-smtpd). tcpserver drops to qmaild and
+    /// nofiles as in production, so the wrapper reaches the helpers' socket
+    /// through its group.
+    @Test func docsRunFileUnderTcpserver() async throws {
+        let binary = try E2E.value("GREYLAG_BINARY")
+        guard let qmaild = getpwnam("qmaild"), let nofiles = getgrnam("nofiles") else {
+            throw TestFailure("no qmaild user or nofiles group (scripts/test.sh makes them as qmail's install does)")
+        }
+        let uid = qmaild.pointee.pw_uid, gid = nofiles.pointee.gr_gid
+        let dir = TemporaryDirectory()
+        chmod(dir.path, 0o755)
+        let socket = dir.path + "/policy.sock"
+        let rules = dir.path + "/tcp.smtp"
+        try "127.:allow,JGREYLIST_HOLDTIME=\"2\"\n:allow\n".write(toFile: rules, atomically: true, encoding: .utf8)
+        let made = try await runProgram("/bin/sh", ["-c", "/usr/bin/tcprules \(rules).cdb \(rules).tmp < \(rules)"])
+        #expect(made.status == 0, "\(made.output)")
+        let smtpd = dir.path + "/qmail-smtpd"
+        try "#!/bin/sh\nexec /bin/bash \(Self.repository)/scripts/lib/fake-smtpd.sh\n"
+            .write(toFile: smtpd, atomically: true, encoding: .utf8)
+        chmod(smtpd, 0o755)
+        let port = try freePort()
+        var line = try DocSnippets.snippet("qmail-tcpserver-run")
+        for (old, new) in [(" 0 smtp ", " 127.0.0.1 \(port) "), ("-x /etc/tcp.smtp.cdb", "-x \(rules).cdb"),
+                           ("/usr/local/bin/greylag", binary), ("--socket /run/greylag/policy.sock", "--socket \(socket)"),
+                           ("/var/qmail/bin/qmail-smtpd", smtpd)] {
+            line = try DocSnippets.replacingOnce(line, old, new)
+        }
+        try await withDaemon(configure: { c in
+            configure(socket)(&c)
+            c.helperSocketMode = 0o660
+            c.helperSocketGroup = "nofiles"
+        }, clock: nil) { _, _ in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", line]
+            p.environment = ["PATH": "/usr/bin:/bin", "LOCAL": "mx.greylag.test",
+                             "QMAILDUID": String(uid), "NOFILESGID": String(gid)]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try spawn(p)
+            defer { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+            try await waitForListener(port)
+            let first = try await swaks(port)
+            #expect(first.output.contains("220 mx.greylag.test ESMTP greylag"), "\(first.output)")
+            #expect(first.output.contains("450 4.7.1 Greylisted, please try again in "), "\(first.output)")
+            try await Task.sleep(for: .milliseconds(2500))
+            let second = try await swaks(port)
+            #expect(second.status == 0, "\(second.output)")
+            #expect(second.output.contains("250 2.0.0 fake-smtpd queued"), "\(second.output)")
         }
     }
 }
