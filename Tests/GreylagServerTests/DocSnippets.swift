@@ -115,5 +115,6 @@ enum DocSnippets {
         "qmail-tcpserver-run": "QmailEndToEndTests",
         "opensmtpd-toml": "OpenSMTPDEndToEndTests",
         "opensmtpd-conf": "OpenSMTPDEndToEndTests",
+        "shared-stores-toml": "SharedStoreTests",
     ]
 }

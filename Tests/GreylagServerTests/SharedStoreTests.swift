@@ -111,12 +111,38 @@ enum SharedServer: String, CaseIterable, Sendable, CustomStringConvertible, Cust
         #expect(SharedServer.available == SharedServer.allCases)
     }
 
+    /// The `[store]` table of docs/shared-stores.md, pointed at the test's
+    /// server and database: the example the docs give is what two hosts run.
+    static func docsStore(_ server: SharedServer, _ backend: GreylagConfiguration.Backend) throws -> GreylagConfiguration {
+        let (host, port, user, password, database): (String, Int, String, String?, String)
+        switch backend {
+        case .postgresql(let s): (host, port, user, password, database) = (s.host, s.port, s.user, s.password, s.database)
+        case .mysql(let s): (host, port, user, password, database) = (s.host, s.port, s.user, s.password, s.database)
+        case .sqlite: throw TestFailure("not a server")
+        }
+        var toml = try DocSnippets.snippet("shared-stores-toml")
+        for (old, new) in [("backend = \"postgresql\"", "backend = \"\(server == .postgresql ? "postgresql" : "mysql")\""),
+                           ("host = \"db.example.net\"", "host = \"\(host)\""), ("port = 5432 ", "port = \(port) "),
+                           ("user = \"greylag\"", "user = \"\(user)\""), ("password = \"secret\"", "password = \"\(password ?? "")\""),
+                           ("database = \"greylag\"", "database = \"\(database)\"")] {
+            toml = try DocSnippets.replacingOnce(toml, old, new)
+        }
+        return try ConfigurationLoader.parse(toml, file: "docs/shared-stores.md")
+    }
+
     @Test(arguments: SharedServer.available)
     func aTripletDeferredByOneHostPassesOnTheOther(server: SharedServer) async throws {
         try await server.withDatabase { backend in
+            let docs = try Self.docsStore(server, backend)
+            #expect(docs.backend == backend, "the docs' [store] table names the test database")
+            let store: @Sendable (inout GreylagConfiguration) -> Void = { c in
+                c.backend = docs.backend
+                c.storeTimeout = docs.storeTimeout
+                c.failureMode = docs.failureMode
+            }
             let clock = ManualClock()
-            try await withDaemon(configure: { $0.backend = backend }, clock: clock) { mx1, _ in
-                try await withDaemon(configure: { $0.backend = backend }, clock: clock) { mx2, _ in
+            try await withDaemon(configure: store, clock: clock) { mx1, _ in
+                try await withDaemon(configure: store, clock: clock) { mx2, _ in
                     let c1 = try await PolicyTestClient(mx1[0])
                     let c2 = try await PolicyTestClient(mx2[0])
                     #expect(try await c1.ask(request()) == defer300)
