@@ -208,12 +208,13 @@ extension QmailEndToEndTests {
             .write(toFile: smtpd, atomically: true, encoding: .utf8)
         chmod(smtpd, 0o755)
         let port = try freePort()
-        var line = try DocSnippets.snippet("qmail-tcpserver-run")
+        var runLine = try DocSnippets.snippet("qmail-tcpserver-run")
         for (old, new) in [(" 0 smtp ", " 127.0.0.1 \(port) "), ("-x /etc/tcp.smtp.cdb", "-x \(rules).cdb"),
                            ("/usr/local/bin/greylag", binary), ("--socket /run/greylag/policy.sock", "--socket \(socket)"),
                            ("/var/qmail/bin/qmail-smtpd", smtpd)] {
-            line = try DocSnippets.replacingOnce(line, old, new)
+            runLine = try DocSnippets.replacingOnce(runLine, old, new)
         }
+        let line = runLine
         try await withDaemon(configure: { c in
             configure(socket)(&c)
             c.helperSocketMode = 0o660

@@ -135,14 +135,14 @@ enum SharedServer: String, CaseIterable, Sendable, CustomStringConvertible, Cust
         try await server.withDatabase { backend in
             let docs = try Self.docsStore(server, backend)
             #expect(docs.backend == backend, "the docs' [store] table names the test database")
-            let store: @Sendable (inout GreylagConfiguration) -> Void = { c in
+            let docsStore: @Sendable (inout GreylagConfiguration) -> Void = { c in
                 c.backend = docs.backend
                 c.storeTimeout = docs.storeTimeout
                 c.failureMode = docs.failureMode
             }
             let clock = ManualClock()
-            try await withDaemon(configure: store, clock: clock) { mx1, _ in
-                try await withDaemon(configure: store, clock: clock) { mx2, _ in
+            try await withDaemon(configure: docsStore, clock: clock) { mx1, _ in
+                try await withDaemon(configure: docsStore, clock: clock) { mx2, _ in
                     let c1 = try await PolicyTestClient(mx1[0])
                     let c2 = try await PolicyTestClient(mx2[0])
                     #expect(try await c1.ask(request()) == defer300)
