@@ -51,14 +51,15 @@ struct Serve: AsyncParsableCommand {
     /// is the journal. A syslog socket that cannot be set up leaves the log
     /// on standard error, with the reason.
     static func logWriter(_ config: GreylagConfiguration, environment: [String: String]) -> (LogWriter, String?) {
+        let stderr = LogFormat.stderrIsJournal(environment) ? LogWriter(fd: 2, format: .journal) : .standardError
         switch config.logDestination {
         case .stderr:
-            return (LogFormat.stderrIsJournal(environment) ? LogWriter(fd: 2, format: .journal) : .standardError, nil)
+            return (stderr, nil)
         case .syslog:
             do {
                 return (try LogWriter(syslogSocket: config.syslogSocket, facility: config.syslogFacility), nil)
             } catch {
-                return (.standardError, "cannot log to syslog, logging to standard error: \(error)")
+                return (stderr, "cannot log to syslog, logging to standard error: \(error)")
             }
         }
     }

@@ -103,6 +103,37 @@ import Glibc
         #expect(try await waitForExit(daemon) == 0)
     }
 
+    @Test func watchdogKeepAlivesWhileTheLoopsRun() async throws {
+        let dir = TemporaryDirectory()
+        let notify = try DatagramSink(dir.path + "/notify.sock")
+        let policy = try freePort()
+        let config = dir.path + "/greylag.toml"
+        try writeConfig(config, dir: dir.path, policy: policy)
+        let daemon = try startGreylag(config: config, log: dir.path + "/daemon.log",
+                                      environment: ["NOTIFY_SOCKET": notify.name, "WATCHDOG_USEC": "400000"])
+        defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
+        #expect(try await notify.receive(within: 60)?.hasPrefix("READY=1") == true)
+        // Every 0.2 s: at least three in a second.
+        var keepAlives = 0
+        let start = Date()
+        while Date().timeIntervalSince(start) < 1.1, let d = try await notify.receive(within: 1) {
+            if d == "WATCHDOG=1" { keepAlives += 1 }
+        }
+        #expect(keepAlives >= 3, "\(keepAlives)")
+        kill(daemon.processIdentifier, SIGTERM)
+        #expect(try await waitForExit(daemon) == 0)
+
+        // WATCHDOG_PID naming another process: that one is watched, not greylag.
+        let other = try startGreylag(config: config, log: dir.path + "/daemon2.log",
+                                     environment: ["NOTIFY_SOCKET": notify.name, "WATCHDOG_USEC": "400000",
+                                                   "WATCHDOG_PID": "1"])
+        defer { if other.isRunning { kill(other.processIdentifier, SIGKILL) } }
+        while let d = try await notify.receive(within: 60), !d.hasPrefix("READY=1") {}
+        #expect(try await notify.receive(within: 0.8) == nil)
+        kill(other.processIdentifier, SIGTERM)
+        #expect(try await waitForExit(other) == 0)
+    }
+
     @Test func aStoreThatCannotBeOpenedStillMakesTheDaemonReadyAndSaysSo() async throws {
         let dir = TemporaryDirectory()
         let notify = try DatagramSink(dir.path + "/notify.sock")
@@ -198,6 +229,8 @@ import Glibc
             syslog_facility = "local3"
             syslog_socket = "\(syslog.name)"
             """)
+        let check = try await runProgram(try #require(GreylagBinary.path), ["check-config", "-c", config])
+        #expect(check.output.contains("log: level info, to syslog at \(syslog.name), facility local3"), "\(check.output)")
         let daemon = try startGreylag(config: config, log: dir.path + "/daemon.log")
         defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
         let pid = daemon.processIdentifier
