@@ -372,8 +372,10 @@ public final class GreylagDaemon: Service {
         logger.notice("\(banner)")
         // Every listener accepts now (NIO listens when bind returns) and the
         // store is open, or the daemon has chosen to serve without it.
-        notifier?.ready(status: Self.readyStatus(policy: shown, milter: boundMilters, http: httpBound,
-                                                 storeFailure: openFailure, failureMode: config.failureMode))
+        notifier?.ready(status: Self.readyStatus(policy: shown, milter: boundMilters,
+                                                 greylistd: greylistds.compactMap { $0.localAddress.map(Self.describe) },
+                                                 http: httpBound, storeFailure: openFailure,
+                                                 failureMode: config.failureMode))
         onListening(bound + boundMilters + (httpBound.map { ["http:" + $0] } ?? [])
                     + greylistds.compactMap { $0.localAddress.map { "greylistd:" + Self.describe($0) } })
 
@@ -450,11 +452,12 @@ public final class GreylagDaemon: Service {
     }
 
     /// The `STATUS=` systemd shows once the daemon is ready.
-    static func readyStatus(policy: [String], milter: [String], http: String?, storeFailure: String?,
-                            failureMode: GreylagConfiguration.FailureMode) -> String {
+    static func readyStatus(policy: [String], milter: [String], greylistd: [String] = [], http: String?,
+                            storeFailure: String?, failureMode: GreylagConfiguration.FailureMode) -> String {
         var parts: [String] = []
         if !policy.isEmpty { parts.append("policy on " + policy.joined(separator: ", ")) }
         if !milter.isEmpty { parts.append("milter on " + milter.joined(separator: ", ")) }
+        if !greylistd.isEmpty { parts.append("greylistd socket on " + greylistd.joined(separator: ", ")) }
         if let http { parts.append("http on \(http)") }
         var status = "serving " + (parts.isEmpty ? "no listener" : parts.joined(separator: "; "))
         if let storeFailure {

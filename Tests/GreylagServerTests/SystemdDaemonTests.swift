@@ -113,10 +113,10 @@ import Glibc
                                       environment: ["NOTIFY_SOCKET": notify.name, "WATCHDOG_USEC": "400000"])
         defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
         #expect(try await notify.receive(within: 60)?.hasPrefix("READY=1") == true)
-        // Every 0.2 s: at least three in a second.
+        // Every 0.2 s: at least three in 1.5 s, even on a busy host.
         var keepAlives = 0
         let start = Date()
-        while Date().timeIntervalSince(start) < 1.1, let d = try await notify.receive(within: 1) {
+        while Date().timeIntervalSince(start) < 1.5, let d = try await notify.receive(within: 1) {
             if d == "WATCHDOG=1" { keepAlives += 1 }
         }
         #expect(keepAlives >= 3, "\(keepAlives)")
@@ -183,7 +183,7 @@ import Glibc
     }
 
     func waitForLog(_ log: () -> String, containing text: String) async throws {
-        for _ in 0..<200 {
+        for _ in 0..<400 {
             if log().contains(text) { return }
             try await Task.sleep(for: .milliseconds(50))
         }

@@ -247,3 +247,17 @@ import Glibc
         #expect(ConfigReloader.restartOnly(a, b) == ["log.destination", "log.syslog_facility", "log.syslog_socket"])
     }
 }
+
+extension SystemdUnitTests {
+    @Test func readyStatusNamesEveryListenerAndAMissingStore() {
+        #expect(GreylagDaemon.readyStatus(policy: ["127.0.0.1:10023", "unix:/run/greylag/policy.sock (qmail helpers)"],
+                                          milter: ["127.0.0.1:10029"], greylistd: ["unix:/run/greylistd/socket"],
+                                          http: "127.0.0.1:10080", storeFailure: nil, failureMode: .pass)
+                == "serving policy on 127.0.0.1:10023, unix:/run/greylag/policy.sock (qmail helpers); "
+                + "milter on 127.0.0.1:10029; greylistd socket on unix:/run/greylistd/socket; http on 127.0.0.1:10080")
+        #expect(GreylagDaemon.readyStatus(policy: [], milter: [], http: nil, storeFailure: "disk I/O error",
+                                          failureMode: .defer)
+                == "serving no listener; STORE NOT OPEN (disk I/O error), every decision that needs it gets the "
+                + "failure mode (defer) until it opens")
+    }
+}
