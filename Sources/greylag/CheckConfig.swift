@@ -30,6 +30,7 @@ struct CheckConfig: AsyncParsableCommand {
             trusted networks \(config.lists.trusted.rules.map(\.text).joined(separator: ", ").ifEmpty("none"))
             list files: \(config.listFiles.joined(separator: ", ").ifEmpty("none"))
             admin socket: \(config.adminSocketPath ?? "off")
+            log: level \(config.logLevel), \(Self.logDestination(config))
             """)
     }
 }
@@ -43,6 +44,14 @@ extension CheckConfig {
         let mode = String(config.helperSocketMode, radix: 8)
         return " (mode 0\(mode), group \(config.helperSocketGroup ?? "greylag's own")"
             + (config.helperListenIsDefault ? ", the default: skipped if it cannot be served)" : ")")
+    }
+
+    /// Where the daemon's log goes.
+    static func logDestination(_ config: GreylagConfiguration) -> String {
+        switch config.logDestination {
+        case .stderr: return "to standard error (with <N> priorities when it is the journal)"
+        case .syslog: return "to syslog at \(config.syslogSocket), facility \(config.syslogFacility)"
+        }
     }
 
     static func describe(_ l: ListRules) -> String {
