@@ -236,6 +236,7 @@ extension ConfigurationReference {
     public static func settings(_ arguments: [String]) throws -> [String: String] {
         var out: [String: String] = [:]
         for argument in arguments {
+            guard argument.utf8.count <= 4096 else { throw ReferenceError("--set: an argument longer than 4096 bytes") }
             guard let eq = argument.firstIndex(of: "=") else {
                 throw ReferenceError("--set \(argument): expected KEY=VALUE, such as store.path=\"/var/lib/greylag/greylag.db\"")
             }
@@ -259,7 +260,8 @@ extension ConfigurationReference {
             guard !value.isEmpty, !value.contains(where: { $0 == "\n" || $0 == "\r" }),
                   TOMLPrecheck.check("v = \(value)") == nil,
                   let parsed = try? TOMLTable(string: "v = \(value)"), parsed.keys == ["v"] else {
-                throw ReferenceError("--set \(key): \(value.isEmpty ? "no value" : value + " is not one TOML value") "
+                let shown = value.count > 60 ? value.prefix(60) + "..." : value
+                throw ReferenceError("--set \(key): \(value.isEmpty ? "no value" : shown + " is not one TOML value") "
                                      + "(a string needs its quotes: store.path=\"/var/lib/greylag/greylag.db\")")
             }
             out[key] = value

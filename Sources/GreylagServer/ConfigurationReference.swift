@@ -244,7 +244,9 @@ public enum ConfigurationReference {
                  + "socket's missing directories, mode 0755 (for every unix listener)", example: "\"0660\""),
             .key("max_connections", "2000",
                  "open policy connections at most (`1` to `1000000`); one more is closed at once (the MTA applies "
-                 + "its default action), counted in `greylag_connections_refused_total` and logged once per 10 s",
+                 + "its default action), counted in `greylag_connections_refused_total` and logged once per 10 s: "
+                 + "`policy connection from ... refused: 2000 connections are open, the limit set by "
+                 + "policy.max_connections`",
                  example: "500"),
         ])
 
@@ -280,7 +282,7 @@ public enum ConfigurationReference {
             + "(Debian's Exim ACLs).",
         keys: [
             .key("listen", "[]",
-                 "listeners that speak greylistd's protocol: `unix:/var/run/greylistd/socket`, also `HOST:PORT`; must not be "
+                 "listeners that speak greylistd's protocol (see \"greylistd's socket\"): `unix:/var/run/greylistd/socket`, also `HOST:PORT`; must not be "
                  + "a policy listener. Restart to change", example: "[\"unix:/var/run/greylistd/socket\"]"),
             .key("socket_mode", "\"0660\"",
                  "permissions of its unix sockets: the MTA's group must be able to connect. Restart to change",
@@ -318,7 +320,8 @@ public enum ConfigurationReference {
                  "`normal`: nothing an MTA was told is lost when greylag crashes or is killed; a power loss or "
                  + "kernel crash can lose the decisions of the last fraction of a second (the log is synced at every "
                  + "checkpoint, 5 times a second). `full`: every commit waits for an fsync, so a power loss loses "
-                 + "nothing acknowledged either, at about three quarters of the rate with 16 connections",
+                 + "nothing acknowledged either, at about three quarters of the rate with 16 connections (see "
+                 + "`BENCHMARKS.md`)",
                  example: "\"full\""),
             .key("expiry_interval", "\"1m\"", "how often expired records are removed; more than 0",
                  example: "\"5m\""),
@@ -339,7 +342,7 @@ public enum ConfigurationReference {
                  example: "\"defer\""),
             .key("reopen_interval", "\"30s\"",
                  "how often greylag tries again to open a store it could not open, after quicker first tries from "
-                 + "1 s on; at most `1d`", example: "\"1m\""),
+                 + "1 s on (see \"Recovering a broken store\"); at most `1d`", example: "\"1m\""),
         ])
 
     /// The tables that take list rules.

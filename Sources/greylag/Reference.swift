@@ -38,7 +38,8 @@ struct Reference: ParsableCommand {
                 print(ConfigurationReference.conffile(set: try ConfigurationReference.settings(settings)), terminator: "")
             }
         } catch let error as ReferenceError {
-            throw ValidationError(error.description)
+            FileHandle.standardError.write(Data("greylag reference: \(error)\n".utf8))
+            throw ExitCode(64)
         }
     }
 }
