@@ -437,6 +437,18 @@ public enum ConfigurationReference {
             .key("stats_interval", "\"5m\"",
                  "every this long, one line with the decisions since the last line; `0` turns it off",
                  example: "\"1h\""),
+            .key("destination", "\"stderr\"",
+                 "`stderr`: standard error, with the journal's `<N>` priorities and no timestamp when standard "
+                 + "error is the journal (`JOURNAL_STREAM`); `syslog`: RFC 3164 datagrams to `syslog_socket`, for "
+                 + "hosts without journald (see [logging.md](logging.md)). Restart to change",
+                 example: "\"syslog\""),
+            .key("syslog_facility", "\"mail\"",
+                 "the facility of syslog lines: `user`, `mail`, `daemon`, `auth`, `syslog`, `lpr`, `news`, `uucp`, "
+                 + "`cron`, `authpriv`, `ftp`, `local0` to `local7`. Restart to change",
+                 example: "\"local3\""),
+            .key("syslog_socket", "\"/dev/log\"",
+                 "the syslog daemon's datagram socket: an absolute path of at most 107 bytes. Restart to change",
+                 example: "\"/run/systemd/journal/dev-log\""),
         ])
 
     static let http = ConfigSection(

@@ -211,6 +211,20 @@ import Testing
                 "docs/configuration.md: a BEGIN marker without its END")
     }
 
+    /// The other pages that repeat a table (docs/logging.md the [log]
+    /// keys) repeat it as generated, too.
+    @Test func otherPagesTablesAreWhatTheRegistryGenerates() throws {
+        var found = 0
+        for file in try DocSnippets.documents() where file != "docs/configuration.md" {
+            for (name, body) in Self.regions(try DocSnippets.text(file)) {
+                found += 1
+                #expect(body == (try ConfigurationReference.markdown(section: name)),
+                        "\(file): the table of --section \(name) differs from the registry; run scripts/gen-docs.sh")
+            }
+        }
+        #expect(found >= 1, "docs/logging.md's [log] table is a generated region")
+    }
+
     // MARK: The man page
 
     static func tool(_ name: String) -> String? {
