@@ -123,6 +123,9 @@ extension Reader {
                 rule.selectors.append((k, spec))
             }
         }
+        // In the order written, so a decision's log names the matches that way.
+        let locator = self.locator
+        rule.selectors.sort { (locator.line(of: $0.key) ?? .max, $0.key) < (locator.line(of: $1.key) ?? .max, $1.key) }
         if rule.selectors.isEmpty {
             fail(name, "has no selector; give at least one of " + Self.ruleSelectorKeys.joined(separator: ", ")
                  + " (a rule for everyone is what [greylist] is for)")

@@ -57,8 +57,8 @@ import Testing
         #expect(rules[1].delay == nil && rules[2].reply == nil)
         #expect(rules[2].selectors.first?.rules.map(\.text) == ["news@partner.example"])
         // The selectors' entries are located like the list tables' entries.
-        #expect(rules[0].selectors[0].rules.first?.origin == "\(file):5 rules[1].sender_domains"
-                || rules[0].selectors[1].rules.first?.origin == "\(file):5 rules[1].sender_domains")
+        #expect(rules[0].selectors.map { $0.rules.map(\.origin) } == [["\(file):5 rules[1].sender_domains"],
+                                                                      ["\(file):6 rules[1].recipients"]])
     }
 
     @Test func aRuleWithoutTimingsUsesTheGreylistSection() throws {
