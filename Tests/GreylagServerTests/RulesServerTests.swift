@@ -84,6 +84,29 @@ import Testing
         }
     }
 
+    @Test func greylistdAnswersFollowTheRulesTimings() async throws {
+        let dir = TemporaryDirectory()
+        let socket = dir.path + "/socket"
+        let loaded = try ConfigurationLoader.parse(Self.config + "\n[greylistd]\nlisten = [\"unix:\(socket)\"]\n",
+                                                   file: "t.toml")
+        let clock = ManualClock()
+        try await withDaemon(configure: { c in
+            using(loaded)(&c)
+            c.greylistdListeners = loaded.greylistdListeners
+        }, clock: clock) { _, _ async throws in
+            let slow = "--grey 198.51.100.7 a@slow.example bob@example.net"
+            let other = "--grey 198.51.100.7 a@other.example bob@example.net"
+            #expect(try await greylistd(socket, slow) == "true")
+            #expect(try await greylistd(socket, other) == "true")
+            #expect(try await greylistd(socket, "198.51.100.7 spammer@bad.example bob@example.net") == "black")
+            clock.advance(30 * 60)
+            #expect(try await greylistd(socket, other) == "false")
+            #expect(try await greylistd(socket, slow) == "true")
+            clock.advance(31 * 60)
+            #expect(try await greylistd(socket, slow) == "false")
+        }
+    }
+
     @Test func reloadPutsChangedRulesInForce() async throws {
         let dir = TemporaryDirectory()
         let path = dir.path + "/greylag.toml"
