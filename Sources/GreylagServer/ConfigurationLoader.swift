@@ -197,9 +197,9 @@ struct Reader {
     /// (`policy`, `lists.partners`); if not, reports it with the reference's
     /// message for that table. Every key passes here before it is read, so
     /// the reference is the one list of the keys greylag accepts.
-    mutating func known(_ table: String, _ key: String) -> Bool {
+    mutating func known(_ table: String, _ key: String, as located: String? = nil) -> Bool {
         guard let message = ConfigurationReference.unknownKeyMessage(table: table, key: key) else { return true }
-        fail("\(table).\(key)", message)
+        fail(located ?? "\(table).\(key)", message)
         return false
     }
 
@@ -211,6 +211,10 @@ struct Reader {
 
     mutating func read(_ root: TOMLTable, into config: inout GreylagConfiguration) {
         for (name, value) in root {
+            if name == "rules" {
+                readRules(value)
+                continue
+            }
             guard let section = value.table else {
                 fail(name, "unknown top-level key; expected a section: \(Self.sections)")
                 continue
@@ -237,6 +241,7 @@ struct Reader {
             }
         }
         resolveLists(into: &config)
+        resolveRules(into: &config)
         defaultHelperSocket(root["policy"]?.table, into: &config)
         let p = config.policy
         if p.retryWindow <= p.delay {

@@ -37,9 +37,9 @@ public struct ConfigKey: Sendable {
 
     /// A key whose default is described in words (`shown`, Markdown), not one value to write.
     public static func key(_ name: String, shown: String, _ meaning: String, example: String,
-                           needs: [String] = [], files: [String: String] = [:]) -> ConfigKey {
+                           needs: [String] = [], files: [String: String] = [:], tables: String = "") -> ConfigKey {
         ConfigKey(name: name, defaultValue: nil, shownDefault: shown, meaning: meaning, example: example,
-                  only: nil, exampleSiblings: needs, exampleFiles: files)
+                  only: nil, exampleSiblings: needs, exampleTables: tables, exampleFiles: files)
     }
 }
 
@@ -110,7 +110,7 @@ public struct ConfigSection: Sendable {
 public enum ConfigurationReference {
     /// The sections in the order the reference presents them.
     public static let sections: [ConfigSection] = [
-        greylist, server, policy, milter, greylistd, store, lists, exemptions, admin, reload, log, http,
+        greylist, server, policy, milter, greylistd, store, lists, rules, exemptions, admin, reload, log, http,
     ]
 
     /// The section with `id`, or the one holding the table named `name`
@@ -389,6 +389,57 @@ public enum ConfigurationReference {
             .key("mode", "\"opt-out\"",
                  "`[scope]` only: `opt-out` greylists every recipient except those the rules match; `opt-in` only "
                  + "those", example: "\"opt-in\"", only: ["scope"]),
+        ],
+        unknownKey: .oneOf)
+
+    /// A selector most examples of `[[rules]]` keys need (a rule without one is refused).
+    static let ruleSelector = "senders = [\"user@example.com\"]"
+
+    static let rules = ConfigSection(
+        id: "rules", title: "`[[rules]]`: rules with their own timings and replies", tables: [ConfigTable("rules", .array)],
+        intro: "Checked in file order after the exemptions and before the list tables; the first rule whose "
+            + "selectors all match decides: it whitelists, blacklists with its own reply, or greylists with its "
+            + "own timings and reply (see [rules.md](rules.md)). Every selector given must match, any value of one "
+            + "will do, and a rule needs at least one; values are written as in the list tables.",
+        keys: [
+            .key("clients", shown: "none", "selector: the client address or network", example: "[\"192.0.2.0/24\"]"),
+            .key("client_names", shown: "none", "selector: the client's verified host name",
+                 example: "[\".example.net\"]"),
+            .key("helo_names", shown: "none", "selector: the HELO/EHLO name", example: "['/^[0-9.]+$/']"),
+            .key("senders", shown: "none", "selector: the envelope sender", example: "[\"<>\"]"),
+            .key("sender_domains", shown: "none", "selector: the sender's domain", example: "[\"example.com\"]"),
+            .key("recipients", shown: "none", "selector: the envelope recipient",
+                 example: "[\"list@example.net\"]"),
+            .key("recipient_domains", shown: "none", "selector: the recipient's domain",
+                 example: "[\"example.net\"]"),
+            .key("lists", shown: "none", "selector: names of `[lists.NAME]` tables, any of their entries",
+                 example: "[\"partners\"]",
+                 tables: "[lists.partners]\nsender_domains = [\"partner.example\"]\n"),
+            .key("files", shown: "none", "selector: greylag list files (`FIELD VALUE` per line), any of their entries",
+                 example: "[\"partners.list\"]", files: ["partners.list": "sender_domain partner.example\n"]),
+            .key("client_files", shown: "none", "selector: postgrey's `whitelist_clients` format",
+                 example: "[\"whitelist_clients\"]", files: ["whitelist_clients": "example.com\n"]),
+            .key("recipient_files", shown: "none", "selector: postgrey's `whitelist_recipients` format",
+                 example: "[\"whitelist_recipients\"]", files: ["whitelist_recipients": "postmaster@\n"]),
+            .key("action", shown: "`\"greylist\"`", "`greylist`, `whitelist` or `blacklist`",
+                 example: "\"whitelist\"", needs: [ruleSelector]),
+            .key("delay", shown: "`[greylist] delay`", "greylist only: how long a new triplet is deferred",
+                 example: "\"1h\"", needs: [ruleSelector]),
+            .key("retry_window", shown: "`[greylist] retry_window`",
+                 "greylist only: how long a deferred triplet is remembered; longer than the rule's delay",
+                 example: "\"3d\"", needs: [ruleSelector]),
+            .key("pass_ttl", shown: "`[greylist] pass_ttl`",
+                 "greylist only: how long a passed triplet stays passed after its last use (milter-greylist's "
+                 + "`autowhite`)", example: "\"7d\"", needs: [ruleSelector]),
+            .key("defer_code", shown: "the protocol's", "greylist only: a 4xx code with an optional enhanced code, "
+                 + "for the milter, the policy action and the helpers", example: "\"450 4.7.1\"", needs: [ruleSelector]),
+            .key("defer_text", shown: "the protocol's",
+                 "greylist only: the deferral's text; placeholders as in `[policy] defer_text`",
+                 example: "\"Come back in {left}\"", needs: [ruleSelector]),
+            .key("reject_code", shown: "the protocol's", "blacklist only: a 5xx code with an optional enhanced code",
+                 example: "\"554 5.7.1\"", needs: [ruleSelector, "action = \"blacklist\""]),
+            .key("reject_text", shown: "the protocol's", "blacklist only: the refusal's text",
+                 example: "\"No mail from {client}\"", needs: [ruleSelector, "action = \"blacklist\""]),
         ],
         unknownKey: .oneOf)
 

@@ -23,7 +23,13 @@ import Testing
     }
 
     /// The path the loader names keys of `t` with (`lists.example`).
-    static func path(_ t: ConfigTable) -> String { t.form == .named ? "\(t.name).example" : t.name }
+    static func path(_ t: ConfigTable) -> String {
+        switch t.form {
+        case .table: return t.name
+        case .named: return "\(t.name).example"
+        case .array: return "\(t.name)[1]"  // the loader numbers the entries of [[rules]] from 1
+        }
+    }
 
     func load(_ text: String, in dir: TemporaryDirectory) -> Result<GreylagConfiguration, ConfigurationErrors> {
         do {
@@ -91,7 +97,7 @@ import Testing
                     }
                     let expected = name == "lists" && table.form == .named
                         ? "named lists cannot include other lists"
-                        : ConfigurationReference.unknownKeyMessage(table: Self.path(table), key: name)
+                        : ConfigurationReference.unknownKeyMessage(table: table.path, key: name)
                     #expect(e.errors.map(\.description) == ["\(dir.path)/greylag.toml:2: \(key): \(expected ?? "?")"])
                 }
             }
@@ -117,7 +123,7 @@ import Testing
         #expect(message("scope", "x") == "unknown key; expected one of \(rules), lists, mode")
         #expect(message("greylist", "delay") == nil && message("lists.x", "clients") == nil)
         #expect(ConfigurationReference.tableList == "[greylist], [server], [policy], [milter], [greylistd], [store], "
-                + "[whitelist], [blacklist], [scope], [dry_run], [lists.NAME], [exemptions], [admin], [reload], "
+                + "[whitelist], [blacklist], [scope], [dry_run], [lists.NAME], [[rules]], [exemptions], [admin], [reload], "
                 + "[log] or [http]")
     }
 
@@ -419,6 +425,7 @@ import Testing
         c.lists = ListRules()
         var out = ""
         dump(c, to: &out)
+        dump(l.rules, to: &out)
         func rules(_ name: String, _ set: RuleSet) -> String {
             "\(name): " + set.rules.map { "\($0.field.rawValue) \($0.text)" }.joined(separator: ", ") + "\n"
         }
