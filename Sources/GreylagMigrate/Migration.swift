@@ -74,6 +74,7 @@ public struct Migration: Sendable {
     public init(source: MigrationSource, inputs: [String]) {
         self.source = source
         self.inputs = inputs
+        set("store", "path", .string("/var/lib/greylag/greylag.db"), comment: "where the Debian package keeps greylag's state")
     }
 
     /// Sets `section.key`, replacing an earlier value (the last setting wins,

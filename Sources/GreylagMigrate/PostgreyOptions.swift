@@ -215,11 +215,11 @@ public enum PostgreyOptions {
 
         let clientFiles = clients ?? ["\(configDir)/whitelist_clients", "\(configDir)/whitelist_clients.local"]
         let recipientFiles = recipients ?? ["\(configDir)/whitelist_recipients", "\(configDir)/whitelist_recipients.local"]
-        for (files, key, format) in [(clientFiles, "client_files", ListFileFormat.postgreyClients),
-                                     (recipientFiles, "recipient_files", .postgreyRecipients)] {
+        for (files, key, format, defaulted) in [(clientFiles, "client_files", ListFileFormat.postgreyClients, clients == nil),
+                                                (recipientFiles, "recipient_files", .postgreyRecipients, recipients == nil)] {
             var names: [String] = []
             for f in files.prefix(MigrationLimits.maxListFiles) {
-                let optional = clients == nil && f.hasSuffix(".local")
+                let optional = defaulted && f.hasSuffix(".local")  // postgrey does not miss these either
                 guard let bytes = read(f) else {
                     if !optional { m.note(origin, line, "cannot read the list file \(ValueForms.printable(f)); its entries were not carried over") }
                     continue

@@ -42,7 +42,8 @@ public enum TOMLWriter {
     public static func render(_ table: TOMLTable, array: Bool) -> String {
         var out = ""
         for c in table.comments { out += "# \(commentText(c))\n" }
-        out += array ? "[[\(table.header)]]\n" : "[\(table.header)]\n"
+        let header = table.header.hasPrefix("lists.") ? "lists." + key(String(table.header.dropFirst(6))) : key(table.header)
+        out += array ? "[[\(header)]]\n" : "[\(header)]\n"
         for e in table.entries {
             out += "\(key(e.key)) = \(value(e.value))"
             if let c = e.comment { out += "   # \(commentText(c))" }
