@@ -52,9 +52,12 @@ public struct Verdict: Sendable, Hashable {
     public var wouldDefer: Bool
     /// The list rule that settled the decision (or made it a dry run).
     public var rule: RuleMatch?
+    /// The reply code and texts of the `[[rules]]` entry that decided, used
+    /// instead of the protocol's own where set.
+    public var reply: RuleReply?
 
     public init(action: Action, reason: DecisionReason, timeLeft: Int64? = nil, delayed: Int64? = nil,
-                triplet: Triplet? = nil, wouldDefer: Bool = false, rule: RuleMatch? = nil) {
+                triplet: Triplet? = nil, wouldDefer: Bool = false, rule: RuleMatch? = nil, reply: RuleReply? = nil) {
         self.action = action
         self.reason = reason
         self.timeLeft = timeLeft
@@ -62,6 +65,7 @@ public struct Verdict: Sendable, Hashable {
         self.triplet = triplet
         self.wouldDefer = wouldDefer
         self.rule = rule
+        self.reply = reply
     }
 }
 

@@ -136,7 +136,7 @@ actor ConfigReloader {
 
     static func describe(_ l: ListRules) -> String {
         "\(l.whitelist.count) whitelist, \(l.blacklist.count) blacklist, \(l.trusted.count) trusted, "
-            + "\(l.scope.count) scope (\(l.scopeMode.rawValue)), \(l.dryRun.count) dry-run rules"
+            + "\(l.scope.count) scope (\(l.scopeMode.rawValue)), \(l.dryRun.count) dry-run rules, \(l.rules.count) [[rules]]"
     }
 
     /// Settings a running daemon cannot change.

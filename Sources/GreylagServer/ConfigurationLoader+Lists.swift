@@ -17,6 +17,8 @@ struct RuleSections {
     var named: [String: Spec] = [:]
     var builtin = true
     var files: [String] = []
+    /// `[[rules]]` entries, in file order.
+    var rules: [PendingRule] = []
 }
 
 /// The keys shared by [whitelist], [blacklist], [scope], [dry_run] and [lists.NAME].

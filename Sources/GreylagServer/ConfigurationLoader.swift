@@ -185,10 +185,14 @@ struct Reader {
     }
 
     static let sections = "[greylist], [server], [policy], [milter], [greylistd], [store], [log], [whitelist], [blacklist], [exemptions], "
-        + "[scope], [dry_run], [lists.NAME], [admin], [reload] or [http]"
+        + "[scope], [dry_run], [lists.NAME], [[rules]], [admin], [reload] or [http]"
 
     mutating func read(_ root: TOMLTable, into config: inout GreylagConfiguration) {
         for (name, value) in root {
+            if name == "rules" {
+                readRules(value)
+                continue
+            }
             guard let section = value.table else {
                 fail(name, "unknown top-level key; expected a section: \(Self.sections)")
                 continue
@@ -211,6 +215,7 @@ struct Reader {
             }
         }
         resolveLists(into: &config)
+        resolveRules(into: &config)
         defaultHelperSocket(root["policy"]?.table, into: &config)
         let p = config.policy
         if p.retryWindow <= p.delay {

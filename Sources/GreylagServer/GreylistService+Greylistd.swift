@@ -11,6 +11,7 @@ extension GreylistService {
         var engine = self.engine
         let triplet: Triplet
         let dryRun: RuleMatch?
+        var rule: Engine.RuleSettings? = nil
         switch engine.prepare(query, now: now) {
         case .decided(let verdict):
             guard let key, verdict.reason == .noClientAddress || verdict.reason == .noRecipient else {
@@ -20,14 +21,15 @@ extension GreylistService {
             triplet = key
             dryRun = nil
             engine.policy.clientAutowhitelist = 0
-        case .lookup(let t, let d):
+        case .lookup(let t, let d, let r):
             triplet = t
             dryRun = d
+            rule = r
         }
         let started = StoreHealth.now()
-        let frozen = engine
+        let frozen = engine, frozenRule = rule
         store.decide(triplet, now: now, { state in
-            let d = frozen.decide(triplet, state: state, now: now, dryRun: dryRun)
+            let d = frozen.decide(triplet, state: state, now: now, dryRun: dryRun, rule: frozenRule)
             return record ? d : Decision(verdict: d.verdict, change: .none)
         }) { result in
             self.finish(result, triplet: triplet, query: query, startedAt: started, completion: completion)

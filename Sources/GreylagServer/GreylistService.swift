@@ -123,9 +123,9 @@ public final class GreylistService: Sendable {
         case .decided(let verdict):
             metrics.decisionTook(nanoseconds: StoreHealth.now() &- started)
             completion(verdict)
-        case .lookup(let triplet, let dryRun):
+        case .lookup(let triplet, let dryRun, let rule):
             let delay = query.delayOverride
-            store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay) }) { result in
+            store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay, rule: rule) }) { result in
                 self.finish(result, triplet: triplet, query: query, startedAt: started, completion: completion)
             }
         }

@@ -1,6 +1,7 @@
 /// Finds the line of a `section.key` in TOML text, so configuration errors
 /// found after parsing can still name their line. Handles the plain layout
-/// of configuration files: `[section]` headers and `key = value` lines.
+/// of configuration files: `[section]` and `[[array]]` headers (the Nth
+/// `[[rules]]` table is `rules[N]`) and `key = value` lines.
 struct TOMLKeyLocator {
     private var lines: [String: Int] = [:]
     private var text: [Substring] = []
@@ -8,10 +9,20 @@ struct TOMLKeyLocator {
     init(text: String) {
         var section = ""
         var number = 0
+        var arrayCounts: [String: Int] = [:]
         self.text = text.split(separator: "\n", omittingEmptySubsequences: false)
         for raw in self.text {
             number += 1
             let line = raw.drop { $0 == " " || $0 == "\t" }
+            if line.hasPrefix("[[") {
+                // An array of tables: `[[rules]]` headers are `rules[1]`, `rules[2]`, ...
+                let name = String(line.dropFirst(2).prefix { $0 != "]" }.filter { $0 != " " && $0 != "\"" })
+                let n = (arrayCounts[name] ?? 0) + 1
+                arrayCounts[name] = n
+                section = "\(name)[\(n)]"
+                lines[section] = number
+                continue
+            }
             if line.hasPrefix("[") {
                 let name = line.dropFirst().prefix { $0 != "]" }.filter { $0 != " " && $0 != "\"" }
                 section = String(name)

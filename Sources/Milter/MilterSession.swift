@@ -162,9 +162,14 @@ public struct MilterSession: Sendable {
         let query = lastQuery ?? GreylistQuery(clientAddress: clientAddress, sender: sender, recipient: "")
         switch verdict.action {
         case .defer:
-            return .replyCode(Self.replyText(config.deferCode, ReplyTemplate.expand(config.deferText, verdict: verdict, query: query)))
+            // A `[[rules]]` entry's code and text, where it sets them.
+            let r = verdict.reply
+            return .replyCode(Self.replyText(r?.deferCode ?? config.deferCode,
+                                             ReplyTemplate.expand(r?.deferText ?? config.deferText, verdict: verdict, query: query)))
         case .reject:
-            return .replyCode(Self.replyText(config.rejectCode, ReplyTemplate.expand(config.rejectText, verdict: verdict, query: query)))
+            let r = verdict.reply
+            return .replyCode(Self.replyText(r?.rejectCode ?? config.rejectCode,
+                                             ReplyTemplate.expand(r?.rejectText ?? config.rejectText, verdict: verdict, query: query)))
         case .pass:
             if let d = verdict.delayed, d > 0 {
                 messageDelayed = max(messageDelayed ?? 0, d)

@@ -147,11 +147,14 @@ public struct PolicySession: Sendable {
         let query = query ?? Self.query(from: request, helperAttributes: helperAttributes)
         switch verdict.action {
         case .defer:
-            return PolicyReply(action: joined(config.deferAction,
-                                              ReplyTemplate.expand(config.deferText, verdict: verdict, query: query)))
+            // A `[[rules]]` entry's code and text, where it sets them.
+            let r = verdict.reply
+            return PolicyReply(action: joined(r?.deferCode ?? config.deferAction,
+                                              ReplyTemplate.expand(r?.deferText ?? config.deferText, verdict: verdict, query: query)))
         case .reject:
-            return PolicyReply(action: joined(config.rejectAction,
-                                              ReplyTemplate.expand(config.rejectText, verdict: verdict, query: query)))
+            let r = verdict.reply
+            return PolicyReply(action: joined(r?.rejectCode ?? config.rejectAction,
+                                              ReplyTemplate.expand(r?.rejectText ?? config.rejectText, verdict: verdict, query: query)))
         case .pass:
             guard config.addHeader, let delayed = verdict.delayed, delayed > 0 else { return .dunno }
             let instance = request["instance"]

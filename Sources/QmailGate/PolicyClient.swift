@@ -177,3 +177,24 @@ public enum GateVerdict: Sendable, Hashable {
         }
     }
 }
+
+extension GateVerdict {
+    /// The SMTP code of a numeric policy action (`450 4.7.1 text` gives
+    /// `450` and `4.7.1`; `554 text` gives `554` and nil), or nil for a
+    /// keyword action (`DEFER_IF_PERMIT`, `REJECT`). A `[[rules]]` entry's
+    /// `defer_code` or `reject_code` reaches the helpers this way.
+    public static func code(of action: String) -> (code: String, enhanced: String?)? {
+        let words = action.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
+        guard let first = words.first, first.count == 3, let digit = first.first, digit == "4" || digit == "5",
+              first.allSatisfy({ $0 >= "0" && $0 <= "9" }) else { return nil }
+        var enhanced: String? = nil
+        if words.count > 1 {
+            let parts = words[1].split(separator: ".", omittingEmptySubsequences: false)
+            if parts.count == 3, parts[0] == String(digit),
+               parts.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy { $0 >= "0" && $0 <= "9" } }) {
+                enhanced = String(words[1])
+            }
+        }
+        return (String(first), enhanced)
+    }
+}

@@ -42,20 +42,25 @@ public enum QmailHelpers {
         if let variable = options.activation, env(variable) == nil { return ("", nil) }
         if env("RELAYCLIENT") != nil { return ("", nil) }
         if let user = env("SMTPAUTHUSER"), !user.isEmpty { return ("", nil) }
-        let verdict: GateVerdict
+        let action: String
         do {
-            verdict = GateVerdict(action: try ask(request(env, origin: "qmail-spp", sender: env("SMTPMAILFROM") ?? "",
-                                                          recipient: env("SMTPRCPTTO") ?? "")))
+            action = try ask(request(env, origin: "qmail-spp", sender: env("SMTPMAILFROM") ?? "",
+                                     recipient: env("SMTPRCPTTO") ?? ""))
         } catch {
             return ("", "greylag qmail-spp: \(error); passing the mail\n")
         }
-        switch verdict {
+        // A numeric action (a `[[rules]]` entry's code) gives the code;
+        // a keyword action leaves the plugin's own.
+        let code = GateVerdict.code(of: action)
+        switch GateVerdict(action: action) {
         case .pass: return ("", nil)
         case .defer(let text):
-            return (options.legacyText ? "E451 temporary failure (#4.3.0)\n" : "E451 4.7.1 \(oneLine(text))\n", nil)
+            let c = code.map { "\($0.code) \($0.enhanced ?? "4.7.1")" } ?? "451 4.7.1"
+            return (options.legacyText ? "E451 temporary failure (#4.3.0)\n" : "E\(c) \(oneLine(text))\n", nil)
         case .reject(let text):
+            let c = code.map { "\($0.code) \($0.enhanced ?? "5.7.1")" } ?? "\(options.rejectCode) 5.7.1"
             return (options.legacyText ? "E553 sorry, your envelope sender has been denied (#5.7.1)\n"
-                        : "E\(options.rejectCode) 5.7.1 \(oneLine(text))\n", nil)
+                        : "E\(c) \(oneLine(text))\n", nil)
         }
     }
 

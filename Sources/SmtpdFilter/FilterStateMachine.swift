@@ -297,10 +297,11 @@ public struct FilterStateMachine: Sendable {
                 case .pass: reply = head.result("proceed")
                 case .defer(let text):
                     let t = Self.printable(text, limit: 400)
-                    reply = head.result("reject|451 4.7.1 " + (t.isEmpty ? "Greylisted, please try again later" : t))
+                    reply = head.result("reject|\(Self.deferCode(action)) " + (t.isEmpty ? "Greylisted, please try again later" : t))
                 case .reject(let text):
                     let t = Self.printable(text, limit: 400)
-                    reply = head.result("reject|\(Self.rejectCode(action)) 5.7.1 " + (t.isEmpty ? "Refused" : t))
+                    let enhanced = GateVerdict.code(of: action).flatMap { $0.code.first == "5" ? $0.enhanced : nil } ?? "5.7.1"
+                    reply = head.result("reject|\(Self.rejectCode(action)) \(enhanced) " + (t.isEmpty ? "Refused" : t))
                 }
             }
         } else {
@@ -310,6 +311,13 @@ public struct FilterStateMachine: Sendable {
         sessions[id] = s
         actions.append(.write(reply))
         return actions + pump(id)
+    }
+
+    /// The 4xx code and enhanced code of the daemon's action (a `[[rules]]`
+    /// entry's `defer_code`, `450 4.7.1 ...`), or `451 4.7.1`.
+    static func deferCode(_ action: String) -> String {
+        guard let c = GateVerdict.code(of: action), c.code.first == "4" else { return "451 4.7.1" }
+        return "\(c.code) \(c.enhanced ?? "4.7.1")"
     }
 
     /// A 5xx code of the daemon's action (`554 5.7.1 ...`), or 550.

@@ -48,7 +48,7 @@ extension CheckConfig {
     static func describe(_ l: ListRules) -> String {
         let builtin = l.whitelist.rules.filter { $0.origin.hasPrefix("builtin:") }.count
         return "whitelist \(l.whitelist.count) rules (\(builtin) built-in), blacklist \(l.blacklist.count), "
-            + "scope \(l.scopeMode.rawValue) \(l.scope.count), dry run \(l.dryRun.count)"
+            + "scope \(l.scopeMode.rawValue) \(l.scope.count), dry run \(l.dryRun.count), [[rules]] \(l.rules.count)"
     }
 }
 

@@ -57,6 +57,17 @@ final class FakeDaemon: @unchecked Sendable {
         #expect(run(base, daemon) == ("", nil))
     }
 
+    @Test func aNumericActionOfARuleGivesTheCode() {
+        // A [[rules]] entry's defer_code / reject_code reach the plugin as the policy action.
+        #expect(run(base, FakeDaemon("450 4.7.2 Slow senders wait 1h")) == ("E450 4.7.2 Slow senders wait 1h\n", nil))
+        #expect(run(base, FakeDaemon("450 Slow")) == ("E450 4.7.1 Slow\n", nil))
+        #expect(run(base, FakeDaemon("554 5.7.0 Go away")) == ("E554 5.7.0 Go away\n", nil))
+        #expect(run(base, FakeDaemon("554 Go away")) == ("E554 5.7.1 Go away\n", nil))
+        #expect(GateVerdict.code(of: "DEFER_IF_PERMIT 450 4.7.1 x") == nil)
+        #expect(GateVerdict.code(of: "4500 4.7.1 x") == nil && GateVerdict.code(of: "45x") == nil)
+        #expect(GateVerdict.code(of: "451 5.7.1 mixed")?.enhanced == nil)
+    }
+
     @Test func legacyTextsOfTheOldPlugin() {
         var o = QmailHelpers.SPPOptions()
         o.legacyText = true

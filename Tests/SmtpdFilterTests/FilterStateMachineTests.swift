@@ -157,6 +157,13 @@ extension FilterStateMachine.Question {
         d.send([Recorded.rcpt(v, s, token: "00000000000000ab", "e@example.net")])
         d.answer(d.questions.last!, "REJECT")
         #expect(d.drain() == [Recorded.reply(v, s, token: "00000000000000ab", "reject|550 5.7.1 Refused")])
+        // A [[rules]] entry's own codes arrive as a numeric action.
+        d.send([Recorded.rcpt(v, s, token: "00000000000000b1", "g@example.net")])
+        d.answer(d.questions.last!, "450 4.7.2 Slow senders wait 1h")
+        #expect(d.drain() == [Recorded.reply(v, s, token: "00000000000000b1", "reject|450 4.7.2 Slow senders wait 1h")])
+        d.send([Recorded.rcpt(v, s, token: "00000000000000b2", "h@example.net")])
+        d.answer(d.questions.last!, "554 5.7.0 Go away")
+        #expect(d.drain() == [Recorded.reply(v, s, token: "00000000000000b2", "reject|554 5.7.0 Go away")])
         d.send([Recorded.rcpt(v, s, token: "00000000000000ac", "f@example.net")])
         d.answer(d.questions.last!, "DUNNO")
         #expect(d.drain() == [Recorded.reply(v, s, token: "00000000000000ac", "proceed")])

@@ -153,6 +153,33 @@ func decide(_ store: any GreylistStore, _ t: Triplet, at now: Int64) async throw
         }
     }
 
+    /// A `[[rules]]` entry's timings are stored as the engine computes them,
+    /// and expiry removes by them, whatever the backend.
+    @Test(arguments: Backend.available)
+    func aRulesTimingsAreStoredAndExpireAsComputed(backend: Backend) async throws {
+        try await backend.withStore { store in
+            let rule = Engine.RuleSettings(delay: 3600, retryWindow: 7200, passTTL: 7 * 86_400,
+                                           match: RuleMatch(field: .sender, text: "x", origin: "t rules[1]"))
+            func ask(_ t: Triplet, _ now: Int64) async throws -> Verdict {
+                try await store.decide(t, now: now) { engine.decide(t, state: $0, now: now, rule: rule) }.verdict
+            }
+            let (passing, forgotten) = (triplet(1), triplet(2))
+            #expect(try await ask(passing, t0).timeLeft == 3600)
+            #expect(try await ask(forgotten, t0).timeLeft == 3600)
+            var r = try #require(try await store.record(for: passing))
+            #expect(r.blockExpires == t0 + 3600 && r.recordExpires == t0 + 7200)
+            #expect(try await ask(passing, t0 + 1800).reason == .tooEarly)
+            #expect(try await ask(passing, t0 + 3660).reason == .delayElapsed)
+            r = try #require(try await store.record(for: passing))
+            #expect(r.recordExpires == t0 + 3660 + 7 * 86_400)
+            // The deferred one goes after the rule's 2h window, the passed one after 7 days.
+            #expect(try await store.expire(now: t0 + 7201, limit: 10) == 1)
+            #expect(try await store.record(for: forgotten) == nil)
+            #expect(try await store.expire(now: t0 + 3660 + 7 * 86_400 - 1, limit: 10) == 0)
+            #expect(try await store.expire(now: t0 + 3660 + 7 * 86_400 + 1, limit: 10) == 1)
+        }
+    }
+
     @Test(arguments: Backend.available)
     func concurrentDecisionsOnOneTripletLoseNoUpdate(backend: Backend) async throws {
         try await backend.withStore { store in

@@ -24,18 +24,22 @@ public struct ListRules: Sendable {
     public var scope = RuleSet()
     /// Recipients for which a defer is turned into a pass and logged.
     public var dryRun = RuleSet()
+    /// `[[rules]]`, in order: checked after the exemptions, before the
+    /// black- and whitelist; the first that matches decides.
+    public var rules: [GreylistRule] = []
 
     public init() {}
 
     /// The parts of a query any of the rules looks at.
     var fields: SelectorFields {
-        trusted.fields.union(blacklist.fields).union(whitelist.fields).union(scope.fields).union(dryRun.fields)
+        rules.reduce(trusted.fields.union(blacklist.fields).union(whitelist.fields).union(scope.fields)
+            .union(dryRun.fields)) { $0.union($1.fields) }
     }
 
     /// Whether any rule could apply; false lets the engine skip preparing
     /// a match subject.
     var hasRules: Bool {
         !trusted.isEmpty || !blacklist.isEmpty || !whitelist.isEmpty || !scope.isEmpty
-            || !dryRun.isEmpty || scopeMode == .optIn
+            || !dryRun.isEmpty || scopeMode == .optIn || !rules.isEmpty
     }
 }
