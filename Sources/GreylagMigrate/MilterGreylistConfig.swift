@@ -547,6 +547,12 @@ public enum MilterGreylistConfig {
                     note(r.line, "\(r.source): never reached, as the default rule on line \(defaultLine ?? 0) matched everything already")
                     continue
                 }
+                if r.isDefault && r.action == "greylist" && r.options.isEmpty {
+                    // Greylisting what no rule matched is what greylag does without a rule.
+                    reachable = false
+                    defaultLine = r.line
+                    continue
+                }
                 var t = TOMLTable(header: "rules", comments: ["\(file):\(r.line): \(r.source)"])
                 for (key, values) in r.selectors {
                     if case .strings(let old)? = t.value(key) { t.set(key, .strings(old + values)) } else { t.set(key, .strings(values)) }
@@ -559,6 +565,15 @@ public enum MilterGreylistConfig {
                 }
                 t.set("action", .string(r.action))
                 for (k, v) in r.options { t.set(k, v) }
+                if case .string(let d)? = t.value("delay"), let ds = ValueForms.seconds(d) {
+                    let window = t.value("retry_window") ?? m.value("greylist", "retry_window")
+                    if case .string(let w)? = window, let ws = ValueForms.seconds(w), ws <= ds {
+                        note(r.line, "\(r.source): its delay \(d) is not shorter than timeout \(w), so milter-greylist "
+                             + "forgot such mail before it could pass; greylag needs retry_window > delay, so this rule's "
+                             + "retry_window is delay + 1d", kind: .differs)
+                        t.set("retry_window", ValueForms.duration(ds + 86_400))
+                    }
+                }
                 m.rules.append(t)
             }
             if let first = wholeAddressLines.first {

@@ -15,10 +15,10 @@ struct MemoryStore {
         switch engine.prepare(query, now: now) {
         case .decided(let verdict):
             return verdict
-        case .lookup(let triplet, let dryRun):
+        case .lookup(let triplet, let dryRun, let rule):
             let client = clients[triplet.network].flatMap { $0.expires >= now ? $0.passed : nil } ?? 0
             let decision = engine.decide(triplet, state: TripletState(record: records[triplet], clientPassedTriplets: client),
-                                         now: now, dryRun: dryRun, delay: query.delayOverride)
+                                         now: now, dryRun: dryRun, delay: query.delayOverride, rule: rule)
             if let record = decision.change.record { records[triplet] = record }
             switch decision.change.client {
             case .none: break
