@@ -374,14 +374,36 @@ public enum MilterGreylistConfig {
                 case "not":
                     dropped = "negated clauses (not) cannot be written as greylag rules"
                 case "addr", "domain", "from", "rcpt", "helo":
-                    guard let v = argument() else { dropped = "\(k) without a value"; break }
                     if seenClauses.contains(k) {
                         dropped = "two \(k) clauses, which must both match in milter-greylist; greylag cannot require both"
                         break
                     }
                     seenClauses.insert(k)
-                    guard let value = value(k, v, line: v.line) else { dropped = "its \(k) value cannot be carried over"; break }
-                    r.selectors.append((value.field.configKey, [value.text]))
+                    var items: [MilterGreylistToken] = []
+                    if a.first?.kind == .open {
+                        // An inline list, any of which matches: addr { 192.0.2.1 192.0.2.2 }
+                        a = a.dropFirst()
+                        while let item = a.first, item.kind != .close, item.kind != .open {
+                            items.append(item)
+                            a = a.dropFirst()
+                        }
+                        guard a.first?.kind == .close, !items.isEmpty else { dropped = "\(k) { ... } not closed or empty"; break }
+                        a = a.dropFirst()
+                    } else if let v = argument() {
+                        items = [v]
+                    } else {
+                        dropped = "\(k) without a value"
+                        break
+                    }
+                    var texts: [String] = []
+                    var field: SelectorField? = nil
+                    for item in items {
+                        guard let value = value(k, item, line: item.line) else { continue }
+                        texts.append(value.text)
+                        field = value.field
+                    }
+                    guard let field, texts.count == items.count else { dropped = "its \(k) value cannot be carried over"; break }
+                    r.selectors.append((field.configKey, texts))
                 case "list":
                     guard let v = argument() else { dropped = "list without a name"; break }
                     switch lists[v.text] {

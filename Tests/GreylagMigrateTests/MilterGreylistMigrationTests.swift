@@ -90,4 +90,12 @@ import Testing
             .strings(["/postmaster@/"]), .strings(["/example\\.com/"]), .strings(["/@example\\.net/"]),
         ])
     }
+
+    @Test func inlineListsInAClauseMatchAnyOfTheirValues() throws {
+        let m = try MilterGreylistConfig.migrate(Array("racl whitelist addr { 192.0.2.1 198.51.100.0/24 } rcpt { a@example.net b@example.net }\nracl whitelist addr { 192.0.2.1\n".utf8), file: "g")
+        #expect(m.rules.count == 1)
+        #expect(m.rules.first?.value("clients") == .strings(["192.0.2.1", "198.51.100.0/24"]))
+        #expect(m.rules.first?.value("recipients") == .strings(["a@example.net", "b@example.net"]))
+        #expect(!m.notes(containing: "g:2: not carried over:").isEmpty)
+    }
 }
