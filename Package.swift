@@ -41,6 +41,8 @@ let package = Package(
         // The OpenSMTPD filter protocol (greylag smtpd-filter), asking the daemon through QmailGate's client.
         .target(name: "SmtpdFilter", dependencies: ["QmailGate"]),
         .target(name: "GreylagImport", dependencies: ["GreylagCore", "GreylistdProtocol"]),
+        // greylag migrate: the configurations of the tools greylag replaces, read into a greylag.toml.
+        .target(name: "GreylagMigrate", dependencies: ["GreylagCore"]),
         .target(name: "GreylagPostgres", dependencies: [
             "GreylagCore", "GreylagStore",
             .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -83,7 +85,7 @@ let package = Package(
         ]),
         .executableTarget(name: "greylag", dependencies: [
             "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "QmailGate", "SmtpdFilter",
-            "GreylagImport",
+            "GreylagImport", "GreylagMigrate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -114,6 +116,10 @@ let package = Package(
         .testTarget(name: "GreylistdProtocolTests", dependencies: ["GreylistdProtocol", "GreylagCore"]),
         .testTarget(name: "SmtpdFilterTests", dependencies: ["SmtpdFilter"]),
         .testTarget(name: "GreylagImportTests", dependencies: ["GreylagImport", "GreylagCore"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "GreylagMigrateTests", dependencies: [
+            "GreylagMigrate", "GreylagCore", "GreylagServer", .product(name: "TOMLKit", package: "TOMLKit"),
+        ],
                     resources: [.copy("Fixtures")]),
         // What the suites with database-server cases share: when a missing
         // server setting is a skip and when it is a failure.
