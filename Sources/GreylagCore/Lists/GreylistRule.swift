@@ -54,17 +54,6 @@ public struct GreylistRule: Sendable {
         guard let first else { return nil }
         return RuleMatch(field: first.field, text: texts.joined(separator: ", "), origin: origin)
     }
-
-    /// `policy` with the rule's timings in place of those it sets.
-    /// The client network's auto-whitelist memory keeps the global
-    /// `passTTL`: it is shared by every rule.
-    func applied(to policy: GreylistPolicy) -> GreylistPolicy {
-        var p = policy
-        if let delay { p.delay = delay }
-        if let retryWindow { p.retryWindow = retryWindow }
-        if let passTTL { p.passTTL = passTTL }
-        return p
-    }
 }
 
 /// A rule's own reply code and texts, used instead of the protocol's

@@ -36,13 +36,19 @@ public struct RuleSet: Sendable {
     /// The first rule in force at `now` that matches, or nil.
     public func firstMatch(_ s: MatchSubject, now: Int64) -> ListRule? {
         if rules.isEmpty { return nil }
-        if let a = s.address, let r = networks.match(a, now: now) { return r }
-        if let r = names[SelectorField.clientName.index].match(s.clientName, now: now) { return r }
-        if let r = names[SelectorField.helo.index].match(s.helo, now: now) { return r }
-        if let r = addresses[SelectorField.sender.index].match(s.sender, now: now) { return r }
-        if let r = names[SelectorField.senderDomain.index].match(s.sender.domain, now: now) { return r }
-        if let r = addresses[SelectorField.recipient.index].match(s.recipient, now: now) { return r }
-        if let r = names[SelectorField.recipientDomain.index].match(s.recipient.domain, now: now) { return r }
+        // Only the tables that hold rules are looked at: a set of one
+        // field (most `[[rules]]` selectors) costs one lookup.
+        if fields.contains(.client), let a = s.address, let r = networks.match(a, now: now) { return r }
+        if fields.contains(.clientName), let r = names[SelectorField.clientName.index].match(s.clientName, now: now) { return r }
+        if fields.contains(.helo), let r = names[SelectorField.helo.index].match(s.helo, now: now) { return r }
+        if fields.contains(.sender) {
+            if let r = addresses[SelectorField.sender.index].match(s.sender, now: now) { return r }
+            if let r = names[SelectorField.senderDomain.index].match(s.sender.domain, now: now) { return r }
+        }
+        if fields.contains(.recipient) {
+            if let r = addresses[SelectorField.recipient.index].match(s.recipient, now: now) { return r }
+            if let r = names[SelectorField.recipientDomain.index].match(s.recipient.domain, now: now) { return r }
+        }
         return nil
     }
 }
