@@ -394,6 +394,8 @@ public enum ConfigurationReference {
 
     /// A selector most examples of `[[rules]]` keys need (a rule without one is refused).
     static let ruleSelector = "senders = [\"user@example.com\"]"
+    /// The same for the example of `senders` itself.
+    static let otherSelector = "recipients = [\"postmaster@\"]"
 
     static let rules = ConfigSection(
         id: "rules", title: "`[[rules]]`: rules with their own timings and replies", tables: [ConfigTable("rules", .array)],
@@ -402,25 +404,25 @@ public enum ConfigurationReference {
             + "own timings and reply (see [rules.md](rules.md)). Every selector given must match, any value of one "
             + "will do, and a rule needs at least one; values are written as in the list tables.",
         keys: [
-            .key("clients", shown: "none", "selector: the client address or network", example: "[\"192.0.2.0/24\"]"),
+            .key("clients", shown: "none", "selector: the client address or network", example: "[\"192.0.2.0/24\"]", needs: [ruleSelector]),
             .key("client_names", shown: "none", "selector: the client's verified host name",
-                 example: "[\".example.net\"]"),
-            .key("helo_names", shown: "none", "selector: the HELO/EHLO name", example: "['/^[0-9.]+$/']"),
-            .key("senders", shown: "none", "selector: the envelope sender", example: "[\"<>\"]"),
-            .key("sender_domains", shown: "none", "selector: the sender's domain", example: "[\"example.com\"]"),
+                 example: "[\".example.net\"]", needs: [ruleSelector]),
+            .key("helo_names", shown: "none", "selector: the HELO/EHLO name", example: "['/^[0-9.]+$/']", needs: [ruleSelector]),
+            .key("senders", shown: "none", "selector: the envelope sender", example: "[\"<>\"]", needs: [otherSelector]),
+            .key("sender_domains", shown: "none", "selector: the sender's domain", example: "[\"example.com\"]", needs: [ruleSelector]),
             .key("recipients", shown: "none", "selector: the envelope recipient",
-                 example: "[\"list@example.net\"]"),
+                 example: "[\"list@example.net\"]", needs: [ruleSelector]),
             .key("recipient_domains", shown: "none", "selector: the recipient's domain",
-                 example: "[\"example.net\"]"),
+                 example: "[\"example.net\"]", needs: [ruleSelector]),
             .key("lists", shown: "none", "selector: names of `[lists.NAME]` tables, any of their entries",
-                 example: "[\"partners\"]",
+                 example: "[\"partners\"]", needs: [ruleSelector],
                  tables: "[lists.partners]\nsender_domains = [\"partner.example\"]\n"),
             .key("files", shown: "none", "selector: greylag list files (`FIELD VALUE` per line), any of their entries",
-                 example: "[\"partners.list\"]", files: ["partners.list": "sender_domain partner.example\n"]),
+                 example: "[\"partners.list\"]", needs: [ruleSelector], files: ["partners.list": "sender_domain partner.example\n"]),
             .key("client_files", shown: "none", "selector: postgrey's `whitelist_clients` format",
-                 example: "[\"whitelist_clients\"]", files: ["whitelist_clients": "example.com\n"]),
+                 example: "[\"whitelist_clients\"]", needs: [ruleSelector], files: ["whitelist_clients": "example.com\n"]),
             .key("recipient_files", shown: "none", "selector: postgrey's `whitelist_recipients` format",
-                 example: "[\"whitelist_recipients\"]", files: ["whitelist_recipients": "postmaster@\n"]),
+                 example: "[\"whitelist_recipients\"]", needs: [ruleSelector], files: ["whitelist_recipients": "postmaster@\n"]),
             .key("action", shown: "`\"greylist\"`", "`greylist`, `whitelist` or `blacklist`",
                  example: "\"whitelist\"", needs: [ruleSelector]),
             .key("delay", shown: "`[greylist] delay`", "greylist only: how long a new triplet is deferred",

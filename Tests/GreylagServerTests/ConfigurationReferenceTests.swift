@@ -98,7 +98,9 @@ import Testing
                     let expected = name == "lists" && table.form == .named
                         ? "named lists cannot include other lists"
                         : ConfigurationReference.unknownKeyMessage(table: table.path, key: name)
-                    #expect(e.errors.map(\.description) == ["\(dir.path)/greylag.toml:2: \(key): \(expected ?? "?")"])
+                    // A [[rules]] entry with only that key also has no selector: that error is the rule's.
+                    let errors = e.errors.filter { table.form != .array || $0.key != "rules[1]" }
+                    #expect(errors.map(\.description) == ["\(dir.path)/greylag.toml:2: \(key): \(expected ?? "?")"])
                 }
             }
         }
