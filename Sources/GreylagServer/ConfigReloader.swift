@@ -17,21 +17,46 @@ actor ConfigReloader {
     private let logger: Logger
     /// Last seen state of each watched file, to notice changes.
     private var signatures: [String: FileSignature?] = [:]
+    /// Told when a reload starts (`RELOADING=1`) and ends (`READY=1`).
+    private let notifier: SystemdNotifier?
+    /// Tries to open a store that could not be opened, before a reload asked for by a person.
+    private let reopenStore: (@Sendable (String) async -> Void)?
 
     init(configuration: GreylagConfiguration, service: GreylistService, httpToken: LiveValue<String?>? = nil,
+         notifier: SystemdNotifier? = nil, reopenStore: (@Sendable (String) async -> Void)? = nil,
          logger: Logger) {
         self.source = configuration.source == "defaults" ? nil : configuration.source
         self.current = configuration
         self.service = service
         self.httpToken = httpToken
+        self.notifier = notifier
+        self.reopenStore = reopenStore
         self.logger = logger
         self.signatures = Self.signatures(of: Self.watched(configuration))
     }
 
-    /// Reloads now; returns whether the new configuration is in force and
-    /// a summary for the admin command.
+    /// Reloads now (after trying to open a store that could not be
+    /// opened, when `reopen`); returns whether the new configuration is in
+    /// force and a summary for the admin command. systemd hears
+    /// `RELOADING=1` first and `READY=1` at the end, also when the new
+    /// configuration is refused (the one in force serves on).
     @discardableResult
-    func reload(trigger: String) async -> (ok: Bool, summary: String) {
+    func reload(trigger: String, reopen: Bool = true) async -> (ok: Bool, summary: String) {
+        notifier?.reloading(status: "reloading (\(trigger))")
+        if reopen, let reopenStore { await reopenStore(trigger) }
+        let result = await reloadConfiguration(trigger: trigger)
+        if let notifier {
+            var status = result.ok ? String(result.summary.prefix { $0 != "\n" })
+                : "reload (\(trigger)) refused, the configuration in force stays"
+            if service.health.unavailableReason != nil {
+                status += "; STORE NOT OPEN, failure mode \(current.failureMode.rawValue)"
+            }
+            notifier.ready(status: status)
+        }
+        return result
+    }
+
+    private func reloadConfiguration(trigger: String) async -> (ok: Bool, summary: String) {
         guard let source else {
             // No configuration file: only the manual entries can change.
             await reloadManualEntries()
@@ -95,6 +120,9 @@ actor ConfigReloader {
         applied.expiryInterval = current.expiryInterval
         applied.expiryBatch = current.expiryBatch
         applied.logLevel = current.logLevel
+        applied.logDestination = current.logDestination
+        applied.syslogFacility = current.syslogFacility
+        applied.syslogSocket = current.syslogSocket
         applied.watchInterval = current.watchInterval
         service.reconfigure(policy: new.policy, lists: new.lists, replies: GreylagDaemon.replies(new),
                             milterReplies: GreylagDaemon.milterReplies(new))
@@ -126,7 +154,7 @@ actor ConfigReloader {
         let settled = Self.signatures(of: Array(signatures.keys))
         guard settled == now else { return }
         let changed = now.filter { signatures[$0.key].flatMap { $0 } != $0.value }.map(\.key).sorted()
-        await reload(trigger: "changed: " + changed.joined(separator: ", "))
+        await reload(trigger: "changed: " + changed.joined(separator: ", "), reopen: false)
     }
 
     /// The configuration file and every list file it names.
@@ -164,6 +192,9 @@ actor ConfigReloader {
         if a.reopenInterval != b.reopenInterval { out.append("store.reopen_interval") }
         if a.expiryInterval != b.expiryInterval || a.expiryBatch != b.expiryBatch { out.append("store.expiry_*") }
         if a.logLevel != b.logLevel { out.append("log.level") }
+        if a.logDestination != b.logDestination { out.append("log.destination") }
+        if a.syslogFacility != b.syslogFacility { out.append("log.syslog_facility") }
+        if a.syslogSocket != b.syslogSocket { out.append("log.syslog_socket") }
         if a.watchInterval != b.watchInterval { out.append("reload.watch_interval") }
         if a.milterSocketMode != b.milterSocketMode { out.append("milter.socket_mode") }
         if a.sizesInterval != b.sizesInterval { out.append("store.sizes_interval") }

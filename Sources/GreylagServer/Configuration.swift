@@ -109,6 +109,17 @@ public struct GreylagConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
     /// Seconds between stats lines (counts per verdict since the last one); 0: none.
     public var statsInterval: Int64 = 300
+    /// Where log lines go: standard error (in the journal's format when
+    /// it is the journal), or a syslog socket.
+    public enum LogDestination: String, Sendable, CaseIterable {
+        case stderr
+        case syslog
+    }
+    public var logDestination: LogDestination = .stderr
+    /// The facility of syslog lines (`log.syslog_facility`).
+    public var syslogFacility: SyslogFacility = .mail
+    /// The syslog daemon's datagram socket (`log.syslog_socket`).
+    public var syslogSocket = "/dev/log"
 
     // [whitelist], [blacklist], [exemptions], [scope], [dry_run], [lists.NAME]
     /// The list rules of the configuration (manual entries from the store

@@ -86,6 +86,10 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 ///
 /// [log]
 /// level = "info"                # trace, debug, info, notice, warning, error, critical
+/// stats_interval = "5m"        # 0: no stats lines
+/// destination = "stderr"        # or "syslog"; stderr in the journal gets <N> priorities
+/// syslog_facility = "mail"      # with destination = "syslog": user, mail, daemon, local0...local7 ...
+/// syslog_socket = "/dev/log"    # the syslog daemon's datagram socket
 /// ```
 public enum ConfigurationLoader {
     /// Loads `path`, or the defaults when `path` is nil.
@@ -544,6 +548,29 @@ struct Reader {
             case "stats_interval":
                 if let v = duration(k, value, unit: 1) {
                     if v >= 0 { c.statsInterval = v } else { fail(k, "must not be negative") }
+                }
+            case "destination":
+                if let v = string(k, value) {
+                    if let d = GreylagConfiguration.LogDestination(rawValue: v) { c.logDestination = d } else {
+                        fail(k, "\"\(v.logEscaped)\" is not one of "
+                             + GreylagConfiguration.LogDestination.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))
+                    }
+                }
+            case "syslog_facility":
+                if let v = string(k, value) {
+                    if let f = SyslogFacility.named(v) { c.syslogFacility = f } else {
+                        fail(k, "\"\(v.logEscaped)\" is not a facility: " + SyslogFacility.all.map(\.name).joined(separator: ", "))
+                    }
+                }
+            case "syslog_socket":
+                if let v = string(k, value) {
+                    if !v.hasPrefix("/") {
+                        fail(k, "\"\(v.logEscaped)\" is not an absolute path")
+                    } else if case .failure(let problem) = SocketAddressBytes.parse(v) {
+                        fail(k, "\"\(v.logEscaped)\" is not a unix socket path: \(problem.message)")
+                    } else {
+                        c.syslogSocket = v
+                    }
                 }
             default:
                 fail(k, "unknown key")

@@ -22,23 +22,27 @@ public final class GreylagDaemon: Service {
     private let onListening: @Sendable ([String]) -> Void
     private let openStore: @Sendable (GreylagConfiguration, any EventLoop) async throws -> any GreylistStore
     private let clock: @Sendable () -> Int64
+    private let notifier: SystemdNotifier?
 
     /// - Parameters:
     ///   - openStore: opens the store; the configuration's backend by default.
     ///   - clock: Unix seconds; the wall clock by default.
     ///   - onListening: called with the bound listener addresses once the
     ///     daemon accepts connections.
+    ///   - notifier: told when the daemon is ready, reloads and stops (systemd's `NOTIFY_SOCKET`).
     public init(configuration: GreylagConfiguration, logger: Logger,
                 group: (any EventLoopGroup)? = nil,
                 openStore: @escaping @Sendable (GreylagConfiguration, any EventLoop) async throws -> any GreylistStore
                     = GreylagDaemon.openConfiguredStore,
                 clock: @escaping @Sendable () -> Int64 = unixNow,
+                notifier: SystemdNotifier? = nil,
                 onListening: @escaping @Sendable ([String]) -> Void = { _ in }) {
         self.configuration = configuration
         self.logger = logger
         self.givenGroup = group
         self.openStore = openStore
         self.clock = clock
+        self.notifier = notifier
         self.onListening = onListening
     }
 
@@ -213,7 +217,7 @@ public final class GreylagDaemon: Service {
             service.health.cannotOpen(openFailure)
             logger.critical("\(Self.cannotOpenMessage(config, reason: openFailure))")
             reopener = StoreReopener(store: swappable, open: open, service: service, logger: logger,
-                                     pending: stillOpening)
+                                     pending: stillOpening, notifier: notifier)
         } else {
             reopener = nil
             do {
@@ -280,12 +284,12 @@ public final class GreylagDaemon: Service {
             throw error
         }
         let httpToken = LiveValue(config.httpToken)
-        let reloader = ConfigReloader(configuration: config, service: service, httpToken: httpToken, logger: logger)
+        let reloader = ConfigReloader(configuration: config, service: service, httpToken: httpToken,
+                                      notifier: notifier,
+                                      reopenStore: { trigger in await reopener?.attempt(trigger: trigger) },
+                                      logger: logger)
         let admin = AdminService(store: store, service: service, policy: config.policy, clock: clock,
-                                 reload: {
-                                     await reopener?.attempt(trigger: "admin command")
-                                     return await reloader.reload(trigger: "admin command")
-                                 }, logger: logger)
+                                 reload: { await reloader.reload(trigger: "admin command") }, logger: logger)
         var adminServer: (any Channel)? = nil
         if let path = config.adminSocketPath {
             do {
@@ -366,6 +370,10 @@ public final class GreylagDaemon: Service {
             + ", \(service.manualEntries.count) manual"
             + (openFailure == nil ? "" : "; STORE NOT OPEN, every decision that needs it gets the failure mode (\(config.failureMode.rawValue))")
         logger.notice("\(banner)")
+        // Every listener accepts now (NIO listens when bind returns) and the
+        // store is open, or the daemon has chosen to serve without it.
+        notifier?.ready(status: Self.readyStatus(policy: shown, milter: boundMilters, http: httpBound,
+                                                 storeFailure: openFailure, failureMode: config.failureMode))
         onListening(bound + boundMilters + (httpBound.map { ["http:" + $0] } ?? [])
                     + greylistds.compactMap { $0.localAddress.map { "greylistd:" + Self.describe($0) } })
 
@@ -382,7 +390,6 @@ public final class GreylagDaemon: Service {
             }
             tasks.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    await reopener?.attempt(trigger: "SIGHUP")
                     await reloader.reload(trigger: "SIGHUP")
                 }
             }
@@ -410,7 +417,11 @@ public final class GreylagDaemon: Service {
                     }
                 }
             }
+            if let notifier, let interval = notifier.watchdogInterval {
+                tasks.addTask { await Self.watchdogLoop(notifier: notifier, interval: interval, group: group) }
+            }
             try? await gracefulShutdown()
+            notifier?.stopping(status: "shutting down: finishing \(tracker.count) connection(s)")
             logger.notice("shutting down: closing listeners, finishing \(tracker.count) connection(s)")
             // Only the sockets this daemon bound: a default helper socket it
             // left to another greylag is that one's.
@@ -435,6 +446,40 @@ public final class GreylagDaemon: Service {
             logger.notice("greylag stopped; store committed \(sqlite.writeCount) writes in \(sqlite.commitCount) transactions")
         } else {
             logger.notice("greylag stopped")
+        }
+    }
+
+    /// The `STATUS=` systemd shows once the daemon is ready.
+    static func readyStatus(policy: [String], milter: [String], http: String?, storeFailure: String?,
+                            failureMode: GreylagConfiguration.FailureMode) -> String {
+        var parts: [String] = []
+        if !policy.isEmpty { parts.append("policy on " + policy.joined(separator: ", ")) }
+        if !milter.isEmpty { parts.append("milter on " + milter.joined(separator: ", ")) }
+        if let http { parts.append("http on \(http)") }
+        var status = "serving " + (parts.isEmpty ? "no listener" : parts.joined(separator: "; "))
+        if let storeFailure {
+            status += "; STORE NOT OPEN (\(storeFailure)), every decision that needs it gets the failure mode "
+                + "(\(failureMode.rawValue)) until it opens"
+        }
+        return status
+    }
+
+    /// Sends `WATCHDOG=1` every half `interval` while every event loop
+    /// runs a task within that time: a loop stuck in a call stops the
+    /// keep-alives, and systemd restarts the daemon.
+    static func watchdogLoop(notifier: SystemdNotifier, interval: Duration, group: any EventLoopGroup) async {
+        let loops = Array(group.makeIterator())
+        while !Task.isCancelled {
+            var alive = true
+            for loop in loops {
+                do {
+                    try await loop.submit {}.get()
+                } catch {
+                    alive = false  // the group is shutting down
+                }
+            }
+            if alive { notifier.watchdog() }
+            try? await Task.sleep(for: interval / 2)
         }
     }
 
@@ -780,15 +825,19 @@ actor StoreReopener {
     private var lastReason: String?
     /// An open that was still running when the daemon started serving.
     private var pending: Task<any GreylistStore, any Error>?
+    /// Told (`STATUS=`) when the store opens.
+    private let notifier: SystemdNotifier?
 
     init(store: SwappableStore, open: @escaping @Sendable () async throws -> any GreylistStore,
-         service: GreylistService, logger: Logger, pending: Task<any GreylistStore, any Error>? = nil) {
+         service: GreylistService, logger: Logger, pending: Task<any GreylistStore, any Error>? = nil,
+         notifier: SystemdNotifier? = nil) {
         self.store = store
         self.open = open
         self.service = service
         self.logger = logger
         self.lastReason = store.unavailableReason
         self.pending = pending
+        self.notifier = notifier
     }
 
     /// True while the open begun at start has not ended: the next attempt waits for it.
@@ -827,6 +876,7 @@ actor StoreReopener {
         }
         try? await standIn.close()
         logger.notice("store opened (\(trigger)); greylisting again")
+        notifier?.status("serving; store opened (\(trigger)), greylisting again")
         service.health.opened()
         do {
             try await service.refreshManualEntries()

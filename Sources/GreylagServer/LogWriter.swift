@@ -6,16 +6,29 @@ import Synchronization
 import Glibc
 #endif
 
-/// Writes log lines to a file descriptor from a background queue, so the
-/// threads that answer MTAs never block on the log: a line is formatted
-/// where it is logged and appended to a buffer; the buffer is written with
-/// one `write` per burst. If the log cannot keep up, lines beyond
-/// `maxBuffered` bytes are dropped and counted, and the count is logged.
+/// Writes log lines from a background queue, so the threads that answer
+/// MTAs never block on the log: a line is formatted where it is logged and
+/// appended to a buffer; the buffer is written with one `write` per burst
+/// (to a file descriptor) or one datagram per line (to a syslog socket).
+/// If the log cannot keep up, lines beyond `maxBuffered` bytes are dropped
+/// and counted, and the count is logged.
 public final class LogWriter: Sendable {
     private struct State: ~Copyable {
         var buffer: [UInt8] = []
         var scheduled = false
         var dropped = 0
+        /// Lines dropped and not yet reported on the syslog socket.
+        var unreported = 0
+        /// The syslog socket refused the last line sent.
+        var socketFailing = false
+        /// Lines dropped in all, for tests and diagnosis.
+        var droppedTotal = 0
+    }
+
+    /// Where the lines go.
+    private enum Sink: Sendable {
+        case fd(Int32)
+        case syslog(SyslogSocket)
     }
 
     /// The writer for standard error.
@@ -24,16 +37,38 @@ public final class LogWriter: Sendable {
     /// How long lines are gathered before they are written (errors are written at once).
     static let gatherMilliseconds = 5
 
-    private let fd: Int32
+    /// How the lines written through this writer begin.
+    public let format: LogFormat
+    private let sink: Sink
     private let maxBuffered: Int
     private let state = Mutex(State())
     private let queue: DispatchQueue
 
     /// - Parameter queue: the serial queue that writes (tests pass one they suspend).
-    public init(fd: Int32, maxBuffered: Int = 8 << 20, queue: DispatchQueue = DispatchQueue(label: "greylag.log")) {
-        self.fd = fd
+    public init(fd: Int32, format: LogFormat = .plain, maxBuffered: Int = 8 << 20,
+                queue: DispatchQueue = DispatchQueue(label: "greylag.log")) {
+        self.sink = .fd(fd)
+        self.format = format
         self.maxBuffered = maxBuffered
         self.queue = queue
+    }
+
+    /// A writer sending RFC 3164 datagrams to the syslog socket at `path`
+    /// (`/dev/log`). The socket is non-blocking: a line it does not take
+    /// (full, missing, no daemon reading) is dropped and counted, and the
+    /// count is sent once it takes lines again.
+    public init(syslogSocket path: String, facility: SyslogFacility, maxBuffered: Int = 8 << 20,
+                queue: DispatchQueue = DispatchQueue(label: "greylag.log")) throws {
+        self.sink = .syslog(try SyslogSocket(path: path))
+        self.format = .syslog(facility)
+        self.maxBuffered = maxBuffered
+        self.queue = queue
+    }
+
+    /// Lines dropped so far: the buffer was full or the syslog socket did not take them.
+    public var droppedLines: Int {
+        queue.sync {}
+        return state.withLock { $0.droppedTotal + $0.dropped }
     }
 
     /// Queues one line (a newline is added).
@@ -60,21 +95,83 @@ public final class LogWriter: Sendable {
     }
 
     private func writePending() {
-        var (bytes, dropped) = state.withLock { state -> ([UInt8], Int) in
+        let (bytes, dropped) = state.withLock { state -> ([UInt8], Int) in
             state.scheduled = false
+            state.droppedTotal += state.dropped
             defer {
                 state.buffer = []
                 state.dropped = 0
             }
             return (state.buffer, state.dropped)
         }
-        if dropped > 0 {
-            bytes.append(contentsOf: "greylag: \(dropped) log line(s) dropped: the log was not written fast enough\n".utf8)
+        switch sink {
+        case .fd(let fd):
+            var bytes = bytes
+            if dropped > 0 {
+                bytes.append(contentsOf: format.render(level: .warning, body:
+                    "warning greylag: \(dropped) log line(s) dropped: the log was not written fast enough").utf8)
+                bytes.append(UInt8(ascii: "\n"))
+            }
+            Self.write(fd, bytes)
+        case .syslog(let socket):
+            writeDatagrams(bytes, dropped: dropped, to: socket)
         }
+    }
+
+    /// Sends each line as a datagram; lines the socket refuses are counted,
+    /// and the count is sent before the first line it takes again.
+    private func writeDatagrams(_ bytes: [UInt8], dropped: Int, to socket: SyslogSocket) {
+        var (unreported, failing) = state.withLock { ($0.unreported + dropped, $0.socketFailing) }
+        let wasFailing = failing
+        var refused = 0
+        var firstError: Int32 = 0
+        var start = 0
+        for i in bytes.indices where bytes[i] == UInt8(ascii: "\n") {
+            let line = bytes[start..<i]
+            start = i + 1
+            if unreported > 0 {
+                let notice = format.render(level: .warning, body: "warning greylag: \(unreported) log line(s) dropped: "
+                    + "the syslog socket \(socket.path) was full or missing")
+                let error = socket.send(ArraySlice(notice.utf8))
+                if error == 0 {
+                    unreported = 0
+                    failing = false
+                } else {
+                    // Still refused: the line would be too.
+                    unreported += 1
+                    refused += 1
+                    if firstError == 0 { firstError = error }
+                    continue
+                }
+            }
+            let error = socket.send(line)
+            if error == 0 {
+                failing = false
+            } else {
+                unreported += 1
+                refused += 1
+                failing = true
+                if firstError == 0 { firstError = error }
+            }
+        }
+        state.withLock { state in
+            state.unreported = unreported
+            state.droppedTotal += refused
+            state.socketFailing = failing || unreported > 0
+        }
+        if firstError != 0 && !wasFailing {
+            // Once per outage, where someone may still read it.
+            LogWriter.standardError.append(LogFormat.plain.render(level: .error, body:
+                "error greylag: cannot log to the syslog socket \(socket.path): \(String(cString: strerror(firstError))); "
+                + "log lines are dropped and counted until it takes them again"))
+        }
+    }
+
+    private static func write(_ fd: Int32, _ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if n > 0 {
                     offset += n
                 } else if n < 0 && errno == EINTR {
@@ -87,8 +184,47 @@ public final class LogWriter: Sendable {
     }
 }
 
-/// A swift-log handler writing `TIMESTAMP LEVEL LABEL: message key=value`
-/// lines through a `LogWriter`. Timestamps are UTC, to the second.
+/// A non-blocking unix datagram socket to a syslog daemon, sending to its
+/// path each time (a restarted syslog daemon makes the socket anew).
+final class SyslogSocket: Sendable {
+    let path: String
+    private let address: SocketAddressBytes
+    private let fd: Int32
+
+    /// The longest datagram sent; longer lines are cut (rsyslog's default limit is 8 KiB).
+    static let maxLine = 8000
+
+    init(path: String) throws {
+        guard path.hasPrefix("/"), case .success(let address) = SocketAddressBytes.parse(path) else {
+            throw SyslogSocketError(message: "\(path) is not an absolute socket path of at most 107 bytes")
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw SyslogSocketError(message: "cannot make a datagram socket: \(String(cString: strerror(errno)))") }
+        self.path = path
+        self.address = address
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    /// Sends one line; 0, or the errno of the failure.
+    func send(_ line: ArraySlice<UInt8>) -> Int32 {
+        let cut = line.prefix(Self.maxLine)
+        let sent = address.withSockaddr { addr, length in
+            cut.withUnsafeBytes { Glibc.sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), addr, length) }
+        }
+        return sent < 0 ? errno : 0
+    }
+}
+
+struct SyslogSocketError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// A swift-log handler writing `LEVEL LABEL: message key=value` lines
+/// through a `LogWriter`, each begun as the writer's `LogFormat` says (a
+/// UTC timestamp to the second on plain lines).
 public struct GreylagLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
@@ -107,9 +243,9 @@ public struct GreylagLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = Self.timestamp()
+        var line = ""
         line.reserveCapacity(256)
-        line += " \(event.level) \(label): \(event.message)"
+        line += "\(event.level) \(label): \(event.message)"
         if let extra = event.metadata, !extra.isEmpty {
             var all = metadata
             all.merge(extra) { $1 }
@@ -119,25 +255,7 @@ public struct GreylagLogHandler: LogHandler {
         } else if !metadata.isEmpty {
             for (key, value) in metadata.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
         }
-        writer.append(line)
+        writer.append(writer.format.render(level: event.level, body: line))
         if event.level >= .error { writer.flush() }
-    }
-
-    private static let cache = Mutex<(second: Int, text: String)>((-1, ""))
-
-    /// `2026-11-21T20:16:26Z`, formatted once per second.
-    static func timestamp() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let second = ts.tv_sec
-        if let cached = cache.withLock({ $0.second == second ? $0.text : nil }) { return cached }
-        var t = time_t(second)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let text = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
-        cache.withLock { $0 = (second, text) }
-        return text
     }
 }

@@ -22,10 +22,17 @@ struct Serve: AsyncParsableCommand {
             config.logLevel = level
         }
         let level = config.logLevel
-        LoggingSystem.bootstrap { label in GreylagLogHandler(label: label, level: level) }
-        defer { LogWriter.standardError.flush() }
+        let environment = ProcessInfo.processInfo.environment
+        let (writer, writerProblem) = Self.logWriter(config, environment: environment)
+        LoggingSystem.bootstrap { label in GreylagLogHandler(label: label, level: level, writer: writer) }
+        defer {
+            writer.flush()
+            LogWriter.standardError.flush()
+        }
         let logger = Logger(label: "greylag")
-        let daemon = GreylagDaemon(configuration: config, logger: logger)
+        if let writerProblem { logger.error("\(writerProblem)") }
+        let notifier = SystemdNotifier.fromEnvironment(environment, logger: logger)
+        let daemon = GreylagDaemon(configuration: config, logger: logger, notifier: notifier)
         let group = ServiceGroup(configuration: .init(
             services: [daemon],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -33,8 +40,26 @@ struct Serve: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
+            writer.flush()
             LogWriter.standardError.flush()
             throw error
+        }
+    }
+
+    /// Where the log goes: `log.destination`; on standard error, the
+    /// journal's format (`<N>` priorities, no timestamp) when standard error
+    /// is the journal. A syslog socket that cannot be set up leaves the log
+    /// on standard error, with the reason.
+    static func logWriter(_ config: GreylagConfiguration, environment: [String: String]) -> (LogWriter, String?) {
+        switch config.logDestination {
+        case .stderr:
+            return (LogFormat.stderrIsJournal(environment) ? LogWriter(fd: 2, format: .journal) : .standardError, nil)
+        case .syslog:
+            do {
+                return (try LogWriter(syslogSocket: config.syslogSocket, facility: config.syslogFacility), nil)
+            } catch {
+                return (.standardError, "cannot log to syslog, logging to standard error: \(error)")
+            }
         }
     }
 }
