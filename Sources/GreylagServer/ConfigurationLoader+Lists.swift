@@ -55,6 +55,7 @@ extension Reader {
         var spec = RuleSections.Spec()
         for (key, value) in t {
             let k = "\(name).\(key)"
+            guard known(name, key) else { continue }
             switch (name, key) {
             case ("whitelist", "builtin"):
                 if let v = boolean(k, value) { ruleSections.builtin = v }
@@ -89,7 +90,7 @@ extension Reader {
             for (key, item) in table {
                 if key == "lists" {
                     fail("lists.\(name).lists", "named lists cannot include other lists")
-                } else {
+                } else if known("lists.\(name)", key) {
                     readRuleKey(key, item, section: "lists.\(name)", into: &spec)
                 }
             }
@@ -127,10 +128,7 @@ extension Reader {
                 }
             }
         } else {
-            fail(k, "unknown key; expected one of "
-                 + (SelectorField.allCases.map(\.configKey) + ["files", "client_files", "recipient_files"])
-                    .joined(separator: ", ")
-                 + (section.hasPrefix("lists.") ? "" : ", lists"))
+            unread(k)
         }
     }
 
@@ -152,6 +150,7 @@ extension Reader {
     mutating func readExemptions(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         for (key, value) in t {
             let k = "exemptions.\(key)"
+            guard known("exemptions", key) else { continue }
             switch key {
             case "authenticated":
                 if let v = boolean(k, value) { c.lists.exemptAuthenticated = v }
@@ -159,7 +158,7 @@ extension Reader {
                 guard let items = strings(k, value) else { continue }
                 c.lists.trusted = RuleSet(rules(.client, items, key: k))
             default:
-                fail(k, "unknown key; expected authenticated or trusted_networks")
+                unread(k)
             }
         }
     }
@@ -167,6 +166,7 @@ extension Reader {
     mutating func readAdmin(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         for (key, value) in t {
             let k = "admin.\(key)"
+            guard known("admin", key) else { continue }
             switch key {
             case "socket":
                 if let v = string(k, value) {
@@ -177,7 +177,7 @@ extension Reader {
             case "socket_mode":
                 if let v = mode(k, value) { c.adminSocketMode = v }
             default:
-                fail(k, "unknown key; expected socket or socket_mode")
+                unread(k)
             }
         }
     }
@@ -185,6 +185,7 @@ extension Reader {
     mutating func readHTTP(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         for (key, value) in t {
             let k = "http.\(key)"
+            guard known("http", key) else { continue }
             switch key {
             case "listen":
                 if let v = string(k, value) {
@@ -220,8 +221,7 @@ extension Reader {
             case "request_timeout":
                 if let v = duration(k, value, unit: 1, in: 1...3_600) { c.httpRequestTimeout = v }
             default:
-                fail(k, "unknown key; expected listen, token, token_file, history_keep, socket_mode, max_connections, "
-                     + "idle_timeout or request_timeout")
+                unread(k)
             }
         }
     }
@@ -229,11 +229,12 @@ extension Reader {
     mutating func readReload(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         for (key, value) in t {
             let k = "reload.\(key)"
+            guard known("reload", key) else { continue }
             switch key {
             case "watch_interval":
                 if let v = seconds(k, value, in: 0.1...86_400, zeroIsOff: true) { c.watchInterval = v }
             default:
-                fail(k, "unknown key; expected watch_interval")
+                unread(k)
             }
         }
     }

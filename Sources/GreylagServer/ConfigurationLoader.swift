@@ -28,7 +28,9 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 
-/// Reads greylag's TOML configuration.
+/// Reads greylag's TOML configuration. The keys each table takes, their
+/// defaults and meanings are `ConfigurationReference`'s: a key it does not
+/// list is refused as unknown before any reader sees it.
 ///
 /// ```toml
 /// [greylist]
@@ -188,13 +190,33 @@ struct Reader {
         errors.append(ConfigurationError(file: file, line: locator.line(of: key, item: item), key: key, message: message))
     }
 
-    static let sections = "[greylist], [server], [policy], [milter], [greylistd], [store], [log], [whitelist], [blacklist], [exemptions], "
-        + "[scope], [dry_run], [lists.NAME], [admin], [reload] or [http]"
+    /// Every table header, for the message about an unknown section.
+    static var sections: String { ConfigurationReference.tableList }
+
+    /// Whether `ConfigurationReference` lists `key` for the table at `table`
+    /// (`policy`, `lists.partners`); if not, reports it with the reference's
+    /// message for that table. Every key passes here before it is read, so
+    /// the reference is the one list of the keys greylag accepts.
+    mutating func known(_ table: String, _ key: String) -> Bool {
+        guard let message = ConfigurationReference.unknownKeyMessage(table: table, key: key) else { return true }
+        fail("\(table).\(key)", message)
+        return false
+    }
+
+    /// A key the reference lists but no reader handles: a bug the reference
+    /// tests catch (every listed key, set to its example, must load).
+    mutating func unread(_ key: String) {
+        fail(key, "is listed in the configuration reference but not read (a bug in greylag)")
+    }
 
     mutating func read(_ root: TOMLTable, into config: inout GreylagConfiguration) {
         for (name, value) in root {
             guard let section = value.table else {
                 fail(name, "unknown top-level key; expected a section: \(Self.sections)")
+                continue
+            }
+            guard ConfigurationReference.table(topLevel: name) != nil else {
+                fail(name, "unknown section [\(name)]; expected \(Self.sections)")
                 continue
             }
             switch name {
@@ -211,7 +233,7 @@ struct Reader {
             case "admin": readAdmin(section, into: &config)
             case "reload": readReload(section, into: &config)
             case "http": readHTTP(section, into: &config)
-            default: fail(name, "unknown section [\(name)]; expected \(Self.sections)")
+            default: unread(name)
             }
         }
         resolveLists(into: &config)
@@ -236,6 +258,7 @@ struct Reader {
         }
         for (key, value) in t {
             let k = "greylist.\(key)"
+            guard known("greylist", key) else { continue }
             switch key {
             case "delay", "greylist":
                 let first = claim(&self, "delay", key)
@@ -266,7 +289,7 @@ struct Reader {
             case "dry_run":
                 if let v = boolean(k, value) { c.policy.dryRun = v }
             default:
-                fail(k, "unknown key")
+                unread(k)
             }
         }
         if c.policy.passTTL <= 0 { fail("greylist.pass_ttl", "must be more than 0") }
@@ -275,6 +298,7 @@ struct Reader {
     mutating func readPolicy(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         for (key, value) in t {
             let k = "policy.\(key)"
+            guard known("policy", key) else { continue }
             switch key {
             case "listen":
                 if let list = listeners(k, value, expected: "HOST:PORT, [IPV6]:PORT or unix:/path", parse: { ListenAddress($0) }) {
@@ -331,7 +355,7 @@ struct Reader {
             case "max_connections":
                 if let v = integer(k, value, in: 1...1_000_000) { c.policyMaxConnections = v }
             default:
-                fail(k, "unknown key")
+                unread(k)
             }
         }
         for a in c.policyHelperListeners where c.policyListeners.contains(a) {
@@ -357,6 +381,7 @@ struct Reader {
     mutating func readGreylistd(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         for (key, value) in t {
             let k = "greylistd.\(key)"
+            guard known("greylistd", key) else { continue }
             switch key {
             case "listen":
                 if let list = listeners(k, value, expected: "unix:/path, HOST:PORT or [IPV6]:PORT", parse: { ListenAddress($0) }) {
@@ -365,7 +390,7 @@ struct Reader {
             case "socket_mode":
                 if let v = mode(k, value) { c.greylistdSocketMode = v }
             default:
-                fail(k, "unknown key")
+                unread(k)
             }
         }
         for a in c.greylistdListeners where c.policyListeners.contains(a) || c.policyHelperListeners.contains(a) {
@@ -376,6 +401,7 @@ struct Reader {
     mutating func readMilter(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         for (key, value) in t {
             let k = "milter.\(key)"
+            guard known("milter", key) else { continue }
             switch key {
             case "listen":
                 if let list = listeners(k, value, expected: "inet:PORT@HOST, inet6:PORT@HOST, unix:/path, a path or HOST:PORT",
@@ -414,7 +440,7 @@ struct Reader {
             case "max_connections":
                 if let v = integer(k, value, in: 1...1_000_000) { c.milterMaxConnections = v }
             default:
-                fail(k, "unknown key")
+                unread(k)
             }
         }
     }
@@ -428,6 +454,7 @@ struct Reader {
         var socketKey: String?
         for (key, value) in t {
             let k = "store.\(key)"
+            guard known("store", key) else { continue }
             switch key {
             case "backend":
                 if let v = string(k, value) {
@@ -492,7 +519,7 @@ struct Reader {
                     }
                 }
             default:
-                fail(k, "unknown key")
+                unread(k)
             }
         }
         switch backendName {
@@ -526,11 +553,12 @@ struct Reader {
     mutating func readServer(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         for (key, value) in t {
             let k = "server.\(key)"
+            guard known("server", key) else { continue }
             switch key {
             case "threads":
                 if let v = integer(k, value, in: 0...256) { c.threads = v }
             default:
-                fail(k, "unknown key")
+                unread(k)
             }
         }
     }
@@ -538,6 +566,7 @@ struct Reader {
     mutating func readLog(_ t: TOMLTable, into c: inout GreylagConfiguration) {
         for (key, value) in t {
             let k = "log.\(key)"
+            guard known("log", key) else { continue }
             switch key {
             case "level":
                 if let v = string(k, value) {
@@ -573,7 +602,7 @@ struct Reader {
                     }
                 }
             default:
-                fail(k, "unknown key")
+                unread(k)
             }
         }
     }
