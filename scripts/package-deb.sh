@@ -14,8 +14,9 @@
 #   --no-build   package the binary already in the scratch path.
 #   --lintian    run lintian on the result (fails on errors).
 #
-# Environment: GREYLAG_DEB_SCRATCH, the build folder (default .build-release,
-# .build-release-mariadb with --mariadb); DEB_REVISION (default 1);
+# Environment: GREYLAG_DEB_SCRATCH, the build folder (default .build-release
+# for both: the dependencies are built once, and switching between the two
+# packages recompiles only greylag's own modules); DEB_REVISION (default 1);
 # DEB_MAINTAINER ("Name <address>", default git's user.name and user.email).
 # Prints the path of the .deb on its last line.
 set -euo pipefail
@@ -51,7 +52,7 @@ done
 
 if [[ $MARIADB -eq 1 ]]; then
     PACKAGE=greylag-mysql
-    SCRATCH="${GREYLAG_DEB_SCRATCH:-.build-release-mariadb}"
+    SCRATCH="${GREYLAG_DEB_SCRATCH:-.build-release}"
     TRAITS=(--traits MariaDB)
 else
     PACKAGE=greylag
@@ -171,8 +172,12 @@ SHLIBS="$(cd "$WORK/src" && dpkg-shlibdeps -O "-e$ROOT/usr/sbin/greylag" 2>"$WOR
     || { cat "$WORK/shlibdeps.err" >&2; die "dpkg-shlibdeps failed"; }
 SHLIBS="${SHLIBS#shlibs:Depends=}"
 [[ -n "$SHLIBS" ]] || die "dpkg-shlibdeps found no dependencies"
+# --no-build packages whatever the scratch path holds: it must be the right build.
 if [[ $MARIADB -eq 1 && "$SHLIBS" != *libmariadb3* ]]; then
-    die "the MariaDB build does not link libmariadb3 (Depends: $SHLIBS)"
+    die "the MariaDB build does not link libmariadb3 (Depends: $SHLIBS); build without --no-build"
+fi
+if [[ $MARIADB -eq 0 && "$SHLIBS" == *libmariadb* ]]; then
+    die "the binary in $SCRATCH is the MariaDB build (Depends: $SHLIBS); build without --no-build"
 fi
 
 INSTALLED_SIZE="$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)"
