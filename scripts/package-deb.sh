@@ -21,7 +21,6 @@
 # Prints the path of the .deb on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SRC="$PWD"
 
 log() { printf 'package-deb: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

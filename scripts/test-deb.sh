@@ -26,7 +26,6 @@
 # on any failure. Must run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SRC="$PWD"
 
 log() { printf 'test-deb: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 2; }
@@ -77,7 +76,8 @@ inner() {
     in_root useradd --system -g nofiles -d /var/qmail -s /usr/sbin/nologin qmaild
 
     cp "$DEB" "$ROOT/tmp/"
-    local deb_in_root="/tmp/$(basename "$DEB")"
+    local deb_in_root
+    deb_in_root="/tmp/$(basename "$DEB")"
     check "dpkg -i $(basename "$DEB")" in_root dpkg -i "$deb_in_root"
 
     check "user greylag is a system user with no login shell" \
@@ -140,8 +140,8 @@ EOF
     DAEMON_PID=$!
 
     # Wait for the policy listener (and for the helpers' socket).
-    local up=0 i
-    for i in $(seq 1 100); do
+    local up=0 _
+    for _ in $(seq 1 100); do
         if ! kill -0 "$DAEMON_PID" 2>/dev/null; then break; fi
         if (exec 3<>/dev/tcp/127.0.0.1/10023) 2>/dev/null && [[ -S "$ROOT/run/greylag/policy.sock" ]]; then up=1; break; fi
         sleep 0.2
