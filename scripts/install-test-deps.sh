@@ -21,6 +21,7 @@ set -euo pipefail
 PACKAGES=(postfix swaks miltertest ucspi-tcp postgresql-15 postgrey sasl2-bin libsasl2-modules libsasl2-modules-db libsqlite3-dev mariadb-server mariadb-client libmariadb-dev pkg-config python3-prometheus-client chromium python3-pil fonts-dejavu-core sqlgrey libdbd-sqlite3-perl)
 PACKAGES+=(m4) # sendmail.cf from sendmail.mc, for Sendmail run unpacked by the tests
 PACKAGES+=(libidn12) # exim4, run unpacked by the tests
+PACKAGES+=(systemd) # systemd-analyze verify of packaging/greylag.service (scripts/verify-unit.sh)
 PACKAGES+=(groff-base man-db) # the greylag.toml(5) page must render without warnings (groff -ww, man -l)
 if [[ -n "${EXTRA_TEST_PACKAGES:-}" ]]; then
     # shellcheck disable=SC2206 # word splitting is intended here

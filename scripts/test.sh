@@ -37,6 +37,8 @@ bash scripts/install-test-deps.sh
 log "building (debug, with tests)"
 swift build --build-tests "${TRAITS[@]}"
 BIN_DIR="$(swift build "${TRAITS[@]}" --show-bin-path)"
+log "verifying the packaged systemd unit against this build"
+bash scripts/verify-unit.sh "$BIN_DIR/greylag"
 
 # shellcheck source=scripts/lib/postfix.sh
 source scripts/lib/postfix.sh
