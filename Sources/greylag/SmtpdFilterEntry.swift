@@ -12,7 +12,7 @@ import SmtpdFilter
 enum SmtpdFilterEntry {
     static let usage = """
         usage: greylag smtpd-filter [--socket unix:/path|HOST:PORT] [--timeout MS] [--header]
-        An OpenSMTPD filter (smtpd.conf: filter "greylag" proc-exec "/usr/local/bin/greylag smtpd-filter"):
+        An OpenSMTPD filter (smtpd.conf: filter "greylag" proc-exec "/usr/sbin/greylag smtpd-filter"):
         greylists at RCPT TO through the greylag daemon (default \(QmailEntry.defaultSocket), or
         $GREYLAG_SOCKET; a listener of policy.helper_listen). --timeout: milliseconds per question (3000);
         when the daemon cannot answer in time the mail passes. --header: add greylag's X-Greylist header

@@ -83,7 +83,7 @@ import Glibc
         let smtpdConf = dir.path + "/smtpd.conf"
         // docs/opensmtpd.md's smtpd.conf lines, on loopback and this test's paths.
         var filter = try DocSnippets.snippet("opensmtpd-conf")
-        for (old, new) in [("/usr/local/bin/greylag ", binary + " "), ("unix:/run/greylag/policy.sock", "unix:\(socket)"),
+        for (old, new) in [("/usr/sbin/greylag ", binary + " "), ("unix:/run/greylag/policy.sock", "unix:\(socket)"),
                            ("listen on 0.0.0.0 port 25 ", "listen on 127.0.0.1 port \(Self.smtpPort) hostname mx.greylag.test ")] {
             filter = try DocSnippets.replacingOnce(filter, old, new)
         }

@@ -101,7 +101,7 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
         let line = try DocSnippets.snippet("qmail-envelope-scanner").trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(line.hasPrefix("ENVELOPE_SCANNER=\""), "\(line)")
         let command = line.dropFirst("ENVELOPE_SCANNER=\"".count).dropLast().split(separator: " ").map(String.init)
-        #expect(command.first == "/usr/local/bin/greylag", "\(command)")
+        #expect(command.first == "/usr/sbin/greylag", "\(command)")
         let arguments = Array(command.dropFirst())
         #expect(arguments == ["qmail-envelope-scanner"], "\(arguments)")
         @Sendable func scan(_ from: String, _ to: String, _ e: [String: String] = [:]) async throws -> PluginRun {
@@ -210,7 +210,7 @@ extension QmailEndToEndTests {
         let port = try freePort()
         var runLine = try DocSnippets.snippet("qmail-tcpserver-run")
         for (old, new) in [(" 0 smtp ", " 127.0.0.1 \(port) "), ("-x /etc/tcp.smtp.cdb", "-x \(rules).cdb"),
-                           ("/usr/local/bin/greylag", binary), ("--socket /run/greylag/policy.sock", "--socket \(socket)"),
+                           ("/usr/sbin/greylag", binary), ("--socket /run/greylag/policy.sock", "--socket \(socket)"),
                            ("/var/qmail/bin/qmail-smtpd", smtpd)] {
             runLine = try DocSnippets.replacingOnce(runLine, old, new)
         }
