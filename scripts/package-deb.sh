@@ -144,7 +144,7 @@ install -d "$ROOT/usr/share/bash-completion/completions" "$ROOT/usr/share/zsh/ve
 "$G" --generate-completion-script zsh >"$ROOT/usr/share/zsh/vendor-completions/_greylag"
 "$G" --generate-completion-script fish >"$ROOT/usr/share/fish/vendor_completions.d/greylag.fish"
 
-# Documentation: copyright, the Debian changelog, the install guide.
+# Documentation: copyright, the Debian changelog, the README and the docs.
 DOC="$ROOT/usr/share/doc/$PACKAGE"
 install -d "$DOC"
 install -m 0644 packaging/debian/copyright "$DOC/copyright"
@@ -156,9 +156,13 @@ install -m 0644 packaging/debian/copyright "$DOC/copyright"
 } | gzip -9n >"$DOC/changelog.Debian.gz"
 install -d "$ROOT/usr/share/lintian/overrides"
 sed "s/^greylag:/$PACKAGE:/" packaging/debian/lintian-overrides >"$ROOT/usr/share/lintian/overrides/$PACKAGE"
-if [[ -f docs/install.md ]]; then
-    gzip -9n <docs/install.md >"$DOC/install.md.gz"
-fi
+# The whole reference (docs/*.md), which log lines and the dashboard name
+# (such as docs/store.md for a broken store), as /usr/share/doc/greylag/docs/.
+install -d "$DOC/docs"
+gzip -9n <README.md >"$DOC/README.md.gz"
+for page in docs/*.md; do
+    gzip -9n <"$page" >"$DOC/docs/$(basename "$page").gz"
+done
 
 # Maintainer scripts and control files.
 install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$ROOT/DEBIAN/"
