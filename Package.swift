@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(name: "GreylagImportTests", dependencies: ["GreylagImport", "GreylagCore"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "GreylagMigrateTests", dependencies: [
-            "GreylagMigrate", "GreylagCore", "GreylagServer", .product(name: "TOMLKit", package: "TOMLKit"),
+            "GreylagMigrate", "GreylagCore", "GreylagServer", "GreylagTestSupport", .product(name: "TOMLKit", package: "TOMLKit"),
         ],
                     resources: [.copy("Fixtures")]),
         // What the suites with database-server cases share: when a missing

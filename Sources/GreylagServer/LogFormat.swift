@@ -78,50 +78,58 @@ public struct SyslogFacility: Sendable, Hashable, CustomStringConvertible {
     public var description: String { name }
 }
 
-/// Timestamps of plain lines: `2026-11-21T20:16:26Z`, UTC to the second,
-/// formatted once per second.
-enum PlainClock {
-    private static let cache = Mutex<(second: Int, text: String)>((-1, ""))
+/// A text made from the current second (UTC seconds since the epoch), made
+/// once per second and reused by every line written within it.
+final class PerSecondText: Sendable {
+    private let cache = Mutex<(second: Int, text: String)>((-1, ""))
+    private let make: @Sendable (time_t) -> String
 
-    static func timestamp() -> String {
+    init(_ make: @escaping @Sendable (time_t) -> String) { self.make = make }
+
+    func text() -> String {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let second = ts.tv_sec
         if let cached = cache.withLock({ $0.second == second ? $0.text : nil }) { return cached }
-        var t = time_t(second)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let text = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+        let text = make(time_t(second))
         cache.withLock { $0 = (second, text) }
         return text
     }
+
+    static func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+}
+
+/// Timestamps of plain lines: `2026-11-21T20:16:26Z`, UTC to the second.
+enum PlainClock {
+    private static let clock = PerSecondText { second in
+        var t = second
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        let two = PerSecondText.two
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    }
+
+    static func timestamp() -> String { clock.text() }
 }
 
 /// RFC 3164 headers: `<PRI>Mmm dd hh:mm:ss greylag[PID]: `, local time
-/// (as syslog daemons expect), the time part formatted once per second.
+/// (as syslog daemons expect).
 enum SyslogClock {
-    private static let cache = Mutex<(second: Int, text: String)>((-1, ""))
     private static let pid = getpid()
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    private static let clock = PerSecondText { second in
+        var t = second
+        var parts = tm()
+        localtime_r(&t, &parts)
+        let two = PerSecondText.two
+        let day = parts.tm_mday < 10 ? " \(parts.tm_mday)" : "\(parts.tm_mday)"
+        return "\(months[Int(parts.tm_mon) % 12]) \(day) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+    }
 
     static func header(priority: Int) -> String {
         "<\(priority)>\(time()) greylag[\(pid)]: "
     }
 
-    static func time() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let second = ts.tv_sec
-        if let cached = cache.withLock({ $0.second == second ? $0.text : nil }) { return cached }
-        var t = time_t(second)
-        var parts = tm()
-        localtime_r(&t, &parts)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let day = parts.tm_mday < 10 ? " \(parts.tm_mday)" : "\(parts.tm_mday)"
-        let text = "\(months[Int(parts.tm_mon) % 12]) \(day) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
-        cache.withLock { $0 = (second, text) }
-        return text
-    }
+    static func time() -> String { clock.text() }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GreylagTestSupport
 import Testing
 
 /// The `greylag migrate` command itself, run as a program: it writes,
@@ -22,7 +23,7 @@ import Testing
         p.standardOutput = out
         p.standardError = err
         p.standardInput = FileHandle.nullDevice
-        try p.run()
+        try spawn(p)
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()

@@ -90,14 +90,3 @@ func waitForMessage(in maildir: String, containing marker: String) async throws 
     }
     return nil
 }
-
-/// Starts `process`, one at a time across the suite: Foundation's
-/// `Process.run()` crashed once in a full run (a bad read in its memmove)
-/// while many tests started programs at the same moment.
-func spawn(_ process: Process) throws {
-    spawnLock.lock()
-    defer { spawnLock.unlock() }
-    try process.run()
-}
-
-private let spawnLock = NSLock()

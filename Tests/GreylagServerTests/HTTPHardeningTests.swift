@@ -1,4 +1,5 @@
 import Foundation
+import GreylagTestSupport
 @testable import GreylagServer
 import Testing
 

@@ -106,7 +106,8 @@ import Glibc
         let sender = "sender-\(id.prefix(8))@example.org"
         let message = ["--from", sender, "--to", "user@example.net", "--header", "X-Greylag-Test: \(id)"]
         let first = try await swaks(message)
-        #expect(first.status != 0, "the first attempt must be refused")
+        let daemonText = (try? String(contentsOfFile: daemonLog, encoding: .utf8)) ?? ""
+        #expect(first.status != 0, "the first attempt must be refused; smtpd's log:\n\(smtpdLog())\ngreylag's log:\n\(daemonText)")
         #expect(first.output.contains("451 4.7.1 Greylisted, please try again in "), "\(first.output)")
         try await Task.sleep(for: .milliseconds(2500))
         let second = try await swaks(message)

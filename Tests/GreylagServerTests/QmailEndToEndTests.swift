@@ -1,4 +1,5 @@
 import Foundation
+import GreylagTestSupport
 import GreylagCore
 import GreylagServer
 import Testing

@@ -1,4 +1,5 @@
 import Foundation
+import GreylagTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -97,3 +97,15 @@ public enum TestServer: String, CaseIterable, Sendable, CustomStringConvertible 
         return Settings(host: p[0], port: port, user: p[2], password: p[3])
     }
 }
+
+/// Starts `process`, one at a time across every test target of the run
+/// (they share one process): Foundation's `Process.run()` crashed in full
+/// runs (a bad read in its memmove) while several tests started programs
+/// at the same moment, once with one of them outside this lock.
+public func spawn(_ process: Process) throws {
+    spawnLock.lock()
+    defer { spawnLock.unlock() }
+    try process.run()
+}
+
+private let spawnLock = NSLock()
