@@ -12,21 +12,7 @@ import Glibc
 /// qmail-smtpd runs its plugins), and returns status, stdout and stderr.
 func runQmailHelper(_ path: String, _ arguments: [String], environment: [String: String])
     async throws -> (status: Int32, stdout: String, stderr: String) {
-    try await PolicyTestClient.offPool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try spawn(process)
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    try await PolicyTestClient.offPool { try runCapturing(path, arguments, environment: environment) }
 }
 
 /// The qmail helpers as qmail runs them: the real binary, a real daemon on

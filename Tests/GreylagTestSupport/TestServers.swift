@@ -109,3 +109,44 @@ public func spawn(_ process: Process) throws {
 }
 
 private let spawnLock = NSLock()
+
+/// Runs a program to its end with standard input closed and returns its
+/// exit status, standard output and standard error apart. `environment`
+/// nil: the test process's own; otherwise exactly that.
+public func runCapturing(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws
+    -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try spawn(process)
+    // Standard error on a thread of its own, so a program that fills one pipe while we read the other cannot stall.
+    let errData = ErrorPipeReader(err)
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = errData.wait()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// Reads a pipe to its end on a thread of its own.
+private final class ErrorPipeReader: @unchecked Sendable {
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ pipe: Pipe) {
+        let handle = pipe.fileHandleForReading
+        Thread.detachNewThread { [self] in
+            data = handle.readDataToEndOfFile()
+            done.signal()
+        }
+    }
+
+    func wait() -> Data {
+        done.wait()
+        return data
+    }
+}
