@@ -18,6 +18,8 @@ import GRDB
 final class WALCheckpointer: @unchecked Sendable {  // DispatchSource is thread-safe
     private let queue: DatabaseQueue
     private let timer: any DispatchSourceTimer
+    /// Where the timer's checkpoints run, one at a time.
+    private let timerQueue = DispatchQueue(label: "greylag.store.checkpoint", qos: .utility)
 
     init(path: String, synchronous: String, interval: DispatchTimeInterval, restartFrames: Int = 50_000) throws {
         var configuration = Configuration()
@@ -28,7 +30,7 @@ final class WALCheckpointer: @unchecked Sendable {  // DispatchSource is thread-
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         queue = try DatabaseQueue(path: path, configuration: configuration)
-        timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "greylag.store.checkpoint", qos: .utility))
+        timer = DispatchSource.makeTimerSource(queue: timerQueue)
         timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(20))
         timer.setEventHandler { [queue] in
             try? queue.writeWithoutTransaction { db in
@@ -39,9 +41,12 @@ final class WALCheckpointer: @unchecked Sendable {  // DispatchSource is thread-
         timer.resume()
     }
 
-    /// Stops the timer and closes the connection.
+    /// Stops the timer and closes the connection. `cancel()` alone does not
+    /// wait for a checkpoint already under way, which then ran on the closed
+    /// connection (a crash inside SQLite at shutdown): cancelling on the
+    /// timer's own serial queue waits for it, and no checkpoint starts after.
     func close() throws {
-        timer.cancel()
+        timerQueue.sync { timer.cancel() }
         try queue.close()
     }
 }
