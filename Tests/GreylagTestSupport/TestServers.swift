@@ -115,38 +115,111 @@ private let spawnLock = NSLock()
 /// nil: the test process's own; otherwise exactly that.
 public func runCapturing(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws
     -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try spawn(process)
-    // Standard error on a thread of its own, so a program that fills one pipe while we read the other cannot stall.
-    let errData = ErrorPipeReader(err)
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = errData.wait()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    let r = try ChildProgram.run(path, arguments, environment: environment, mergeErrors: false)
+    return (r.status, r.stdout, r.stderr)
 }
 
-/// Reads a pipe to its end on a thread of its own.
-private final class ErrorPipeReader: @unchecked Sendable {
-    private var data = Data()
-    private let done = DispatchSemaphore(value: 0)
+/// Runs a program to its end with standard input closed and returns its exit
+/// status and its standard output and error together, as they came.
+/// `environment` nil: the test process's own; otherwise exactly that.
+public func runMerged(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws
+    -> (status: Int32, output: String) {
+    let r = try ChildProgram.run(path, arguments, environment: environment, mergeErrors: true)
+    return (r.status, r.stdout)
+}
 
-    init(_ pipe: Pipe) {
-        let handle = pipe.fileHandleForReading
-        Thread.detachNewThread { [self] in
-            data = handle.readDataToEndOfFile()
-            done.signal()
+/// Short-lived programs started with posix_spawn directly, not Foundation's
+/// `Process`: `Process.run()` crashed the whole test run now and then (a
+/// bad read in a memcpy under it, twice in one day's full runs, under the
+/// spawn lock too). As `Process` does, the child gets /dev/null as input, a
+/// process group of its own and none of the test process's descriptors but
+/// the pipes.
+enum ChildProgram {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func run(_ path: String, _ arguments: [String], environment: [String: String]?, mergeErrors: Bool) throws
+        -> (status: Int32, stdout: String, stderr: String) {
+        guard let addClosefrom else { throw Failure(description: "no posix_spawn_file_actions_addclosefrom_np (glibc 2.34)") }
+        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
+        guard pipe(&out) == 0 else { throw Failure(description: "pipe: errno \(errno)") }
+        defer { for fd in out where fd >= 0 { close(fd) } }
+        if !mergeErrors {
+            guard pipe(&err) == 0 else { throw Failure(description: "pipe: errno \(errno)") }
+        }
+        defer { for fd in err where fd >= 0 { close(fd) } }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, mergeErrors ? out[1] : err[1], 2)
+        // Every other descriptor of the test process stays out of the child.
+        _ = addClosefrom(&actions, 3)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0)=\($1)") } + [nil] }
+        defer { for e in envp ?? [] { free(e) } }
+
+        var pid: pid_t = 0
+        let rc = spawnLock.withLock {
+            envp.map { posix_spawn(&pid, path, &actions, &attributes, argv, $0) }
+                ?? posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        }
+        guard rc == 0 else { throw Failure(description: "cannot start \(path): \(String(cString: strerror(rc)))") }
+        close(out[1]); out[1] = -1
+        if !mergeErrors { close(err[1]); err[1] = -1 }
+
+        // Standard error on a thread of its own, so a program that fills one
+        // pipe while we read the other cannot stall.
+        let errors = mergeErrors ? nil : PipeReader(err[0])
+        let output = readAll(out[0])
+        let errorBytes = errors?.wait() ?? []
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return (code, String(decoding: output, as: UTF8.self), String(decoding: errorBytes, as: UTF8.self))
+    }
+
+    /// glibc's posix_spawn_file_actions_addclosefrom_np (2.34 and later), which
+    /// Swift's Glibc module does not declare.
+    private typealias AddClosefrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private static let addClosefrom: AddClosefrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np")
+        .map { unsafeBitCast($0, to: AddClosefrom.self) }
+
+    static func readAll(_ fd: Int32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { bytes += buffer[0..<n]; continue }
+            if n < 0 && errno == EINTR { continue }
+            return bytes
         }
     }
 
-    func wait() -> Data {
-        done.wait()
-        return data
+    /// Reads a descriptor to its end on a thread of its own.
+    private final class PipeReader: @unchecked Sendable {
+        private var bytes: [UInt8] = []
+        private let done = DispatchSemaphore(value: 0)
+
+        init(_ fd: Int32) {
+            Thread.detachNewThread { [self] in
+                bytes = ChildProgram.readAll(fd)
+                done.signal()
+            }
+        }
+
+        func wait() -> [UInt8] {
+            done.wait()
+            return bytes
+        }
     }
 }
