@@ -97,7 +97,7 @@ let package = Package(
         .target(name: "CFuzzDriver"),
         .executableTarget(name: "greylag-fuzz", dependencies: ["GreylagFuzz", "CFuzzDriver"]),
         .testTarget(name: "GreylagFuzzTests", dependencies: ["GreylagFuzz"]),
-        .testTarget(name: "GreylagCoreTests", dependencies: ["GreylagCore"]),
+        .testTarget(name: "GreylagCoreTests", dependencies: ["GreylagCore", "GreylagTestSupport"]),
         .testTarget(name: "PolicyProtocolTests", dependencies: [
             "PolicyProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -123,7 +123,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         // What the suites with database-server cases share: when a missing
         // server setting is a skip and when it is a failure.
-        .target(name: "GreylagTestSupport", dependencies: ["GreylagMariaDB"], path: "Tests/GreylagTestSupport"),
+        .target(name: "GreylagTestSupport", dependencies: ["GreylagCore", "GreylagMariaDB"], path: "Tests/GreylagTestSupport"),
         .testTarget(name: "StoreConformanceTests", dependencies: [
             "GreylagTestSupport", "GreylagStore", "GreylagPostgres", "GreylagMariaDB", "GreylagImport",
             .product(name: "PostgresNIO", package: "postgres-nio"),

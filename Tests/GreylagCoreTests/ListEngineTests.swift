@@ -1,4 +1,5 @@
 import GreylagCore
+import GreylagTestSupport
 import Testing
 
 /// The decision order of ARCHITECTURE.md with lists: exemptions, blacklist,

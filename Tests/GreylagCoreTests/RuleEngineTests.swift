@@ -1,4 +1,5 @@
 import GreylagCore
+import GreylagTestSupport
 import Testing
 
 /// `[[rules]]`: first match decides, selectors are ANDed, a greylist

@@ -1,36 +1,9 @@
 import Foundation
 import GreylagCore
+import GreylagTestSupport
 import GreylagMigrate
 import GreylagServer
 import Testing
-
-/// Plays the store for the engine, as in GreylagCoreTests' EngineTests:
-/// records and client counts in memory, each decision's change applied, so
-/// a migrated configuration can decide a sequence of queries on a manual clock.
-struct MemoryStore {
-    var records: [Triplet: GreylistRecord] = [:]
-    var clients: [String: (passed: Int64, expires: Int64)] = [:]
-
-    mutating func ask(_ engine: Engine, _ query: GreylistQuery, at now: Int64) -> Verdict {
-        switch engine.prepare(query, now: now) {
-        case .decided(let verdict):
-            return verdict
-        case .lookup(let triplet, let dryRun, let rule):
-            let client = clients[triplet.network].flatMap { $0.expires >= now ? $0.passed : nil } ?? 0
-            let decision = engine.decide(triplet, state: TripletState(record: records[triplet], clientPassedTriplets: client),
-                                         now: now, dryRun: dryRun, delay: query.delayOverride, rule: rule)
-            if let record = decision.change.record { records[triplet] = record }
-            switch decision.change.client {
-            case .none: break
-            case .refresh(let expires): clients[triplet.network]?.expires = expires
-            case .countPass(let expires):
-                let old = clients[triplet.network].flatMap { $0.expires >= now ? $0.passed : nil } ?? 0
-                clients[triplet.network] = (old + 1, expires)
-            }
-            return decision.verdict
-        }
-    }
-}
 
 /// A migration written to a fresh directory and loaded as `greylag serve` would load it.
 struct Written {

@@ -1,5 +1,6 @@
 import Foundation
 import GreylagCore
+import GreylagTestSupport
 import GreylagMigrate
 import Testing
 
