@@ -32,6 +32,12 @@ let package = Package(
     ],
     targets: [
         .target(name: "GreylagCore"),
+        // DNS for the daemon: the record types and results every check shares,
+        // and a non-blocking client on SwiftNIO.
+        .target(name: "GreylagDNS", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .target(name: "PolicyProtocol", dependencies: [
             "GreylagCore",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -7,10 +7,13 @@
 public struct Engine: Sendable {
     public var policy: GreylistPolicy
     public var lists: ListRules
+    /// How DNS facts (SPF, DNS lists, reverse names) change decisions; see `screen`.
+    public var dns: DNSPolicy
 
-    public init(policy: GreylistPolicy = GreylistPolicy(), lists: ListRules = ListRules()) {
+    public init(policy: GreylistPolicy = GreylistPolicy(), lists: ListRules = ListRules(), dns: DNSPolicy = DNSPolicy()) {
         self.policy = policy
         self.lists = lists
+        self.dns = dns
     }
 
     /// The outcome of the first step.

@@ -30,6 +30,12 @@ public enum DecisionReason: String, Sendable, Hashable, CaseIterable {
     case knownTriplet = "known_triplet"
     /// The store could not be asked; the configured failure mode applied.
     case storeUnavailable = "store_unavailable"
+    /// DNS allow-lists vouch for the client: its score is at or below the allow threshold.
+    case dnsAllowlisted = "dns_allowlisted"
+    /// DNS lists weigh the client at or above the reject threshold.
+    case dnsRejected = "dns_rejected"
+    /// Selective mode: nothing makes the client suspicious, so it is not greylisted.
+    case notSuspicious = "not_suspicious"
 }
 
 /// What greylisting answers for one recipient.
@@ -55,9 +61,13 @@ public struct Verdict: Sendable, Hashable {
     /// The reply code and texts of the `[[rules]]` entry that decided, used
     /// instead of the protocol's own where set.
     public var reply: RuleReply?
+    /// The DNS list zones that listed the client or sender, when DNS lists
+    /// took part in the decision.
+    public var zones: [String]
 
     public init(action: Action, reason: DecisionReason, timeLeft: Int64? = nil, delayed: Int64? = nil,
-                triplet: Triplet? = nil, wouldDefer: Bool = false, rule: RuleMatch? = nil, reply: RuleReply? = nil) {
+                triplet: Triplet? = nil, wouldDefer: Bool = false, rule: RuleMatch? = nil, reply: RuleReply? = nil,
+                zones: [String] = []) {
         self.action = action
         self.reason = reason
         self.timeLeft = timeLeft
@@ -66,6 +76,7 @@ public struct Verdict: Sendable, Hashable {
         self.wouldDefer = wouldDefer
         self.rule = rule
         self.reply = reply
+        self.zones = zones
     }
 }
 
