@@ -72,9 +72,9 @@ public final class DecisionHistory: Sendable {
         case .notRecipientStage: return nil
         case .delayElapsed, .knownTriplet: return .passed
         case .authenticated, .trustedClient, .whitelisted, .recipientOptedOut, .recipientNotOptedIn,
-             .clientAutowhitelisted:
+             .clientAutowhitelisted, .dnsAllowlisted, .notSuspicious:
             return .whitelisted
-        case .noClientAddress, .noRecipient, .storeUnavailable, .blacklisted, .newTriplet, .tooEarly:
+        case .noClientAddress, .noRecipient, .storeUnavailable, .blacklisted, .newTriplet, .tooEarly, .dnsRejected:
             return .other
         }
     }
