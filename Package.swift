@@ -72,7 +72,8 @@ let package = Package(
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         .target(name: "GreylagServer", dependencies: [
-            "GreylagCore", "PolicyProtocol", "Milter", "GreylistdProtocol", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
+            "GreylagCore", "GreylagDNS", "PolicyProtocol", "Milter", "GreylistdProtocol", "GreylagStore", "GreylagPostgres",
+            "GreylagMariaDB",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -84,7 +85,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-        ], resources: [.embedInCode("Resources/builtin-whitelist-clients")]),
+        ], resources: [.embedInCode("Resources/builtin-whitelist-clients"), .embedInCode("Resources/dynamic-names")]),
         .target(name: "GreylagBench", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -137,6 +138,7 @@ let package = Package(
         ]),
         .testTarget(name: "GreylagServerTests", dependencies: [
             "GreylagTestSupport", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
+            "GreylagDNS", "PolicyProtocol", "Milter",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import Foundation
 import GreylagCore
+import GreylagDNS
 import GreylagMariaDB
 import GreylagPostgres
 import GreylagStore
@@ -23,6 +24,10 @@ public final class GreylagDaemon: Service {
     private let openStore: @Sendable (GreylagConfiguration, any EventLoop) async throws -> any GreylistStore
     private let clock: @Sendable () -> Int64
     private let notifier: SystemdNotifier?
+    /// The resolver of the DNS checks, when given (tests); see `GreylistService.resolver`.
+    private let dnsResolver: (any DNSResolving)?
+    /// The SPF check of SPF keying, when given.
+    private let spfCheck: SPFCheck?
 
     /// - Parameters:
     ///   - openStore: opens the store; the configuration's backend by default.
@@ -36,7 +41,10 @@ public final class GreylagDaemon: Service {
                     = GreylagDaemon.openConfiguredStore,
                 clock: @escaping @Sendable () -> Int64 = unixNow,
                 notifier: SystemdNotifier? = nil,
+                resolver: (any DNSResolving)? = nil, spf: SPFCheck? = nil,
                 onListening: @escaping @Sendable ([String]) -> Void = { _ in }) {
+        self.dnsResolver = resolver
+        self.spfCheck = spf
         self.configuration = configuration
         self.logger = logger
         self.givenGroup = group
@@ -211,7 +219,8 @@ public final class GreylagDaemon: Service {
                 """)
         }
         let service = GreylistService(policy: config.policy, lists: config.lists, replies: Self.replies(config),
-                                      milterReplies: Self.milterReplies(config), store: store, failureMode: config.failureMode, logger: logger, clock: clock)
+                                      milterReplies: Self.milterReplies(config), store: store, failureMode: config.failureMode, logger: logger, clock: clock,
+                                      dns: config.dns, checks: config.dnsChecks, resolver: dnsResolver, spf: spfCheck)
         let reopener: StoreReopener?
         if let openFailure, let swappable = store as? SwappableStore {
             service.health.cannotOpen(openFailure)
