@@ -108,7 +108,7 @@ final class SPFRun {
             l = Array("postmaster".utf8)
             s = l + [UInt8(ascii: "@")] + d
         }
-        self.sender = s
+        self.sender = Array(s.prefix(cap))
         self.local = l
         self.senderDomain = d
         self.helo = Array(helo.utf8.prefix(cap))
