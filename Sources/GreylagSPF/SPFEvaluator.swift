@@ -89,10 +89,12 @@ final class SPFRun {
     var queries = 0
     private var cache: [String: DNSLookupResult] = [:]
     private var validatedNames: [String]?
+    private let deadline: ContinuousClock.Instant
 
     init(evaluator: SPFEvaluator, ip: IPAddress, sender: String, helo: String) {
         self.evaluator = evaluator
         self.limits = evaluator.limits
+        self.deadline = ContinuousClock.now.advanced(by: evaluator.limits.time)
         self.ip = ip
         let cap = evaluator.limits.expansionLength
         var s = Array(sender.utf8.prefix(cap))
@@ -358,6 +360,7 @@ final class SPFRun {
         if let hit = cache[key] { return hit }
         queries += 1
         if queries > limits.queries { throw .perm("more than \(limits.queries) DNS questions") }
+        if ContinuousClock.now >= deadline { throw .temp("the evaluation took longer than \(limits.time)") }
         var answer = await evaluator.resolver.lookup(name, type)
         // A name the resolver refuses to ask about cannot exist.
         if answer == .failure(.badName) { answer = .nxDomain }

@@ -84,6 +84,11 @@ public struct SPFLimits: Sendable, Hashable {
     /// A hard bound on DNS questions per evaluation, whatever the records
     /// say (the RFC limits already keep it near 120); over it: `permerror`.
     public var queries: Int = 200
+    /// The time one evaluation may take (RFC 7208 section 4.6.4 suggests at
+    /// least 20 seconds); no question is asked after it has passed, and the
+    /// result is `temperror`. A lookup under way still has the resolver's
+    /// own deadline, so an evaluation ends at most that much later.
+    public var time: Duration = .seconds(20)
 
     public init() {}
 }

@@ -286,6 +286,31 @@ func ip(_ s: String) -> IPAddress { IPAddress(s)! }
         #expect(await e.check(ip: ip("2001:db9:0:1::77"), mailFrom: "a@example.com", helo: "h").result == .fail)
     }
 
+    /// A resolver that answers every question slowly: the evaluation stops
+    /// at its time limit with temperror.
+    struct Slow: DNSResolving {
+        var zone: StaticZone
+        func lookup(_ name: String, _ type: DNSRecordType) async -> DNSLookupResult {
+            try? await Task.sleep(for: .milliseconds(60))
+            return await zone.lookup(name, type)
+        }
+    }
+
+    @Test func timeLimit() async {
+        var z = StaticZone()
+        for k in 0..<4 { z.txt("s\(k).example.com", "v=spf1 a:x\(k).example.com include:s\(k + 1).example.com") }
+        z.txt("s4.example.com", "v=spf1 +all")
+        for k in 0..<4 { z.a("x\(k).example.com", "198.51.100.1") }
+        let quick = await SPFEvaluator(resolver: z).check(ip: ip("192.0.2.1"), mailFrom: "a@s0.example.com", helo: "h")
+        #expect(quick.result == .pass)
+        var limits = SPFLimits()
+        limits.time = .milliseconds(200)
+        let start = ContinuousClock.now
+        let o = await SPFEvaluator(resolver: Slow(zone: z), limits: limits).check(ip: ip("192.0.2.1"), mailFrom: "a@s0.example.com", helo: "h")
+        #expect(o.result == .temperror)
+        #expect(ContinuousClock.now - start < .milliseconds(1_000))
+    }
+
     @Test func multipleRecordsAndNone() async {
         var z = StaticZone()
         z.txt("two.example.com", "v=spf1 -all", "v=spf1 +all")
