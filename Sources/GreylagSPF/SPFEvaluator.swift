@@ -375,9 +375,11 @@ final class SPFRun {
     func expandName(_ spec: MacroString, domain: String) throws(SPFStop) -> String {
         var bytes = try expand(spec, domain: domain, explain: false)
         if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
-        while bytes.count > 253 {
-            guard let dot = bytes.firstIndex(of: UInt8(ascii: ".")) else { break }
-            bytes.removeSubrange(...dot)
+        if bytes.count > 253 {
+            // The first label boundary that leaves at most 253 octets.
+            var cut = bytes.count - 253
+            while cut < bytes.count, bytes[cut - 1] != UInt8(ascii: ".") { cut += 1 }
+            bytes = Array(bytes[cut...])
         }
         let name = String(decoding: bytes, as: UTF8.self)
         let labels = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
