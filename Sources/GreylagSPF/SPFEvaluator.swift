@@ -45,7 +45,9 @@ public struct SPFEvaluator: Sendable {
     /// RFC 7208 section 4: `check_host(<ip>, <domain>, <sender>)`.
     public func checkHost(ip: IPAddress, domain: String, sender: String, helo: String) async -> SPFOutcome {
         let run = SPFRun(evaluator: self, ip: ip, sender: sender, helo: helo)
-        let asked = SPFRun.canonical(domain)
+        // Only a valid name (at most 253 octets) is evaluated; a longer one is
+        // cut here so that it cannot swell a log line.
+        let asked = SPFRun.canonical(String(domain.utf8.prefix(256)) ?? "")
         var outcome = SPFOutcome(result: .none, domain: asked)
         do throws(SPFStop) {
             let r = try await run.checkHost(domain: domain, explain: true, validate: true)

@@ -211,6 +211,15 @@ func ip(_ s: String) -> IPAddress { IPAddress(s)! }
         #expect(await SPFEvaluator(resolver: z).check(ip: ip("192.0.2.9"), mailFrom: "", helo: "[192.0.2.9]").result == .none)
     }
 
+    @Test func hugeIdentitiesAreNone() async {
+        let e = SPFEvaluator(resolver: StaticZone())
+        let long = String(repeating: "a.", count: 500_000) + "example.com"
+        let o = await e.check(ip: ip("192.0.2.1"), mailFrom: "x@" + long, helo: long)
+        #expect(o.result == .none && o.domain.utf8.count <= 256 && o.queries == 0)
+        let helo = await e.check(ip: ip("192.0.2.1"), mailFrom: "<>", helo: long)
+        #expect(helo.result == .none && helo.queries == 0)
+    }
+
     @Test func explanation() async {
         var z = StaticZone()
         z.txt("example.com", "v=spf1 -all exp=why.%{d}")
