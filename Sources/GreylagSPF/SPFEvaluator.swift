@@ -16,6 +16,8 @@ public struct SPFEvaluator: Sendable {
     public var receivingHost: String = "unknown"
     /// The `%{t}` macro of explanations: seconds since the epoch.
     public var clock: @Sendable () -> Int = { Int(Date().timeIntervalSince1970) }
+    /// The monotonic time the evaluation's time limit is measured on.
+    public var now: @Sendable () -> ContinuousClock.Instant = { .now }
 
     public init(resolver: any DNSResolving, limits: SPFLimits = .init()) {
         self.resolver = resolver
@@ -90,13 +92,13 @@ final class SPFRun {
     var voids = 0
     var queries = 0
     private var cache: [String: DNSLookupResult] = [:]
-    private var validatedNames: [String]?
+    var validatedNames: [String]?
     private let deadline: ContinuousClock.Instant
 
     init(evaluator: SPFEvaluator, ip: IPAddress, sender: String, helo: String) {
         self.evaluator = evaluator
         self.limits = evaluator.limits
-        self.deadline = ContinuousClock.now.advanced(by: evaluator.limits.time)
+        self.deadline = evaluator.now().advanced(by: evaluator.limits.time)
         self.ip = ip
         let cap = evaluator.limits.expansionLength
         var s = Array(sender.utf8.prefix(cap))
@@ -313,7 +315,7 @@ final class SPFRun {
     /// Section 5.5: the client's PTR names (the first `ptrNames`) whose
     /// addresses include the client. A failed PTR lookup gives none; a name
     /// whose address lookup fails is skipped.
-    private func validatedPTRNames(countVoid void: Bool) async throws(SPFStop) -> [String] {
+    func validatedPTRNames(countVoid void: Bool) async throws(SPFStop) -> [String] {
         if let names = validatedNames { return names }
         var names: [String] = []
         switch try await lookup(Self.reverseName(ip), .ptr) {
@@ -357,145 +359,16 @@ final class SPFRun {
 
     // MARK: - DNS
 
-    private func lookup(_ name: String, _ type: DNSRecordType) async throws(SPFStop) -> DNSLookupResult {
+    func lookup(_ name: String, _ type: DNSRecordType) async throws(SPFStop) -> DNSLookupResult {
         let key = "\(type) \(name.lowercased())"
         if let hit = cache[key] { return hit }
+        if evaluator.now() >= deadline { throw .temp("the evaluation took longer than \(limits.time)") }
+        if queries >= limits.queries { throw .perm("more than \(limits.queries) DNS questions") }
         queries += 1
-        if queries > limits.queries { throw .perm("more than \(limits.queries) DNS questions") }
-        if ContinuousClock.now >= deadline { throw .temp("the evaluation took longer than \(limits.time)") }
         var answer = await evaluator.resolver.lookup(name, type)
         // A name the resolver refuses to ask about cannot exist.
         if answer == .failure(.badName) { answer = .nxDomain }
         cache[key] = answer
         return answer
-    }
-
-    // MARK: - Macros (section 7)
-
-    /// Expands a domain-spec into a name to look up: at most 253 octets,
-    /// cut from the left label by label (section 4.8).
-    func expandName(_ spec: MacroString, domain: String) throws(SPFStop) -> String {
-        var bytes = try expand(spec, domain: domain, explain: false)
-        if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
-        if bytes.count > 253 {
-            // The first label boundary that leaves at most 253 octets.
-            var cut = bytes.count - 253
-            while cut < bytes.count, bytes[cut - 1] != UInt8(ascii: ".") { cut += 1 }
-            bytes = Array(bytes[cut...])
-        }
-        let name = String(decoding: bytes, as: UTF8.self)
-        let labels = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard !bytes.isEmpty, bytes.count <= 253, labels.allSatisfy({ !$0.isEmpty && $0.count <= 63 }) else {
-            throw .perm("a target name that is not a valid domain name")
-        }
-        return name
-    }
-
-    func expand(_ spec: MacroString, domain: String, explain: Bool) throws(SPFStop) -> [UInt8] {
-        var out: [UInt8] = []
-        for piece in spec.pieces {
-            switch piece {
-            case .literal(let b), .escape(let b):
-                out += b
-            case .expand(let letter, let urlEscape, let keep, let reverse, let delimiters):
-                var value = macroValue(letter, domain: domain)
-                if keep != nil || reverse || !delimiters.isEmpty {
-                    let split = delimiters.isEmpty ? [UInt8(ascii: ".")] : delimiters
-                    var parts = value.split(omittingEmptySubsequences: false, whereSeparator: { split.contains($0) })
-                    if reverse { parts.reverse() }
-                    if let keep, parts.count > keep { parts = Array(parts.suffix(keep)) }
-                    value = Array(parts.joined(separator: [UInt8(ascii: ".")]))
-                }
-                if urlEscape { value = Self.urlEscape(value) }
-                out += value
-            }
-            if out.count > limits.expansionLength {
-                if explain { return Array(out.prefix(limits.expansionLength)) }
-                throw .perm("a macro expansion longer than \(limits.expansionLength) octets")
-            }
-        }
-        return out
-    }
-
-    private func macroValue(_ letter: UInt8, domain: String) -> [UInt8] {
-        switch letter {
-        case UInt8(ascii: "s"): return sender
-        case UInt8(ascii: "l"): return local
-        case UInt8(ascii: "o"): return senderDomain
-        case UInt8(ascii: "d"): return Array(domain.utf8)
-        case UInt8(ascii: "i"): return Self.dotted(ip)
-        case UInt8(ascii: "p"): return Array(pMacro(domain).utf8)
-        case UInt8(ascii: "h"): return helo
-        case UInt8(ascii: "v"): return Array((ip.isIPv4 ? "in-addr" : "ip6").utf8)
-        case UInt8(ascii: "c"): return Array(ip.description.utf8)
-        case UInt8(ascii: "r"): return Array(evaluator.receivingHost.utf8.prefix(253))
-        case UInt8(ascii: "t"): return Array(String(evaluator.clock()).utf8)
-        default: return []
-        }
-    }
-
-    /// The `%{p}` value: the validated name equal to the domain, else one
-    /// under it, else any, else `unknown` (the names are looked up by
-    /// `preparePMacro` before an expansion that needs them).
-    private func pMacro(_ domain: String) -> String {
-        let names = validatedNames ?? []
-        return names.first(where: { $0 == domain }) ?? names.first(where: { $0.hasSuffix("." + domain) }) ?? names.first
-            ?? "unknown"
-    }
-
-    func preparePMacro(_ spec: MacroString) async throws(SPFStop) {
-        guard validatedNames == nil, spec.pieces.contains(where: {
-            if case .expand(let l, _, _, _, _) = $0 { return l == UInt8(ascii: "p") }
-            return false
-        }) else { return }
-        _ = try await validatedPTRNames(countVoid: false)
-    }
-
-    /// `expandName` after the lookups `%{p}` needs.
-    func expandTarget(_ spec: MacroString, domain: String) async throws(SPFStop) -> String {
-        try await preparePMacro(spec)
-        return try expandName(spec, domain: domain)
-    }
-
-    static func urlEscape(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        let hex = Array("0123456789ABCDEF".utf8)
-        for b in bytes {
-            if SPFRecord.isAlpha(b) || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
-                || b == UInt8(ascii: "-") || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "~") {
-                out.append(b)
-            } else {
-                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0xF)]]
-            }
-        }
-        return out
-    }
-
-    // MARK: - Explanation (section 6.2)
-
-    private func explanation(_ spec: MacroString, domain: String) async -> String? {
-        do {
-            let target = try await expandTarget(spec, domain: domain)
-            guard case .records(let records) = try await lookup(target, .txt) else { return nil }
-            let texts = records.compactMap { r -> [UInt8]? in
-                guard case .txt(let parts) = r else { return nil }
-                return Array(parts.joined().prefix(limits.recordLength + 1))
-            }
-            guard texts.count == 1, let text = texts.first, text.count <= limits.recordLength else { return nil }
-            let parsed = try MacroString.parse(text[...], explain: true)
-            try await preparePMacro(parsed)
-            let expanded = try expand(parsed, domain: domain, explain: true)
-            return String(decoding: expanded.prefix(limits.explanationLength), as: UTF8.self)
-        } catch {
-            return nil
-        }
-    }
-}
-
-extension Optional where Wrapped == MacroString {
-    /// The expanded target of an optional domain-spec; the current domain without one.
-    func asyncMapTarget(_ run: SPFRun, domain: String) async throws(SPFStop) -> String {
-        guard let spec = self else { return domain }
-        return try await run.expandTarget(spec, domain: domain)
     }
 }

@@ -1,5 +1,25 @@
 import GreylagCore
 
+// An SPF record, RFC 7208 sections 4.5, 4.6.1, 5, 6 and 7.1 (ABNF, names and
+// letters without case):
+//
+//     record        = "v=spf1" *( 1*SP ( directive / modifier ) ) *SP
+//     directive     = [ "+" / "-" / "?" / "~" ] mechanism
+//     mechanism     = "all" / "include:" domain-spec / "a" [ ":" domain-spec ] [ dual-cidr-length ]
+//                   / "mx" [ ":" domain-spec ] [ dual-cidr-length ] / "ptr" [ ":" domain-spec ]
+//                   / "ip4:" ip4-network [ "/" ip4-cidr-length ] / "ip6:" ip6-network [ "/" ip6-cidr-length ]
+//                   / "exists:" domain-spec
+//     modifier      = "redirect=" domain-spec / "exp=" domain-spec / name "=" macro-string
+//     name          = ALPHA *( ALPHA / DIGIT / "-" / "_" / "." )
+//     dual-cidr-length = [ "/" ip4-cidr-length ] [ "//" ip6-cidr-length ]   (0-32, 0-128, no leading zero)
+//     domain-spec   = macro-string domain-end
+//     domain-end    = ( "." toplabel [ "." ] ) / macro-expand
+//     toplabel      = ( *alphanum ALPHA *alphanum ) / ( 1*alphanum "-" *( alphanum / "-" ) alphanum )
+//     macro-literal = %x21-24 / %x26-7E
+//
+// The whole record is parsed before anything is evaluated: a syntax error
+// anywhere is `permerror` (section 4.6).
+
 /// Why an evaluation stopped early.
 enum SPFStop: Error, Equatable {
     /// `permerror`, with what was wrong.
