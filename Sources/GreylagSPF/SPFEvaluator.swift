@@ -49,7 +49,7 @@ public struct SPFEvaluator: Sendable {
         let run = SPFRun(evaluator: self, ip: ip, sender: sender, helo: helo)
         // Only a valid name (at most 253 octets) is evaluated; a longer one is
         // cut here so that it cannot swell a log line.
-        let asked = SPFRun.canonical(String(domain.utf8.prefix(256)) ?? "")
+        let asked = SPFRun.canonical(String(decoding: domain.utf8.prefix(256), as: UTF8.self))
         var outcome = SPFOutcome(result: .none, domain: asked)
         do throws(SPFStop) {
             let r = try await run.checkHost(domain: domain, explain: true, validate: true)
