@@ -38,6 +38,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        // SPF (RFC 7208): check_host on any DNSResolving.
+        .target(name: "GreylagSPF", dependencies: ["GreylagDNS", "GreylagCore"]),
         .target(name: "PolicyProtocol", dependencies: [
             "GreylagCore",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -119,6 +121,7 @@ let package = Package(
         .testTarget(name: "GreylagStoreTests", dependencies: [
             "GreylagStore", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        .testTarget(name: "GreylagSPFTests", dependencies: ["GreylagSPF", "GreylagDNS", "GreylagCore", "GreylagTestSupport"]),
         .testTarget(name: "QmailGateTests", dependencies: ["QmailGate"]),
         .testTarget(name: "GreylistdProtocolTests", dependencies: ["GreylistdProtocol", "GreylagCore"]),
         .testTarget(name: "SmtpdFilterTests", dependencies: ["SmtpdFilter"]),

@@ -8,7 +8,8 @@
 # that the MySQL/MariaDB backend, built with `--traits MariaDB`, links;
 # the Prometheus text parser that reads /metrics; and headless chromium with
 # Pillow and a font, to screenshot the dashboard and count its chart pixels;
-# sqlgrey with SQLite support, the second reference server of scripts/bench.sh.
+# sqlgrey with SQLite support, the second reference server of scripts/bench.sh;
+# python3-yaml and python3-pip, to fetch and convert the RFC 7208 SPF suite.
 #
 # Idempotent and non-interactive (works with no stdin, e.g. in CI). Must run
 # as root. Packages are installed without letting their maintainer scripts
@@ -22,6 +23,7 @@ PACKAGES=(postfix swaks miltertest ucspi-tcp postgresql-15 postgrey sasl2-bin li
 PACKAGES+=(m4) # sendmail.cf from sendmail.mc, for Sendmail run unpacked by the tests
 PACKAGES+=(libidn12) # exim4, run unpacked by the tests
 PACKAGES+=(systemd) # systemd-analyze verify of packaging/greylag.service (scripts/verify-unit.sh)
+PACKAGES+=(python3-yaml python3-pip) # the RFC 7208 suite: pip fetches pyspf's sdist, its YAML becomes JSON (scripts/lib/spf-suite.sh)
 PACKAGES+=(groff-base man-db) # the greylag.toml(5) page must render without warnings (groff -ww, man -l)
 if [[ -n "${EXTRA_TEST_PACKAGES:-}" ]]; then
     # shellcheck disable=SC2206 # word splitting is intended here

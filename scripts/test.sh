@@ -141,6 +141,13 @@ unpack_debs "$WORK/opensmtpd-root" opensmtpd
 opensmtpd_prepare
 export GREYLAG_TEST_OPENSMTPD_ROOT="$WORK/opensmtpd-root"
 
+# The openspf RFC 7208 suite from pyspf's sdist, kept between runs (scripts/lib/spf-suite.sh).
+# shellcheck source=scripts/lib/spf-suite.sh
+source scripts/lib/spf-suite.sh
+GREYLAG_SPF_SUITE="$(spf_suite_fetch "${GREYLAG_SPF_CACHE:-/var/cache/greylag-test-spf}")" ||
+    log "the RFC 7208 suite could not be fetched: SPFSuiteTests will fail"
+export GREYLAG_SPF_SUITE
+
 export GREYLAG_E2E=1
 export GREYLAG_E2E_SMTP_PORT="$SMTP_PORT"
 export GREYLAG_E2E_POLICY_PORT="$POLICY_PORT"
