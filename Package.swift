@@ -74,8 +74,8 @@ let package = Package(
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         .target(name: "GreylagServer", dependencies: [
-            "GreylagCore", "GreylagDNS", "PolicyProtocol", "Milter", "GreylistdProtocol", "GreylagStore", "GreylagPostgres",
-            "GreylagMariaDB",
+            "GreylagCore", "GreylagDNS", "GreylagSPF", "PolicyProtocol", "Milter", "GreylistdProtocol", "GreylagStore",
+            "GreylagPostgres", "GreylagMariaDB",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -141,7 +141,7 @@ let package = Package(
         ]),
         .testTarget(name: "GreylagServerTests", dependencies: [
             "GreylagTestSupport", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
-            "GreylagDNS", "PolicyProtocol", "Milter",
+            "GreylagDNS", "GreylagSPF", "PolicyProtocol", "Milter",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

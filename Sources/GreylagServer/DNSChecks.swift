@@ -1,6 +1,7 @@
 import Foundation
 import GreylagCore
 import GreylagDNS
+import GreylagSPF
 import Synchronization
 
 /// What an SPF check answers: the result word for logs (`pass`, `fail`,
@@ -20,6 +21,17 @@ public struct SPFCheckResult: Sendable, Hashable {
 /// on the MAIL FROM identity, or the HELO name's for the null sender).
 /// The daemon wraps `SPFEvaluator.check(ip:mailFrom:helo:)` in one.
 public typealias SPFCheck = @Sendable (_ client: IPAddress, _ mailFrom: String, _ helo: String) async -> SPFCheckResult
+
+extension SPFCheckResult {
+    /// The SPF check of `evaluator`: RFC 7208 on the MAIL FROM identity, or
+    /// the HELO name's for the null sender.
+    public static func check(_ evaluator: SPFEvaluator) -> SPFCheck {
+        { ip, mailFrom, helo in
+            let o = await evaluator.check(ip: ip, mailFrom: mailFrom, helo: helo)
+            return SPFCheckResult(result: o.result.rawValue, authorization: o.authorization)
+        }
+    }
+}
 
 /// Which answers of a DNS list count as a listing.
 ///

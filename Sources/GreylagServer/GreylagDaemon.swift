@@ -1,6 +1,7 @@
 import Foundation
 import GreylagCore
 import GreylagDNS
+import GreylagSPF
 import GreylagMariaDB
 import GreylagPostgres
 import GreylagStore
@@ -220,7 +221,8 @@ public final class GreylagDaemon: Service {
         }
         let service = GreylistService(policy: config.policy, lists: config.lists, replies: Self.replies(config),
                                       milterReplies: Self.milterReplies(config), store: store, failureMode: config.failureMode, logger: logger, clock: clock,
-                                      dns: config.dns, checks: config.dnsChecks, resolver: dnsResolver, spf: spfCheck)
+                                      dns: config.dns, checks: config.dnsChecks, resolver: dnsResolver,
+                                      spf: spfCheck ?? dnsResolver.map { SPFCheckResult.check(SPFEvaluator(resolver: $0)) })
         let reopener: StoreReopener?
         if let openFailure, let swappable = store as? SwappableStore {
             service.health.cannotOpen(openFailure)

@@ -2,6 +2,7 @@ import Foundation
 import GreylagCore
 import GreylagDNS
 import GreylagServer
+import GreylagSPF
 import GreylagStore
 import Logging
 import Synchronization
@@ -262,6 +263,23 @@ func decide(_ service: GreylistService, _ query: GreylistQuery, now: Int64) asyn
         let stranger = await decide(s, query("198.51.100.7", sender: "a@pool.example"), now: t0)
         #expect(stranger.triplet?.network == "198.51.100.0/24" && stranger.spf == "softfail")
         #expect(calls.count == 3)
+    }
+
+    /// The daemon's SPF check: the RFC 7208 evaluator over the same resolver,
+    /// through an include chain.
+    @Test func spfEvaluatorKeysByTheAuthorisingDomain() async throws {
+        func txt(_ t: String) -> DNSLookupResult { .records([.txt([Array(t.utf8)])]) }
+        let resolver = TableResolver([
+            "pool.example TXT": txt("v=spf1 include:_spf.pool.example -all"),
+            "_spf.pool.example TXT": txt("v=spf1 ip4:192.0.2.0/24 ip4:198.51.100.0/24 -all"),
+        ])
+        let s = try service({ $0.spfKeying = .mechanism }, resolver: resolver,
+                            spf: SPFCheckResult.check(SPFEvaluator(resolver: resolver)), dir: TemporaryDirectory())
+        let first = await decide(s, query("192.0.2.7", sender: "a@pool.example"), now: t0)
+        #expect(first.spf == "pass" && first.action == .defer)
+        #expect(first.triplet?.network == "spf:pool.example:ip4:192.0.2.0/24 in _spf.pool.example")
+        let fail = await decide(s, query("203.0.113.7", sender: "a@pool.example"), now: t0)
+        #expect(fail.spf == "fail" && fail.triplet?.network == "203.0.113.0/24")
     }
 
     @Test func noDNSSettingsNoLookupsAndSynchronous() throws {
