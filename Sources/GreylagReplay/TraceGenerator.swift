@@ -25,6 +25,16 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         range.lowerBound + Int(next() % UInt64(range.count))
     }
 
+    /// A first octet in `range` outside the private, loopback and
+    /// link-local blocks (10, 127, 169, 172, 192), which a daemon trusts or
+    /// never sees from outside.
+    mutating func publicOctet(_ range: ClosedRange<Int64>) -> Int64 {
+        while true {
+            let o = int(range)
+            if ![10, 127, 169, 172, 192].contains(o) { return o }
+        }
+    }
+
     /// True with probability `p`.
     mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
 }
@@ -119,7 +129,7 @@ public enum TraceGenerator {
         init(seed: UInt64) {
             var rng = SplitMix64(seed: seed ^ 0x5EED_0F_5175)
             func site(_ i: Int, _ label: String, confirmed: Double, allow: Double, block: Double, rng: inout SplitMix64) -> Site {
-                let address = "\(rng.int(5...94)).\(rng.int(0...255)).\(rng.int(0...255)).\(rng.int(1...254))"
+                let address = "\(rng.publicOctet(5...94)).\(rng.int(0...255)).\(rng.int(0...255)).\(rng.int(1...254))"
                 let domain = "\(label)\(i).example"
                 let confirmedName = rng.chance(confirmed)
                 return Site(domain: domain, address: address, name: "mail.\(domain)",
@@ -191,7 +201,7 @@ public enum TraceGenerator {
             }
             return TraceMessage(id: id, kind: .spam, sender: sender, recipients: to, attempts: attempts)
         case .snowshoe:
-            let net = "\(rng.int(100...199)).\(rng.int(0...255)).\(rng.int(0...255))"
+            let net = "\(rng.publicOctet(100...199)).\(rng.int(0...255)).\(rng.int(0...255))"
             let domain = "promo\(rng.int(0..<300)).example"
             let host = rng.int(1...254)
             let name = "mx\(host).\(domain)"
@@ -204,7 +214,7 @@ public enum TraceGenerator {
     }
 
     static func botAttempt(_ at: Int64, listed: Double, rng: inout SplitMix64) -> TraceAttempt {
-        let (a, b, c, d) = (rng.int(2...223), rng.int(0...255), rng.int(0...255), rng.int(1...254))
+        let (a, b, c, d) = (rng.publicOctet(2...223), rng.int(0...255), rng.int(0...255), rng.int(1...254))
         let address = "\(a).\(b).\(c).\(d)"
         var zones: [String] = []
         if rng.chance(listed) { zones.append(blockZone) }

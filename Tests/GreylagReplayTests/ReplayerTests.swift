@@ -196,6 +196,9 @@ import Testing
         #expect(networks.count > 50)
         #expect(pool.contains { m in m.attempts.contains { $0.client.contains(":") } && m.attempts.contains { $0.client.contains(".") } })
         #expect(pool.allSatisfy { m in m.attempts.allSatisfy { $0.spf?.domain == m.sender.split(separator: "@").last.map(String.init) } })
+        // No client from the blocks a daemon trusts (loopback) or never sees from outside.
+        let inside = ["10.", "127.", "169.", "172.", "192."]
+        #expect(trace.allSatisfy { m in m.attempts.allSatisfy { a in !inside.contains { a.client.hasPrefix($0) } } })
         // Spam engines never retry, or retry within seconds.
         for m in trace where m.id.hasPrefix("botnet-") || m.id.hasPrefix("snowshoe-") { #expect(m.attempts.count == 1) }
         for m in trace where m.id.hasPrefix("ratware-") { #expect(m.attempts.count > 1 && m.attempts.last!.at - m.attempts[0].at <= 60) }
