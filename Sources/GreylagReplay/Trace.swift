@@ -291,6 +291,10 @@ public enum Trace {
         if path == "-" {
             handle = .standardInput
         } else {
+            var directory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &directory), directory.boolValue {
+                throw TraceError.invalid("is a directory")
+            }
             guard let h = FileHandle(forReadingAtPath: path) else { throw TraceError.invalid("cannot be opened") }
             handle = h
         }

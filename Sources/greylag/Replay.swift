@@ -53,8 +53,9 @@ struct ReplayRun: AsyncParsableCommand {
         let messages: [TraceMessage]
         do {
             messages = try Trace.read(path: trace)
-        } catch let e as TraceError {
-            FileHandle.standardError.write(Data("greylag replay: \(trace == "-" ? "standard input" : trace): \(e)\n".utf8))
+        } catch {
+            let what = error is TraceError ? "\(error)" : "cannot be read: \(error.localizedDescription)"
+            FileHandle.standardError.write(Data("greylag replay: \(trace == "-" ? "standard input" : trace): \(what)\n".utf8))
             throw ExitCode(65)
         }
         let reports = chosen.map { Replayer.run(messages, profile: $0) }
