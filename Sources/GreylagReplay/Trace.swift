@@ -107,6 +107,9 @@ public enum TraceLimits {
     public static let maxAttempts = 100
     /// Attempts of all messages together (the replay sorts them all).
     public static let maxTotalAttempts = 10_000_000
+    /// Attempts times recipients of all messages together: the most
+    /// decisions a replay can ask per configuration.
+    public static let maxTotalDecisions = 50_000_000
     public static let maxZones = 32
     public static let maxAddress = 512
     public static let maxName = 255
@@ -233,8 +236,16 @@ public struct TraceParser {
     private var line: [UInt8] = []
     private var tooLong = false
     private var attempts = 0
+    private var decisions = 0
+    private let maxAttempts: Int
+    private let maxDecisions: Int
 
-    public init() {}
+    /// The totals default to `TraceLimits`'.
+    public init(maxTotalAttempts: Int = TraceLimits.maxTotalAttempts,
+                maxTotalDecisions: Int = TraceLimits.maxTotalDecisions) {
+        maxAttempts = maxTotalAttempts
+        maxDecisions = maxTotalDecisions
+    }
 
     /// Reads more of the trace; throws at the first line that cannot be replayed.
     public mutating func feed(_ bytes: some Sequence<UInt8>) throws {
@@ -268,8 +279,12 @@ public struct TraceParser {
         }
         var message = try Trace.decodeLine(line, lineNumber)
         attempts += message.attempts.count
-        guard attempts <= TraceLimits.maxTotalAttempts else {
-            throw TraceError.line(lineNumber, "more than \(TraceLimits.maxTotalAttempts) attempts in all")
+        decisions += message.attempts.count * message.recipients.count
+        guard attempts <= maxAttempts else {
+            throw TraceError.line(lineNumber, "more than \(maxAttempts) attempts in all")
+        }
+        guard decisions <= maxDecisions else {
+            throw TraceError.line(lineNumber, "more than \(maxDecisions) attempts times recipients in all")
         }
         if message.id.isEmpty { message.id = "line \(lineNumber)" }
         messages.append(message)

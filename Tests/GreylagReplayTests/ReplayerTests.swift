@@ -154,6 +154,16 @@ import Testing
         let zones = "{\"kind\":\"spam\",\"sender\":\"\",\"recipients\":[\"u@x\"],\"attempts\":[{\"at\":0,\"client\":\"192.0.2.1\",\"zones\":["
             + Array(repeating: "\"z\"", count: 33).joined(separator: ",") + "]}]}"
         #expect(error(zones) == "line 1: attempts.zones: more than 32")
+        // The totals over all lines.
+        let two = #"{"kind":"spam","sender":"","recipients":["u@x","v@x"],"attempts":[{"at":0,"client":"192.0.2.1"},{"at":1,"client":"192.0.2.1"}]}"#
+        var small = TraceParser(maxTotalAttempts: 5, maxTotalDecisions: 100)
+        #expect(throws: TraceError.line(3, "more than 5 attempts in all")) {
+            try small.feed(Data((two + "\n" + two + "\n" + two + "\n").utf8))
+        }
+        var fewDecisions = TraceParser(maxTotalAttempts: 100, maxTotalDecisions: 10)
+        #expect(throws: TraceError.line(3, "more than 10 attempts times recipients in all")) {
+            try fewDecisions.feed(Data((two + "\n" + two + "\n" + two + "\n").utf8))
+        }
         let deep = String(repeating: "[", count: 60_000)
         #expect(error(deep) != nil)
     }
