@@ -120,6 +120,28 @@ public enum DashboardPage {
 
     // MARK: Rendering
 
+    /// The two numbers `greylag replay` reports, for the last 24 hours of
+    /// live traffic (`LiveCost`).
+    static func costSection(_ c: LiveCost, _ d: DashboardData) -> String {
+        var body = "<p>"
+        if let share = c.blockedShare {
+            body += "Blocked: of the \(c.deferredNew) new triplet(s) deferred from "
+                + "\(html(localTime(c.blockedFromHour * 3600, d.utcOffset, "yyyy-MM-dd HH:00"))) to "
+                + "\(html(localTime((c.blockedToHour + 1) * 3600, d.utcOffset, "yyyy-MM-dd HH:00"))) (the last 24 hours "
+                + "whose retry window is over), <strong>\(percent(share)) never came back</strong>. "
+        } else {
+            body += "Blocked: nothing to count yet (no new triplet deferred in the 24 hours before the retry window). "
+        }
+        if c.delayedPasses > 0, let median = c.delayMedian, let p90 = c.delayP90, let max = c.delayMax {
+            body += "Delay: the \(c.delayedPasses) triplet(s) that passed after a delay in the last 24 hours waited "
+                + "<strong>\(DurationText.format(median))</strong> (median), \(DurationText.format(p90)) (p90), "
+                + "\(DurationText.format(max)) at most."
+        } else {
+            body += "Delay: no triplet passed after a delay in the last 24 hours (since the daemon started)."
+        }
+        return section("The cost of greylisting, last 24 hours", id: "cost", legend: [], body: body + "</p>")
+    }
+
     public static func render(_ d: DashboardData) -> String {
         let sums = Sums(d.history)
         let hourNow = d.now / 3600
@@ -162,6 +184,7 @@ public enum DashboardPage {
             page += tile(label: "auto-whitelisted networks", value: c.clients, color: nil)
         }
         page += "</section>\n"
+        if let c = d.cost { page += costSection(c, d) }
 
         // Decisions per hour, then per day.
         let hourBars = ((hourNow - 47)...hourNow).map { h in

@@ -184,6 +184,7 @@ enum HTTPServer {
         let router = Router(context: GreylagRequestContext.self)
         router.get("/metrics") { _, _ -> Response in
             service.metrics.connections(tracker.count)
+            service.metrics.liveCost(await dashboard.liveCost())
             return text(service.metrics.text(), type: "text/plain; version=0.0.4; charset=utf-8")
         }
         /// The access check; nil when allowed, else the refusal.

@@ -303,6 +303,25 @@ struct DashboardTraffic {
             #expect(blocked.deferred > 50 && blocked.neverCameBack > 0 && blocked.cameBack > 0)
             #expect(page.body.contains("<strong>\(blocked.neverCameBack) ("))
             #expect(try await httpExchange(http, "GET", "/dashboard").body.contains("Decisions per hour"))
+
+            // The live cost: the 24 hours past their retry window, from the same tally.
+            let cost = try #require(data.cost)
+            var new: Int64 = 0, never: Int64 = 0
+            for hour in cost.blockedFromHour...cost.blockedToHour {
+                let n = traffic.tally[HistoryKey(hour: hour, name: DecisionHistory.newTriplets)] ?? 0
+                let back = traffic.tally[HistoryKey(hour: hour, name: DecisionHistory.returned)] ?? 0
+                new += n
+                never += n - min(n, back)
+            }
+            #expect(cost.deferredNew == new && cost.neverCameBack == never && new > 20 && never > 0)
+            #expect(cost.blockedShare == Double(never) / Double(new))
+            // Returns after ten minutes and after about seventy, in the last 24 hours.
+            #expect(cost.delayedPasses > 24 && cost.delayMedian == 600 && (cost.delayMax ?? 0) > 3600)
+            #expect(page.body.contains("The cost of greylisting, last 24 hours"))
+            let metrics = try await httpExchange(http, "GET", "/metrics").body
+            #expect(metrics.contains("greylag_return_delay_window_passes \(cost.delayedPasses)"))
+            #expect(metrics.contains("greylag_return_delay_seconds{quantile=\"0.5\"} 600"))
+            #expect(metrics.contains("greylag_blocked_window_new_triplets \(new)"))
         }
     }
 
