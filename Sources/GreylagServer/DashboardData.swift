@@ -150,6 +150,12 @@ public final class DashboardSource: Sendable {
                         now: now, retryWindow: policy.retryWindow)
     }
 
+    /// Drops the store's part read last, so the next page shows a change
+    /// (a release) at once.
+    public func forget() {
+        cache.withLock { $0 = nil }
+    }
+
     /// Saves the counts not yet in the store; the next page reads the store again.
     public func flush() async throws {
         try await service.history.flush(to: service.store)
