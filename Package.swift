@@ -88,13 +88,15 @@ let package = Package(
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
         ], resources: [.embedInCode("Resources/builtin-whitelist-clients"), .embedInCode("Resources/dynamic-names")]),
+        // greylag replay: traces fed through the engine on a manual clock, and the synthetic trace generator.
+        .target(name: "GreylagReplay", dependencies: ["GreylagCore"]),
         .target(name: "GreylagBench", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "greylag", dependencies: [
             "GreylagCore", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "QmailGate", "SmtpdFilter",
-            "GreylagImport", "GreylagMigrate",
+            "GreylagImport", "GreylagMigrate", "GreylagReplay",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -122,6 +124,7 @@ let package = Package(
             "GreylagStore", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "GreylagSPFTests", dependencies: ["GreylagSPF", "GreylagDNS", "GreylagCore", "GreylagTestSupport"]),
+        .testTarget(name: "GreylagReplayTests", dependencies: ["GreylagReplay", "GreylagCore"]),
         .testTarget(name: "QmailGateTests", dependencies: ["QmailGate"]),
         .testTarget(name: "GreylistdProtocolTests", dependencies: ["GreylistdProtocol", "GreylagCore"]),
         .testTarget(name: "SmtpdFilterTests", dependencies: ["SmtpdFilter"]),

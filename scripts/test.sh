@@ -93,7 +93,8 @@ export GREYLAG_TEST_MARIADB="127.0.0.1:$MARIADB_PORT:greylag:$MARIADB_PASSWORD"
 # the end-to-end tests run.
 # shellcheck source=scripts/lib/docs.sh
 source scripts/lib/docs.sh
-POLICY_PARAMS="$(doc_main_cf_params postfix-policy inet:127.0.0.1:10023 "inet:127.0.0.1:$POLICY_PORT")"
+POLICY_PARAMS="$(doc_main_cf_params postfix-policy inet:127.0.0.1:10023 "inet:127.0.0.1:$POLICY_PORT")
+$(doc_main_cf_params postfix-policy-data inet:127.0.0.1:10023 "inet:127.0.0.1:$POLICY_PORT")"
 MILTER_PARAMS="$(doc_main_cf_params postfix-milter inet:127.0.0.1:10029 "inet:127.0.0.1:$MILTER_PORT")"
 mapfile -t POLICY_PARAMS <<<"$POLICY_PARAMS"
 mapfile -t MILTER_PARAMS <<<"$MILTER_PARAMS"

@@ -3,6 +3,10 @@
 /// Retries of one message must produce the same key even when the sending
 /// software stamps every attempt differently, so the sender is reduced:
 /// - lower-cased, angle brackets removed; the null sender stays `<>`;
+/// - an SRS address (`SRS0=HHH=TT=domain=local@forwarder`,
+///   `SRS1=HHH=forwarder==HHH=TT=domain=local@forwarder`) replaced by the
+///   original sender `local@domain` it encodes, so mail forwarded by
+///   different hosts or on different days keys like the original;
 /// - BATV tags removed: `prvs=1234abcdef=user@domain`, and the variants
 ///   `msprvs1=TAG=user@domain` and `btv1==TAG==user@domain`;
 /// - a `+extension` removed from the local part;
@@ -14,6 +18,7 @@ public enum AddressNormalizer {
         var bytes = lowered(stripped(raw))
         if bytes.isEmpty { return "<>" }
         guard normalize else { return String(decoding: bytes, as: UTF8.self) }
+        if let original = decodeSRS(bytes) { bytes = original }
         let at = bytes.lastIndex(of: UInt8(ascii: "@")) ?? bytes.endIndex
         var local = removeBATV(bytes[..<at])
         if let plus = local.firstIndex(of: UInt8(ascii: "+")), plus != local.startIndex {
@@ -58,6 +63,50 @@ public enum AddressNormalizer {
     static func hasPrefix(_ s: ArraySlice<UInt8>, _ prefix: StaticString) -> Bool {
         let p = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
         return s.count >= p.count && s.prefix(p.count).elementsEqual(p)
+    }
+
+    /// The original sender `local@domain` of an SRS address (lower-cased
+    /// bytes), or nil when `address` is not a well-formed one. SRS0:
+    /// `srs0` and a separator (`=`, `+` or `-`), then `HASH=TT=DOMAIN=LOCAL`.
+    /// SRS1: `srs1` and a separator, `HASH=FORWARDER=`, a separator, then
+    /// the SRS0 part `HASH=TT=DOMAIN=LOCAL`. LOCAL may hold `=`; the others
+    /// may not, and none may be empty. Linear in the length; anything else
+    /// stays as it is.
+    public static func decodeSRS(_ address: [UInt8]) -> [UInt8]? {
+        guard let at = address.lastIndex(of: UInt8(ascii: "@")), at > 5 else { return nil }
+        let local = address[..<at]
+        let equals = UInt8(ascii: "=")
+        func isSeparator(_ b: UInt8) -> Bool { b == equals || b == UInt8(ascii: "+") || b == UInt8(ascii: "-") }
+        /// `HASH=TT=DOMAIN=LOCAL` → `LOCAL@DOMAIN`.
+        func srs0Body(_ body: ArraySlice<UInt8>) -> [UInt8]? {
+            var rest = body
+            var fields: [ArraySlice<UInt8>] = []
+            for _ in 0..<3 {
+                guard let eq = rest.firstIndex(of: equals), eq > rest.startIndex else { return nil }
+                fields.append(rest[rest.startIndex..<eq])
+                rest = rest[(eq + 1)...]
+            }
+            let domain = fields[2]
+            guard !rest.isEmpty, !domain.contains(UInt8(ascii: "@")), domain.first != UInt8(ascii: "."),
+                  !rest.contains(UInt8(ascii: "@")) else { return nil }
+            return Array(rest) + [UInt8(ascii: "@")] + Array(domain)
+        }
+        guard local.count > 5, local[local.startIndex] == UInt8(ascii: "s"), local[local.startIndex + 1] == UInt8(ascii: "r"),
+              local[local.startIndex + 2] == UInt8(ascii: "s"), isSeparator(local[local.startIndex + 4]) else { return nil }
+        let body = local[(local.startIndex + 5)...]
+        switch local[local.startIndex + 3] {
+        case UInt8(ascii: "0"):
+            return srs0Body(body)
+        case UInt8(ascii: "1"):
+            // HASH=FORWARDER= then the SRS0 separator and body.
+            guard let eq1 = body.firstIndex(of: equals), eq1 > body.startIndex else { return nil }
+            let afterHash = body[(eq1 + 1)...]
+            guard let eq2 = afterHash.firstIndex(of: equals), eq2 > afterHash.startIndex,
+                  eq2 + 2 < afterHash.endIndex, isSeparator(afterHash[eq2 + 1]) else { return nil }
+            return srs0Body(afterHash[(eq2 + 2)...])
+        default:
+            return nil
+        }
     }
 
     static func removeBATV(_ local: ArraySlice<UInt8>) -> ArraySlice<UInt8> {

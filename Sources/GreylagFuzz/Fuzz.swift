@@ -63,11 +63,28 @@ public enum Fuzz {
                 switch session.received(command, now: now) {
                 case .reply(let responses):
                     for r in responses { try encoder.encode(data: r, out: &out) }
-                case .decide(let query):
-                    _ = engine.prepare(query, now: now)
-                    let verdict = Verdict(action: .defer, reason: .newTriplet, timeLeft: 300,
-                                          triplet: engine.triplet(for: query))
-                    try encoder.encode(data: session.verdictReceived(verdict), out: &out)
+                case .decide(var query):
+                    // A null-sender message's recipients are decided one
+                    // after another at DATA or end of message, as the handler does.
+                    while true {
+                        _ = engine.prepare(query, now: now)
+                        let verdict = Verdict(action: .defer, reason: .newTriplet, timeLeft: 300,
+                                              triplet: engine.triplet(for: query))
+                        guard session.isDecidingHeld else {
+                            try encoder.encode(data: session.verdictReceived(verdict), out: &out)
+                            break
+                        }
+                        switch session.heldVerdictReceived(verdict, now: now) {
+                        case .decide(let next):
+                            query = next
+                            continue
+                        case .reply(let responses):
+                            for r in responses { try encoder.encode(data: r, out: &out) }
+                        case .none:
+                            break
+                        }
+                        break
+                    }
                 default:
                     break
                 }

@@ -17,6 +17,8 @@ public struct AdminRequest: Codable, Sendable, Hashable {
         case records
         /// Delete greylisting records.
         case delete
+        /// Let waiting (deferred, not yet passed) triplets through at their next retry.
+        case release
         /// Counts of decisions and records.
         case stats
         /// Reload configuration, list files and manual entries.
@@ -25,7 +27,7 @@ public struct AdminRequest: Codable, Sendable, Hashable {
         /// True for the commands that change state (and need authority).
         public var changesState: Bool {
             switch self {
-            case .add, .remove, .delete, .reload: return true
+            case .add, .remove, .delete, .release, .reload: return true
             case .entries, .records, .stats: return false
             }
         }
@@ -183,7 +185,10 @@ public struct AdminService: Sendable {
             response = .failure("store error: \(error)", kind: "unavailable")
         }
         if r.command.changesState, let logger {
-            let what = ([r.list?.rawValue, r.field?.rawValue, r.value].compactMap { $0 }.joined(separator: " ")).logEscaped
+            let selection = [r.client.map { "client=\($0)" }, r.sender.map { "sender=<\($0)>" },
+                             r.recipient.map { "recipient=<\($0)>" }]
+            let what = ([r.list?.rawValue, r.field?.rawValue, r.value].compactMap { $0 }
+                + selection.compactMap { $0 }).joined(separator: " ").logEscaped
             if response.ok {
                 logger.notice("admin change by \(source.logEscaped): \(r.command.rawValue)\(what.isEmpty ? "" : " " + what): \((response.message ?? "done").logEscaped)")
             } else {
@@ -234,6 +239,24 @@ public struct AdminService: Sendable {
                 if try await store.delete(record.triplet) { removed += 1 }
             }
             return AdminResponse(ok: true, message: "deleted \(removed) record(s)")
+        case .release:
+            var filter = try recordFilter(r, forDelete: true, verb: "release")
+            filter.state = .pending
+            var released: [RecordView] = []
+            let passTTL = (service?.engine.policy ?? policy).passTTL
+            for record in try await store.records(matching: filter, now: now) {
+                if try await store.release(record.triplet, now: now, passTTL: passTTL) {
+                    released.append(RecordView(record))
+                }
+            }
+            guard !released.isEmpty else {
+                throw AdminError(message: "no waiting triplet matches", kind: "not_found")
+            }
+            // The log line names what was let through (the first ten).
+            let named = released.prefix(10).map { "\($0.network)/<\($0.sender)>/<\($0.recipient)>" }
+                .joined(separator: ", ") + (released.count > 10 ? ", ..." : "")
+            return AdminResponse(ok: true, message: "released \(released.count) waiting triplet(s), "
+                                 + "their next retry passes: \(named)", records: released)
         case .stats:
             let configured = service?.configuredLists
             var stats = StatsView(
@@ -295,12 +318,14 @@ public struct AdminService: Sendable {
         }
     }
 
-    private func recordFilter(_ r: AdminRequest, forDelete: Bool = false) throws -> RecordFilter {
+    private func recordFilter(_ r: AdminRequest, forDelete: Bool = false, verb: String = "delete") throws -> RecordFilter {
         let policy = service?.engine.policy ?? self.policy
         var filter = RecordFilter(limit: max(1, min(r.limit ?? (forDelete ? 100_000 : 100), 100_000)))
         if let c = r.client, !c.isEmpty {
             if let a = IPAddress(c) { filter.network = policy.keying.network(of: a) }
             else if let n = IPNetwork(c) { filter.network = n.description }
+            // A triplet keyed by SPF authorisation (see DNSPolicy) names its domain instead of a network.
+            else if c.hasPrefix("spf:"), c.count <= 512, !c.contains(where: { $0.isWhitespace }) { filter.network = c.lowercased() }
             else { throw AdminError(message: "\"\(c)\" is not an IP address or network") }
         }
         if let s = r.sender { filter.sender = AddressNormalizer.sender(s, normalize: policy.normalizeSender) }
@@ -312,7 +337,7 @@ public struct AdminService: Sendable {
             filter.state = state
         }
         if forDelete && filter.network == nil && filter.sender == nil && filter.recipient == nil {
-            throw AdminError(message: "give at least one of client, sender, recipient to delete records")
+            throw AdminError(message: "give at least one of client, sender, recipient to \(verb) records")
         }
         return filter
     }

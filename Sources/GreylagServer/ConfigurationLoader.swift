@@ -343,6 +343,8 @@ struct Reader {
                 if let v = text(k, value) { c.replies.rejectText = v }
             case "add_header":
                 if let v = boolean(k, value) { c.replies.addHeader = v }
+            case "null_sender_at_data":
+                if let v = boolean(k, value) { c.replies.nullSenderAtData = v }
             case "hostname":
                 if let v = string(k, value) {
                     if v.contains(where: { $0.isWhitespace || $0 == ";" }) { fail(k, "must be one host name") } else {

@@ -240,6 +240,12 @@ public enum ConfigurationReference {
             .key("reject_text", "\"Refused by greylag policy\"", "text after the reject action",
                  example: "\"Not accepted here\""),
             .key("add_header", "true", "add `X-Greylist` on the first pass after a delay", example: "false"),
+            .key("null_sender_at_data", "false",
+                 "Postfix asks at DATA too (`check_policy_service` in `smtpd_data_restrictions` as well as in "
+                 + "`smtpd_recipient_restrictions`): mail from the null sender `<>` then passes at RCPT and is "
+                 + "greylisted at DATA, so another MTA's call-out verification (RCPT, then QUIT) is never deferred. "
+                 + "Set it only when main.cf asks at DATA, or bounces pass ungreylisted (docs/sender-kinds.md)",
+                 example: "true"),
             .key("hostname", shown: "`\"\"`: this host's name", "host name in the header; empty means this machine's name",
                  example: "\"mx.example.net\""),
             .key("idle_timeout", "\"10m\"",

@@ -24,6 +24,8 @@ public struct DashboardData: Sendable, Codable {
     public var waitingNetworks: [WaitingGroup]
     public var waitingSenders: [WaitingGroup]
     public var recent: [RecentDecision]
+    /// What greylisting blocked and what it cost in the last 24 hours.
+    public var cost: LiveCost?
     /// Why the store's part is missing, if it is.
     public var storeError: String?
     /// Why the store could not be opened, while the daemon serves without it.
@@ -32,7 +34,7 @@ public struct DashboardData: Sendable, Codable {
     public init(now: Int64, host: String, version: String = GreylagVersion.string, utcOffset: Int = 0,
                 delay: Int64, retryWindow: Int64, dryRun: Bool = false, degraded: Bool = false, days: Int = 30,
                 history: [HistoryCount], counts: StoreCounts?, waitingNetworks: [WaitingGroup],
-                waitingSenders: [WaitingGroup], recent: [RecentDecision], storeError: String? = nil,
+                waitingSenders: [WaitingGroup], recent: [RecentDecision], cost: LiveCost? = nil, storeError: String? = nil,
                 storeUnavailable: String? = nil) {
         self.now = now
         self.host = host
@@ -48,6 +50,7 @@ public struct DashboardData: Sendable, Codable {
         self.waitingNetworks = waitingNetworks
         self.waitingSenders = waitingSenders
         self.recent = recent
+        self.cost = cost
         self.storeError = storeError
         self.storeUnavailable = storeUnavailable
     }
@@ -119,13 +122,38 @@ public final class DashboardSource: Sendable {
         }
         let unsaved = service.history.unsaved().filter { $0.hour >= since }
         let offset = TimeZone.current.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(now)))
+        let history = HistoryCount.merged((part?.history ?? []) + unsaved)
+        let cost = LiveCost(history: history, delays: service.history.recentDelays(), now: now,
+                            retryWindow: policy.retryWindow)
         return DashboardData(now: now, host: host, utcOffset: offset, delay: policy.delay,
                              retryWindow: policy.retryWindow, dryRun: policy.dryRun,
                              degraded: service.health.degraded, days: Self.days,
-                             history: HistoryCount.merged((part?.history ?? []) + unsaved), counts: part?.counts,
+                             history: history, counts: part?.counts,
                              waitingNetworks: part?.networks ?? [], waitingSenders: part?.senders ?? [],
-                             recent: service.history.recent(), storeError: storeError,
+                             recent: service.history.recent(), cost: cost, storeError: storeError,
                              storeUnavailable: unavailable)
+    }
+
+    /// The live cost figures alone, for `/metrics`: the store's history of
+    /// the hours they need (or the dashboard's, while it is cached) and the
+    /// counts not yet saved.
+    public func liveCost() async -> LiveCost {
+        let now = service.now()
+        let policy = service.engine.policy
+        let since = (now - policy.retryWindow - 86_400) / 3600 - 2
+        var stored = cache.withLock { c in c.flatMap { ContinuousClock.now < $0.until ? $0.history : nil } }
+        if stored == nil && service.health.unavailableReason == nil {
+            stored = try? await service.store.history(since: since).filter(\.isPlausible)
+        }
+        let unsaved = service.history.unsaved().filter { $0.hour >= since }
+        return LiveCost(history: HistoryCount.merged((stored ?? []) + unsaved), delays: service.history.recentDelays(),
+                        now: now, retryWindow: policy.retryWindow)
+    }
+
+    /// Drops the store's part read last, so the next page shows a change
+    /// (a release) at once.
+    public func forget() {
+        cache.withLock { $0 = nil }
     }
 
     /// Saves the counts not yet in the store; the next page reads the store again.

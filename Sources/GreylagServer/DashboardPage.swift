@@ -120,7 +120,31 @@ public enum DashboardPage {
 
     // MARK: Rendering
 
-    public static func render(_ d: DashboardData) -> String {
+    /// The two numbers `greylag replay` reports, for the last 24 hours of
+    /// live traffic (`LiveCost`).
+    static func costSection(_ c: LiveCost, _ d: DashboardData) -> String {
+        var body = "<p>"
+        if let share = c.blockedShare {
+            body += "Blocked: of the \(c.deferredNew) new triplet(s) deferred from "
+                + "\(html(localTime(c.blockedFromHour * 3600, d.utcOffset, "yyyy-MM-dd HH:00"))) to "
+                + "\(html(localTime((c.blockedToHour + 1) * 3600, d.utcOffset, "yyyy-MM-dd HH:00"))) (the last 24 hours "
+                + "whose retry window is over), <strong>\(percent(share)) never came back</strong>. "
+        } else {
+            body += "Blocked: nothing to count yet (no new triplet deferred in the 24 hours before the retry window). "
+        }
+        if c.delayedPasses > 0, let median = c.delayMedian, let p90 = c.delayP90, let max = c.delayMax {
+            body += "Delay: the \(c.delayedPasses) triplet(s) that passed after a delay in the last 24 hours waited "
+                + "<strong>\(DurationText.format(median))</strong> (median), \(DurationText.format(p90)) (p90), "
+                + "\(DurationText.format(max)) at most."
+        } else {
+            body += "Delay: no triplet passed after a delay in the last 24 hours (since the daemon started)."
+        }
+        return section("The cost of greylisting, last 24 hours", id: "cost", legend: [], body: body + "</p>")
+    }
+
+    /// `releaseSecret`: the form secret of the release buttons next to the
+    /// waiting networks and senders; nil shows no buttons (no token).
+    public static func render(_ d: DashboardData, releaseSecret: String? = nil) -> String {
         let sums = Sums(d.history)
         let hourNow = d.now / 3600
         var page = """
@@ -162,6 +186,7 @@ public enum DashboardPage {
             page += tile(label: "auto-whitelisted networks", value: c.clients, color: nil)
         }
         page += "</section>\n"
+        if let c = d.cost { page += costSection(c, d) }
 
         // Decisions per hour, then per day.
         let hourBars = ((hourNow - 47)...hourNow).map { h in
@@ -230,12 +255,13 @@ public enum DashboardPage {
 
         // Who is waiting now.
         page += "<div class=\"pair\">"
+        page += "<a id=\"waiting\"></a>"
         page += section("Networks waiting now", id: "waiting-networks", legend: [],
                         body: waitingTable(d.waitingNetworks, heading: "client network", color: waitingNetworkColor,
-                                           now: d.now, missing: d.counts == nil))
+                                           now: d.now, missing: d.counts == nil, release: releaseSecret))
         page += section("Senders waiting now", id: "waiting-senders", legend: [],
                         body: waitingTable(d.waitingSenders, heading: "sender", color: waitingSenderColor,
-                                           now: d.now, missing: d.counts == nil, sender: true))
+                                           now: d.now, missing: d.counts == nil, sender: true, release: releaseSecret))
         page += "</div>\n"
 
         page += section("Recent decisions on this host", id: "recent", legend: [], body: recentTable(d))
@@ -338,20 +364,87 @@ public enum DashboardPage {
     }
 
     static func waitingTable(_ groups: [WaitingGroup], heading: String, color: String, now: Int64, missing: Bool,
-                             sender: Bool = false) -> String {
+                             sender: Bool = false, release: String? = nil) -> String {
         if missing { return "<p class=\"empty\">The store did not answer.</p>" }
         if groups.isEmpty { return "<p class=\"empty\">No deferred triplet is waiting.</p>" }
         let peak = max(groups.map(\.triplets).max() ?? 1, 1)
-        var out = "<table><tr><th>\(html(heading))</th><th></th><th>triplets</th><th>attempts</th><th>waiting</th></tr>"
+        var out = "<table><tr><th>\(html(heading))</th><th></th><th>triplets</th><th>attempts</th><th>waiting</th>"
+            + (release == nil ? "" : "<th></th>") + "</tr>"
         for g in groups {
+            // The whole value goes into the form (not the cut one shown),
+            // attribute-escaped; the button lets all its waiting triplets through.
+            let button = release.map { secret in
+                "<td><form class=\"release\" method=\"post\" action=\"/dashboard/release\">"
+                    + "<input type=\"hidden\" name=\"field\" value=\"\(sender ? "sender" : "network")\">"
+                    + "<input type=\"hidden\" name=\"value\" value=\"\(html(sender && g.key.isEmpty ? "<>" : g.key, limit: 2048))\">"
+                    + "<input type=\"hidden\" name=\"secret\" value=\"\(secret)\">"
+                    + "<button type=\"submit\" title=\"let its waiting triplets pass at their next retry\">release</button></form></td>"
+            } ?? ""
             let w = max(2, Int(Double(g.triplets) / Double(peak) * 120))
             let key = sender && g.key.isEmpty ? "<> (bounce)" : g.key
             out += "<tr><td class=\"addr\">\(html(key))</td>"
                 + "<td><svg width=\"120\" height=\"12\" shape-rendering=\"crispEdges\"><rect width=\"\(w)\" height=\"12\" "
                 + "fill=\"\(color)\"/></svg></td><td class=\"n\">\(g.triplets)</td><td class=\"n\">\(g.attempts)</td>"
-                + "<td class=\"n\">\(DurationText.format(max(0, now.saturatingSubtract(g.oldestFirstSeen))))</td></tr>"
+                + "<td class=\"n\">\(DurationText.format(max(0, now.saturatingSubtract(g.oldestFirstSeen))))</td>"
+                + button + "</tr>"
         }
         return out + "</table>"
+    }
+
+    // MARK: Release buttons
+
+    /// A new random secret for the release forms: 32 hex digits.
+    static func newFormSecret() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in
+            let hex = String(g.next() as UInt64, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
+    }
+
+    /// Compares two secrets in time independent of where they differ.
+    static func sameSecret(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) {
+            difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+        }
+        return difference == 0 && !x.isEmpty
+    }
+
+    /// What a release button posts: which group (a waiting network or
+    /// sender), its value and the form secret.
+    struct ReleaseForm: Equatable {
+        enum Field: String { case network, sender }
+        var field: Field
+        var value: String
+        var secret: String
+
+        /// Parses `field=...&value=...&secret=...`; nil when a field is
+        /// missing, repeated or unknown, or the encoding is broken.
+        init?(urlEncoded body: String) {
+            var fields: [String: String] = [:]
+            for pair in body.split(separator: "&", omittingEmptySubsequences: true) {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                guard parts.count == 2,
+                      let name = String(parts[0]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding,
+                      let value = String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding,
+                      ["field", "value", "secret"].contains(name), fields[name] == nil else { return nil }
+                fields[name] = value
+            }
+            guard let f = fields["field"].flatMap(Field.init(rawValue:)), let v = fields["value"], !v.isEmpty,
+                  let s = fields["secret"] else { return nil }
+            field = f
+            value = v
+            secret = s
+        }
+    }
+
+    /// The page a release answers with (shown only when no redirect is followed, or it failed).
+    static func releaseAnswer(_ r: AdminResponse) -> String {
+        let text = r.ok ? (r.message ?? "released") : (r.error ?? "failed")
+        return "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>greylag: release</title></head>"
+            + "<body><p>\(html(text, limit: 2000))</p><p><a href=\"/dashboard#waiting\">back to the dashboard</a></p></body></html>\n"
     }
 
     static func recentTable(_ d: DashboardData) -> String {

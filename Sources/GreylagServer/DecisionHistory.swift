@@ -56,16 +56,22 @@ public final class DecisionHistory: Sendable {
 
     /// How many recent decisions are kept.
     public let capacity: Int
+    /// How many recent first passes after a delay are kept, with their
+    /// delays, for `LiveCost`: 16 bytes each.
+    public let delayCapacity: Int
 
     private struct State {
         var pending: [HistoryKey: Int64] = [:]
         var recent: [RecentDecision] = []
         var next = 0
+        var delays: [(time: Int64, delay: Int64)] = []
+        var nextDelay = 0
     }
     private let state = Mutex(State())
 
-    public init(capacity: Int = 50) {
+    public init(capacity: Int = 50, delayCapacity: Int = 10_000) {
         self.capacity = capacity
+        self.delayCapacity = max(1, delayCapacity)
     }
 
     /// The series a verdict counts in, or nil if it is not counted.
@@ -106,6 +112,12 @@ public final class DecisionHistory: Sendable {
             if v.reason == .delayElapsed, let delayed = v.delayed, delayed > 0 {
                 s.pending[HistoryKey(hour: (now - delayed) / 3600, name: Self.returned), default: 0] += 1
                 s.pending[HistoryKey(hour: hour, name: Self.returnBucket(delayed)), default: 0] += 1
+                if s.delays.count < delayCapacity {
+                    s.delays.append((now, delayed))
+                } else {
+                    s.delays[s.nextDelay] = (now, delayed)
+                }
+                s.nextDelay = (s.nextDelay + 1) % delayCapacity
             }
             if s.recent.count < capacity {
                 s.recent.append(entry)
@@ -114,6 +126,12 @@ public final class DecisionHistory: Sendable {
             }
             s.next = (s.next + 1) % capacity
         }
+    }
+
+    /// The most recent first passes after a delay (at most `delayCapacity`):
+    /// when, and after how many seconds.
+    public func recentDelays() -> [(time: Int64, delay: Int64)] {
+        state.withLock { $0.delays }
     }
 
     /// The counts not yet in the store.

@@ -31,6 +31,10 @@ public final class GreylagMetrics: Sendable {
     private let zoneCounters = Mutex<[String: CoreMetrics.Counter]>([:])
     private let skippedCounters = Mutex<[String: CoreMetrics.Counter]>([:])
     private let dnsSeconds: CoreMetrics.Timer
+    private let blockedShare: CoreMetrics.Gauge
+    private let blockedDeferred: CoreMetrics.Gauge
+    private let returnDelay: [CoreMetrics.Gauge]
+    private let returnCount: CoreMetrics.Gauge
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -52,6 +56,12 @@ public final class GreylagMetrics: Sendable {
         manualWhitelist = CoreMetrics.Gauge(label: "greylag_manual_entries", dimensions: [("list", "whitelist")], factory: factory)
         manualBlacklist = CoreMetrics.Gauge(label: "greylag_manual_entries", dimensions: [("list", "blacklist")], factory: factory)
         connections = CoreMetrics.Gauge(label: "greylag_connections", factory: factory)
+        blockedShare = CoreMetrics.Gauge(label: "greylag_blocked_ratio", factory: factory)
+        blockedDeferred = CoreMetrics.Gauge(label: "greylag_blocked_window_new_triplets", factory: factory)
+        returnDelay = ["0.5", "0.9", "1"].map {
+            CoreMetrics.Gauge(label: "greylag_return_delay_seconds", dimensions: [("quantile", $0)], factory: factory)
+        }
+        returnCount = CoreMetrics.Gauge(label: "greylag_return_delay_window_passes", factory: factory)
         dnsSeconds = CoreMetrics.Timer(label: "greylag_dns_checks_seconds", factory: factory)
     }
 
@@ -112,6 +122,19 @@ public final class GreylagMetrics: Sendable {
         let live = manual.filter { $0.expires.map { now < $0 } ?? true }
         manualWhitelist.record(live.filter { $0.list == .whitelist }.count)
         manualBlacklist.record(live.filter { $0.list == .blacklist }.count)
+    }
+
+    /// The live cost figures (`LiveCost`), set just before each scrape: the
+    /// share of new triplets that never came back (NaN before any hour's
+    /// retry window is over) and the return delay's median, p90 and
+    /// maximum over the last 24 hours (NaN without any).
+    public func liveCost(_ c: LiveCost) {
+        blockedShare.record(c.blockedShare ?? .nan)
+        blockedDeferred.record(c.deferredNew)
+        for (gauge, value) in zip(returnDelay, [c.delayMedian, c.delayP90, c.delayMax]) {
+            gauge.record(value.map(Double.init) ?? .nan)
+        }
+        returnCount.record(c.delayedPasses)
     }
 
     /// Open MTA connections, set just before each scrape.

@@ -184,6 +184,7 @@ enum HTTPServer {
         let router = Router(context: GreylagRequestContext.self)
         router.get("/metrics") { _, _ -> Response in
             service.metrics.connections(tracker.count)
+            service.metrics.liveCost(await dashboard.liveCost())
             return text(service.metrics.text(), type: "text/plain; version=0.0.4; charset=utf-8")
         }
         /// The access check; nil when allowed, else the refusal.
@@ -218,13 +219,23 @@ enum HTTPServer {
             }
             return nil
         }
+        // The dashboard's release buttons post a form with this secret: a
+        // page of another site cannot read the dashboard, so it cannot
+        // know it (and the browser's Origin and Sec-Fetch-Site give such a
+        // request away, see `crossSite`). A new one each start.
+        let formSecret = DashboardPage.newFormSecret()
         for path in ["/", "/dashboard"] {
             router.get(RouterPath(path)) { request, context -> Response in
                 if let refused = refusal(request, context, browser: true) { return refused }
-                var response = text(DashboardPage.render(await dashboard.data()), type: "text/html; charset=utf-8")
-                // Defence in depth: the page has no script and loads nothing.
+                // The buttons only when a token is configured: the page was
+                // then shown to a browser that sent it.
+                let withToken = !(token.current ?? "").isEmpty
+                var response = text(DashboardPage.render(await dashboard.data(), releaseSecret: withToken ? formSecret : nil),
+                                    type: "text/html; charset=utf-8")
+                // Defence in depth: the page has no script and loads nothing;
+                // its only forms (the release buttons) post to this listener.
                 response.headers[.contentSecurityPolicy] =
-                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; frame-ancestors 'none'"
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action \(withToken ? "'self'" : "'none'"); frame-ancestors 'none'"
                 response.headers[.cacheControl] = "no-store"
                 response.headers[.xContentTypeOptions] = "nosniff"
                 return response
@@ -297,6 +308,67 @@ enum HTTPServer {
                                         value: q["value"].map(String.init))
                 }
             }
+        }
+        router.post("/api/release") { request, context in
+            // The access check comes before the body is read.
+            if let refused = refusal(request, context) { return refused }
+            let body = try? await request.body.collect(upTo: maxBody)
+            return await api(request, context) {
+                guard let body else { throw APIError("the body must be a JSON object of at most \(maxBody) bytes") }
+                return try AdminRequest.release(json: Data(buffer: body))
+            }
+        }
+        // The dashboard's release button: a form post (a page without
+        // script cannot send JSON), so it is let in only with the token,
+        // from the dashboard's own origin and with the page's form secret.
+        router.post("/dashboard/release") { request, context -> Response in
+            let headers = request.headers
+            let write = true
+            if let why = HTTPAccess.crossSite(listener: address, host: request.head.authority, origin: headers[.origin],
+                                              fetchSite: headers.first { $0.name.canonicalName == "sec-fetch-site" }?.value,
+                                              write: write) {
+                refusals.note(request, context, why)
+                return json(.failure(why, kind: "forbidden"), status: .forbidden)
+            }
+            guard !(token.current ?? "").isEmpty else {
+                let why = "the dashboard's release button needs http.token"
+                refusals.note(request, context, why)
+                return json(.failure(why, kind: "forbidden"), status: .forbidden)
+            }
+            switch HTTPAccess.check(listener: address, token: token.current, authorization: headers[.authorization], write: write) {
+            case .allowed: break
+            case .unauthorized(let why), .forbidden(let why):
+                refusals.note(request, context, why)
+                var response = json(.failure(why, kind: "unauthorized"), status: .unauthorized)
+                response.headers[.wwwAuthenticate] = "Basic realm=\"greylag\", charset=\"UTF-8\""
+                return response
+            }
+            let media = (headers[.contentType] ?? "").split(separator: ";", maxSplits: 1).first
+                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard media == "application/x-www-form-urlencoded",
+                  let body = try? await request.body.collect(upTo: 4096) else {
+                let why = "the release form must be sent as application/x-www-form-urlencoded, at most 4096 bytes"
+                refusals.note(request, context, why)
+                return json(.failure(why, kind: "unsupported_media_type"), status: .unsupportedMediaType)
+            }
+            let form = DashboardPage.ReleaseForm(urlEncoded: String(decoding: body.readableBytesView, as: UTF8.self))
+            guard let form, DashboardPage.sameSecret(form.secret, formSecret) else {
+                let why = "the release form lacks the dashboard's form secret (reload the dashboard)"
+                refusals.note(request, context, why)
+                return json(.failure(why, kind: "forbidden"), status: .forbidden)
+            }
+            let adminRequest = form.field == .network
+                ? AdminRequest(command: .release, client: form.value)
+                : AdminRequest(command: .release, sender: form.value)
+            let source = "dashboard \(await PeerCredentials.describe(context.channel)) with the token"
+            let done = await admin.handle(adminRequest, from: source)
+            dashboard.forget()
+            var response = text(DashboardPage.releaseAnswer(done), type: "text/html; charset=utf-8",
+                                status: done.ok ? .seeOther : (done.errorKind == "not_found" ? .notFound : .badRequest))
+            if done.ok { response.headers[.location] = "/dashboard#waiting" }
+            response.headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+            response.headers[.cacheControl] = "no-store"
+            return response
         }
         router.post("/api/reload") { request, context in await api(request, context) { AdminRequest(command: .reload) } }
 
@@ -402,5 +474,26 @@ extension AdminRequest {
         }
         return AdminRequest(command: .add, list: list, field: try HTTPServer.field(entry.field), value: entry.value,
                             comment: entry.comment, expiresIn: entry.expires_in)
+    }
+
+    /// The body of POST /api/release.
+    private struct ReleaseBody: Decodable {
+        var client: String?
+        var sender: String?
+        var recipient: String?
+    }
+
+    /// The `release` request of a POST to /api/release with the JSON `body`:
+    /// `{"client": "192.0.2.0/24", "sender": "a@example.org", "recipient": "b@example.net"}`,
+    /// at least one of them.
+    public static func release(json body: Data) throws -> AdminRequest {
+        let r: ReleaseBody
+        do {
+            r = try JSONDecoder().decode(ReleaseBody.self, from: body)
+        } catch {
+            throw HTTPServer.APIError("the body must be JSON like {\"client\": \"192.0.2.0/24\", \"sender\": \"...\", "
+                                      + "\"recipient\": \"...\"} with at least one of them")
+        }
+        return AdminRequest(command: .release, client: r.client, sender: r.sender, recipient: r.recipient)
     }
 }

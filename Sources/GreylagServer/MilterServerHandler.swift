@@ -121,7 +121,20 @@ final class MilterServerHandler: ChannelInboundHandler {
         service.log(verdict, query)
         guard let context else { return }
         session.config = service.milterReplies  // a reload may have changed the wording
-        context.write(wrapOutboundOut(session.verdictReceived(verdict)), promise: nil)
+        if session.isDecidingHeld {
+            // A recipient of a null-sender message, decided at DATA or end of message.
+            switch session.heldVerdictReceived(verdict, now: service.now()) {
+            case .decide(let next):
+                startDecision(next, context: context)
+                return
+            case .reply(let replies):
+                for r in replies { context.write(wrapOutboundOut(r), promise: nil) }
+            case .none:
+                break
+            }
+        } else {
+            context.write(wrapOutboundOut(session.verdictReceived(verdict)), promise: nil)
+        }
         processQueue()
     }
 }

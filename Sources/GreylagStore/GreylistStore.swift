@@ -237,6 +237,30 @@ extension GreylistStore {
         }
     }
 
+    /// Lets a waiting triplet through at once (an administrator's release):
+    /// a live record that has not passed becomes a passed one, origin
+    /// `MANUAL`, kept `passTTL` seconds from `now` (or longer if it was
+    /// already), so its next retry passes as a known triplet and it is no
+    /// longer counted as waiting. The client network's count of passed
+    /// triplets is left alone: the client has not retried yet. Made with
+    /// `decide`, so it is atomic on every backend. True when such a record
+    /// was released; false when the triplet is unknown, expired or has
+    /// already passed (nothing is written then).
+    public func release(_ triplet: Triplet, now: Int64, passTTL: Int64) async throws -> Bool {
+        let decision = try await decide(triplet, now: now) { state in
+            guard var record = state.record, record.recordExpires >= now, !record.hasPassed else {
+                return Decision(verdict: Verdict(action: .pass, reason: .knownTriplet, triplet: triplet), change: .none)
+            }
+            record.blockExpires = min(record.blockExpires, now)
+            record.passedCount = 1
+            record.recordExpires = max(record.recordExpires, now.saturatingAdd(max(0, passTTL)))
+            record.origin = .manual
+            return Decision(verdict: Verdict(action: .pass, reason: .delayElapsed, triplet: triplet),
+                            change: StoreChange(record: record))
+        }
+        return decision.change.record != nil
+    }
+
     /// `decide` for async callers.
     public func decide(_ triplet: Triplet, now: Int64,
                        _ decide: @escaping @Sendable (TripletState) -> Decision) async throws -> Decision {

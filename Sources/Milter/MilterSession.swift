@@ -36,6 +36,12 @@ public struct MilterReplyConfig: Sendable, Hashable {
 /// a message starts at MAIL and ends at end of message or `A`. Each
 /// recipient is decided on its own; the end of message adds at most one
 /// `X-Greylist` header.
+///
+/// The recipients of a message from the null sender `<>` pass at RCPT and
+/// are decided at DATA (at end of message when the MTA sends no DATA), one
+/// after another: the message is deferred if any of them is. So another
+/// MTA's call-out verification (`MAIL FROM:<>`, `RCPT TO`, then QUIT) is
+/// never deferred, while a real bounce is greylisted like other mail.
 public struct MilterSession: Sendable {
     public var config: MilterReplyConfig
 
@@ -74,16 +80,28 @@ public struct MilterSession: Sendable {
     private var messageDelayed: Int64? = nil
     /// Why a recipient of this message passed without delay.
     private var messageNotDelayed: DecisionReason? = nil
+    /// The recipients of a null-sender message, decided at DATA or end of message.
+    private var held: [GreylistQuery] = []
+    /// Which of `held` is being decided, and at which command; nil while none is.
+    private var deciding: (index: Int, atData: Bool)? = nil
+    /// The first deferral and the first refusal among the held recipients.
+    private var heldDeferral: (Verdict, GreylistQuery)? = nil
+    private var heldRefusal: (Verdict, GreylistQuery)? = nil
+
+    /// Most recipients of one null-sender message held for DATA (Postfix's
+    /// `smtpd_recipient_limit` is 1000); the ones after are decided at RCPT.
+    public static let maxHeldRecipients = 1000
 
     public init(config: MilterReplyConfig) {
         self.config = config
     }
 
-    /// The flags greylag asks for: no headers, body, end of headers,
-    /// unknown commands or DATA, and no replies where it has nothing to say.
+    /// The flags greylag asks for: no headers, body, end of headers or
+    /// unknown commands, and no replies where it has nothing to say. DATA
+    /// is wanted, with a reply: null-sender messages are decided there.
     static let wantedFlags: UInt32 = MilterFlags.noBody | MilterFlags.noHeaders | MilterFlags.noEndOfHeaders
-        | MilterFlags.noUnknown | MilterFlags.noData | MilterFlags.noReplyConnect | MilterFlags.noReplyHelo
-        | MilterFlags.noReplyMail | MilterFlags.noReplyData | MilterFlags.noReplyUnknown
+        | MilterFlags.noUnknown | MilterFlags.noReplyConnect | MilterFlags.noReplyHelo
+        | MilterFlags.noReplyMail | MilterFlags.noReplyUnknown
         | MilterFlags.noReplyEndOfHeaders | MilterFlags.noReplyBody | MilterFlags.noReplyHeader
 
     /// A command arrived; `now` dates a header added at end of message.
@@ -138,14 +156,28 @@ public struct MilterSession: Sendable {
                                       authenticatedUser: macro("auth_authen", stage: "M"), origin: "milter")
             query.reverseName = reverse.name
             query.ptrName = reverse.ptr
+            if sender.isEmpty || sender == "<>", held.count < Self.maxHeldRecipients {
+                held.append(query)  // decided at DATA
+                return .reply([.continue])
+            }
             lastQuery = query
             return .decide(query)
-        case .data: return reply(unless: MilterFlags.noReplyData)
+        case .data:
+            if !held.isEmpty {
+                deciding = (0, true)
+                return .decide(held[0])
+            }
+            return reply(unless: MilterFlags.noReplyData)
         case .header: return reply(unless: MilterFlags.noReplyHeader)
         case .endOfHeaders: return reply(unless: MilterFlags.noReplyEndOfHeaders)
         case .body: return reply(unless: MilterFlags.noReplyBody)
         case .unknown: return reply(unless: MilterFlags.noReplyUnknown)
         case .endOfMessage:
+            if !held.isEmpty {
+                // No DATA came (an MTA that does not send it): decide now.
+                deciding = (0, false)
+                return .decide(held[0])
+            }
             var out: [MilterResponse] = []
             if mayAddHeaders, let value = headerValue(now: now) { out.append(.addHeader(name: "X-Greylist", value: value)) }
             out.append(.continue)
@@ -162,25 +194,66 @@ public struct MilterSession: Sendable {
         }
     }
 
+    /// True while the recipients of a null-sender message are being decided
+    /// (at DATA or end of message): their verdicts go to `heldVerdictReceived`.
+    public var isDecidingHeld: Bool { deciding != nil }
+
+    /// The decision for a held recipient arrived: the next one to decide,
+    /// or, after the last, the reply to DATA or end of message: the first
+    /// deferral's reply when any was deferred, else the first refusal's,
+    /// else the message goes on (with its header at end of message).
+    public mutating func heldVerdictReceived(_ verdict: Verdict, now: Int64) -> Action {
+        guard let d = deciding, d.index < held.count else { return .reply([.continue]) }
+        let query = held[d.index]
+        switch verdict.action {
+        case .defer: if heldDeferral == nil { heldDeferral = (verdict, query) }
+        case .reject: if heldRefusal == nil { heldRefusal = (verdict, query) }
+        case .pass: notePass(verdict)
+        }
+        if d.index + 1 < held.count {
+            deciding = (d.index + 1, d.atData)
+            return .decide(held[d.index + 1])
+        }
+        deciding = nil
+        held = []
+        if let first = heldDeferral ?? heldRefusal {
+            let response = reply(for: first.0, query: first.1)
+            resetMessage()
+            return .reply([response])
+        }
+        if d.atData { return .reply([.continue]) }
+        return received(.endOfMessage, now: now)
+    }
+
+    /// The reply for a deferred or refused recipient.
+    private func reply(for verdict: Verdict, query: GreylistQuery) -> MilterResponse {
+        // A `[[rules]]` entry's code and text, where it sets them.
+        let r = verdict.reply
+        if verdict.action == .reject {
+            return .replyCode(Self.replyText(r?.rejectCode ?? config.rejectCode,
+                                             ReplyTemplate.expand(r?.rejectText ?? config.rejectText, verdict: verdict, query: query)))
+        }
+        return .replyCode(Self.replyText(r?.deferCode ?? config.deferCode,
+                                         ReplyTemplate.expand(r?.deferText ?? config.deferText, verdict: verdict, query: query)))
+    }
+
+    /// A recipient passed: what the header at end of message says.
+    private mutating func notePass(_ verdict: Verdict) {
+        if let d = verdict.delayed, d > 0 {
+            messageDelayed = max(messageDelayed ?? 0, d)
+        } else if messageNotDelayed == nil {
+            messageNotDelayed = verdict.reason
+        }
+    }
+
     /// The decision for the recipient asked about arrived.
     public mutating func verdictReceived(_ verdict: Verdict) -> MilterResponse {
         let query = lastQuery ?? GreylistQuery(clientAddress: clientAddress, sender: sender, recipient: "")
         switch verdict.action {
-        case .defer:
-            // A `[[rules]]` entry's code and text, where it sets them.
-            let r = verdict.reply
-            return .replyCode(Self.replyText(r?.deferCode ?? config.deferCode,
-                                             ReplyTemplate.expand(r?.deferText ?? config.deferText, verdict: verdict, query: query)))
-        case .reject:
-            let r = verdict.reply
-            return .replyCode(Self.replyText(r?.rejectCode ?? config.rejectCode,
-                                             ReplyTemplate.expand(r?.rejectText ?? config.rejectText, verdict: verdict, query: query)))
+        case .defer, .reject:
+            return reply(for: verdict, query: query)
         case .pass:
-            if let d = verdict.delayed, d > 0 {
-                messageDelayed = max(messageDelayed ?? 0, d)
-            } else if messageNotDelayed == nil {
-                messageNotDelayed = verdict.reason
-            }
+            notePass(verdict)
             return .continue
         }
     }
@@ -345,6 +418,10 @@ public struct MilterSession: Sendable {
         lastQuery = nil
         messageDelayed = nil
         messageNotDelayed = nil
+        held = []
+        deciding = nil
+        heldDeferral = nil
+        heldRefusal = nil
     }
 
     private mutating func resetConnection() {

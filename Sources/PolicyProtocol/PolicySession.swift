@@ -16,6 +16,12 @@ public struct PolicyReplyConfig: Sendable, Hashable {
     public var software = "greylag"
     /// Host name in the header.
     public var hostname = "localhost"
+    /// The MTA asks at DATA too (Postfix: `check_policy_service` in
+    /// `smtpd_data_restrictions`): a null-sender message is then passed at
+    /// RCPT and greylisted at DATA, so a call-out (RCPT, then QUIT) is never
+    /// deferred. Off, it is greylisted at RCPT like any other, so it never
+    /// slips through an MTA that does not ask at DATA.
+    public var nullSenderAtData = false
 
     public init() {}
 }
@@ -104,8 +110,47 @@ public struct PolicySession: Sendable {
         let stage: ProtocolStage = state.isEmpty
             ? (request["recipient"].isEmpty ? .other : .rcpt)  // Exim builds its own minimal request
             : ProtocolStage(policyState: state)
-        guard stage == .rcpt else { return .reply(.dunno) }
+        // The null sender at DATA: only for requests that name their stage
+        // (Postfix's), never on a helper listener, and only when configured.
+        let nullSenderLater = config.nullSenderAtData && !helperAttributes && !state.isEmpty
+            && Self.isNullSender(request["sender"])
+        switch stage {
+        case .rcpt:
+            if nullSenderLater { return .reply(.dunno) }  // decided at DATA
+        case .data where nullSenderLater:
+            return Self.dataQuery(from: request).map { .decide($0) } ?? .reply(.dunno)
+        default:
+            return .reply(.dunno)
+        }
         return .decide(Self.query(from: request, stage: stage, helperAttributes: helperAttributes))
+    }
+
+    /// The recipient a null-sender message with several recipients is keyed
+    /// by at DATA, where Postfix sends no `recipient` (it does only when
+    /// `recipient_count` is 1). It cannot be an address, so it never meets
+    /// the triplet of a single recipient.
+    public static let severalRecipients = "(several recipients)"
+
+    /// True for the null sender `<>` (empty, as Postfix sends it).
+    public static func isNullSender(_ sender: String) -> Bool {
+        AddressNormalizer.sender(sender, normalize: false) == "<>"
+    }
+
+    /// The query of a null-sender DATA request, keyed like the RCPT it
+    /// stands for: by its one recipient, or with `severalRecipients` when
+    /// `recipient_count` is more than 1; nil (pass) when there is none.
+    static func dataQuery(from request: PolicyRequest) -> GreylistQuery? {
+        var q = query(from: request, stage: .rcpt, helperAttributes: false)
+        if q.recipient.isEmpty {
+            let count = request["recipient_count"]
+            // Digits only, at most 20 of them; more than one recipient keys by the marker.
+            let significant = count.drop { $0 == "0" }
+            guard !count.isEmpty, count.utf8.count <= 20,
+                  count.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                  !significant.isEmpty, significant != "1" else { return nil }
+            q.recipient = severalRecipients
+        }
+        return q
     }
 
     /// The greylisting query a request stands for.

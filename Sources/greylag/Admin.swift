@@ -198,6 +198,27 @@ struct DeleteRecords: AsyncParsableCommand {
     }
 }
 
+struct ReleaseRecords: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "release",
+        abstract: "Let waiting (deferred, not yet passed) triplets matching every given option through at their next retry.",
+        discussion: """
+            The next retry of each released triplet passes at once instead of waiting for the delay; \
+            triplets that passed already are left alone. Give at least one of --client, --sender, --recipient.
+            """)
+
+    @OptionGroup var options: ConfigOptions
+    @OptionGroup var filter: RecordOptions
+
+    func run() async throws {
+        let r = try AdminRunner.checked(await AdminRunner.run(AdminRequest(
+            command: .release, client: filter.client, sender: filter.sender, recipient: filter.recipient),
+            options: options))
+        print("released \(r.records?.count ?? 0) waiting triplet(s):")
+        for x in r.records ?? [] { print("\(x.network)\t\(x.sender)\t\(x.recipient)") }
+    }
+}
+
 struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Counts of decisions (since the daemon started) and of records.")

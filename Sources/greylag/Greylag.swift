@@ -20,7 +20,7 @@ struct Greylag: AsyncParsableCommand {
         abstract: "A greylisting daemon for Postfix and other MTAs.",
         version: GreylagVersion.string,
         subcommands: [Serve.self, CheckConfig.self, WhitelistCommand.self, BlacklistCommand.self, ListRecords.self,
-                      DeleteRecords.self, Stats.self, Reload.self, ImportCommand.self, ExportCommand.self, MigrateCommand.self, Bench.self, BenchLists.self, BenchResponder.self, BenchStore.self, BenchFill.self, BenchMilter.self, CrashTest.self, Reference.self],
+                      DeleteRecords.self, ReleaseRecords.self, Stats.self, Reload.self, ImportCommand.self, ExportCommand.self, MigrateCommand.self, Bench.self, BenchLists.self, BenchResponder.self, BenchStore.self, BenchFill.self, BenchMilter.self, ReplayCommand.self, CrashTest.self, Reference.self],
         defaultSubcommand: Serve.self)
 }
 

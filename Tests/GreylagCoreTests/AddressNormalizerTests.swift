@@ -39,6 +39,62 @@ import Testing
         #expect(first == retry)
     }
 
+    @Test(arguments: [
+        // SRS0 with each separator the scheme allows, any case.
+        ("SRS0=HHH=TT=example.org=user@forwarder.example", "user@example.org"),
+        ("srs0+HHH=TT=Example.org=User@forwarder.example", "user@example.org"),
+        ("SRS0-abcd=Zq=example.org=user@forwarder.example", "user@example.org"),
+        ("<SRS0=ab12=X3=example.org=news+1234@fwd.example>", "news@example.org"),
+        // The original local part may hold "=" and a BATV tag.
+        ("SRS0=HHH=TT=example.org=a=b@fwd.example", "a=b@example.org"),
+        ("SRS0=HHH=TT=example.org=prvs=0123456789=user@fwd.example", "user@example.org"),
+        // SRS1: a second forwarder; the SRS0 separator follows "forwarder=".
+        ("SRS1=HHH=first.example==HHH=TT=example.org=user@second.example", "user@example.org"),
+        ("srs1+xyz=first.example=+HHH=TT=example.org=user@second.example", "user@example.org"),
+        ("SRS1=HHH=first.example=-HHH=TT=example.org=user@second.example", "user@example.org"),
+        // Malformed: stays as it is (then the usual normalisation).
+        ("SRS0=HHH=TT=example.org=@fwd.example", "srs0=hhh=tt=example.org=@fwd.example"),
+        ("SRS0=HHH=TT=@fwd.example", "srs0=hhh=tt=@fwd.example"),
+        ("SRS0==TT=example.org=user@fwd.example", "srs0==tt=example.org=user@fwd.example"),
+        ("SRS0=HHH==example.org=user@fwd.example", "srs0=hhh==example.org=user@fwd.example"),
+        ("SRS0*HHH=TT=example.org=user@fwd.example", "srs0*hhh=tt=example.org=user@fwd.example"),
+        ("SRS2=HHH=TT=example.org=user@fwd.example", "srs2=hhh=tt=example.org=user@fwd.example"),
+        ("SRS1=HHH=first.example=HHH=TT=example.org=user@s.example", "srs1=hhh=first.example=hhh=tt=example.org=user@s.example"),
+        ("SRS1=HHH=first.example==", "srs1=hhh=first.example=="),
+        ("SRS1==@x", "srs1==@x"),
+        ("SRS0=", "srs0="),
+        ("SRS0=a=b=c=d", "srs0=a=b=c=d"),
+        ("srs0@example.org", "srs0@example.org"),
+    ])
+    func decodesSRS(input: String, expected: String) {
+        #expect(AddressNormalizer.sender(input) == expected)
+    }
+
+    @Test func srsRetriesThroughOtherForwardersShareAKey() {
+        let direct = AddressNormalizer.sender("user@example.org")
+        let day1 = AddressNormalizer.sender("SRS0=a1b2=T1=example.org=user@fwd1.example")
+        let day2 = AddressNormalizer.sender("SRS0=c3d4=T2=example.org=user@fwd2.example")
+        let twice = AddressNormalizer.sender("SRS1=e5f6=fwd1.example==c3d4=T2=example.org=user@fwd2.example")
+        #expect(Set([direct, day1, day2, twice]).count == 1)
+    }
+
+    @Test func srsIsKeptWhenNormalisationIsOff() {
+        #expect(AddressNormalizer.sender("SRS0=HHH=TT=example.org=user@fwd.example", normalize: false)
+            == "srs0=hhh=tt=example.org=user@fwd.example")
+    }
+
+    @Test func hostileSRSNeverTraps() {
+        // Every prefix of a long SRS1 address, and separators everywhere.
+        let long = "SRS1=" + String(repeating: "=", count: 5000) + "+-" + String(repeating: "a=", count: 5000) + "@x"
+        var samples = ["SRS1=h=f==h=t=d=l@x", "SRS0=h=t=d=l@x", long, "SRS1", "SRS1=@", "SRS0==@==@="]
+        for s in samples.prefix(2) { samples += s.indices.map { String(s[..<$0]) } }
+        for s in samples {
+            let out = AddressNormalizer.sender(s)
+            #expect(!out.isEmpty)
+        }
+        #expect(AddressNormalizer.decodeSRS(Array("srs1=h=f==h=t=d=l@x".utf8)).map { String(decoding: $0, as: UTF8.self) } == "l@d")
+    }
+
     @Test func recipientIsLowerCasedOnly() {
         #expect(AddressNormalizer.recipient("<User+Tag@Example.NET>") == "user+tag@example.net")
     }

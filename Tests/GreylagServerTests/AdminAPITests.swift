@@ -117,6 +117,62 @@ import Testing
         }
     }
 
+    /// POST /api/release lets a waiting triplet pass at its next retry;
+    /// without the token, or without one configured, nothing is released.
+    @Test func releaseLetsAWaitingTripletThroughWithTheTokenOnly() async throws {
+        let clock = ManualClock()
+        let log = CapturedLog()
+        try await withDaemon(configure: {
+            $0.httpListener = .tcp(host: "127.0.0.1", port: 0)
+            $0.httpToken = Self.token
+        }, clock: clock, log: log) { addresses, _ in
+            let http = String(try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5))
+            let c = try await PolicyTestClient(addresses[0])
+            #expect(try await c.ask(request()) == defer300)
+            clock.advance(10)
+            let body = #"{"sender": "Alice@Example.org", "recipient": "bob@example.net"}"#
+            let none = try await httpRequest(http, "POST", "/api/release", body: body)
+            #expect(none.status == 401, "\(none)")
+            let wrong = try await httpRequest(http, "POST", "/api/release", headers: ["Authorization": "Bearer nope"], body: body)
+            #expect(wrong.status == 401)
+            let crossSite = try await httpRequest(http, "POST", "/api/release",
+                                                  headers: auth.merging(["Origin": "http://evil.example"]) { $1 }, body: body)
+            #expect(crossSite.status == 403, "\(crossSite)")
+            #expect(try await c.ask(request())?.hasPrefix("action=DEFER_IF_PERMIT") == true, "still waiting: nothing was released")
+
+            for (bad, message) in [(#"{}"#, "give at least one of client, sender, recipient to release records"),
+                                   (#"{"client": "not-an-address"}"#, "is not an IP address or network"),
+                                   (#"[1]"#, "the body must be JSON like")] {
+                let r = try await httpRequest(http, "POST", "/api/release", headers: auth, body: bad)
+                #expect(r.status == 400 && r.body.contains(message), "\(bad): \(r)")
+            }
+            let unknown = try await httpRequest(http, "POST", "/api/release", headers: auth,
+                                                body: #"{"sender": "nobody@example.org"}"#)
+            #expect(unknown.status == 404 && unknown.body.contains("no waiting triplet matches"), "\(unknown)")
+
+            let released = try await httpRequest(http, "POST", "/api/release", headers: auth, body: body)
+            #expect(released.status == 200 && released.body.contains("released 1 waiting triplet(s)"), "\(released)")
+            #expect(released.body.contains(#""recipient":"bob@example.net""#), "\(released)")
+            #expect(log.contains("admin change by http 127.0.0.1:"), "\(log.all)")
+            #expect(log.contains("release sender=<Alice@Example.org> recipient=<bob@example.net>: released 1 waiting triplet(s), "
+                                 + "their next retry passes: 192.0.2.0/24/<alice@example.org>/<bob@example.net>"), "\(log.all)")
+            clock.advance(1)
+            // The retry passes long before the delay.
+            #expect(try await c.ask(request()) == "action=DUNNO")
+            #expect(log.contains("pass: client=192.0.2.7 network=192.0.2.0/24 sender=<alice@example.org> recipient=<bob@example.net> "
+                                 + "reason=known_triplet"), "\(log.all)")
+            // Passed now: nothing waits any more.
+            let again = try await httpRequest(http, "POST", "/api/release", headers: auth, body: body)
+            #expect(again.status == 404, "\(again)")
+        }
+        // Without a token the API is read-only: a release is refused.
+        try await withDaemon(configure: { $0.httpListener = .tcp(host: "127.0.0.1", port: 0) }) { addresses, _ in
+            let http = String(try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5))
+            let r = try await httpRequest(http, "POST", "/api/release", body: #"{"client": "192.0.2.7"}"#)
+            #expect(r.status == 403 && r.body.contains("read-only without http.token"), "\(r)")
+        }
+    }
+
     @Test func openWithoutATokenOnLoopback() async throws {
         try await withDaemon(configure: { $0.httpListener = .tcp(host: "127.0.0.1", port: 0) }) { addresses, _ in
             let http = String(try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5))

@@ -57,6 +57,20 @@ import Glibc
         #expect(stats.output.contains("decisions since start: deferred 2, passed 1, rejected 0"), "\(stats.output)")
         #expect(stats.output.contains("triplets: pending 2, passed 0"))
 
+        // release: a waiting triplet passes at its next retry; the others still wait.
+        let none = try await runProgram(binary, ["release", "-c", config])
+        #expect(none.status != 0 && none.output.contains("give at least one of client, sender, recipient to release records"),
+                "\(none.output)")
+        let nothing = try await runProgram(binary, ["release", "-c", config, "--sender", "nobody@example.org"])
+        #expect(nothing.status != 0 && nothing.output.contains("no waiting triplet matches"), "\(nothing.output)")
+        let release = try await runProgram(binary, ["release", "-c", config, "--client", "192.0.2.7",
+                                                    "--recipient", "third@example.net"])
+        #expect(release.status == 0, "\(release.output)")
+        #expect(release.output.contains("released 1 waiting triplet(s):\n192.0.2.0/24\talice@example.org\tthird@example.net"),
+                "\(release.output)")
+        #expect(try await c.ask(request(recipient: "third@example.net")) == "action=DUNNO")
+        #expect(try await c.ask(request())?.hasPrefix("action=DEFER_IF_PERMIT") == true)
+
         // SIGHUP: a new blacklist rule applies to the next query.
         try write("[blacklist]\nsender_domains = [\"bad.example\"]\n")
         kill(daemon.processIdentifier, SIGHUP)
@@ -81,6 +95,7 @@ import Glibc
         let log = try String(contentsOfFile: dir.path + "/daemon.log", encoding: .utf8)
         #expect(log.contains("reloaded \(config) (SIGHUP)"), "\(log)")
         #expect(log.contains("reload (SIGHUP) refused, the configuration in force stays"))
+        #expect(log.contains("release client=192.0.2.7 recipient=<third@example.net>: released 1 waiting triplet(s)"), "\(log)")
         #expect(log.contains("\(config):14: blacklist.sender_domains: \"bad..example\" has an empty label"))
 
         // Without a daemon the command works on the store and says so.

@@ -303,6 +303,25 @@ struct DashboardTraffic {
             #expect(blocked.deferred > 50 && blocked.neverCameBack > 0 && blocked.cameBack > 0)
             #expect(page.body.contains("<strong>\(blocked.neverCameBack) ("))
             #expect(try await httpExchange(http, "GET", "/dashboard").body.contains("Decisions per hour"))
+
+            // The live cost: the 24 hours past their retry window, from the same tally.
+            let cost = try #require(data.cost)
+            var new: Int64 = 0, never: Int64 = 0
+            for hour in cost.blockedFromHour...cost.blockedToHour {
+                let n = traffic.tally[HistoryKey(hour: hour, name: DecisionHistory.newTriplets)] ?? 0
+                let back = traffic.tally[HistoryKey(hour: hour, name: DecisionHistory.returned)] ?? 0
+                new += n
+                never += n - min(n, back)
+            }
+            #expect(cost.deferredNew == new && cost.neverCameBack == never && new > 20 && never > 0)
+            #expect(cost.blockedShare == Double(never) / Double(new))
+            // Returns after ten minutes and after about seventy, in the last 24 hours.
+            #expect(cost.delayedPasses > 24 && cost.delayMedian == 600 && (cost.delayMax ?? 0) > 3600)
+            #expect(page.body.contains("The cost of greylisting, last 24 hours"))
+            let metrics = try await httpExchange(http, "GET", "/metrics").body
+            #expect(metrics.contains("greylag_return_delay_window_passes \(cost.delayedPasses)"))
+            #expect(metrics.contains("greylag_return_delay_seconds{quantile=\"0.5\"} 600"))
+            #expect(metrics.contains("greylag_blocked_window_new_triplets \(new)"))
         }
     }
 
@@ -325,6 +344,99 @@ struct DashboardTraffic {
             #expect(try await httpExchange(http, "GET", "/api/dashboard").status == 401)
             #expect(try await httpExchange(http, "GET", "/api/dashboard", headers: ["Authorization": "Bearer \(token)"]).status == 200)
         }
+    }
+
+    /// The release buttons: shown only with a token; their form post is
+    /// accepted only with the token, the page's secret and from the same
+    /// origin; then the waiting triplets of that row pass at their retry.
+    @Test func releaseButtonsWorkOnlyWithTheTokenTheSecretAndTheSameOrigin() async throws {
+        let token = "dashboard-token-0123456789"
+        let basic = "Basic " + Data("admin:\(token)".utf8).base64EncodedString()
+        let clock = ManualClock()
+        let log = CapturedLog()
+        try await withDaemon(configure: {
+            $0.httpListener = .tcp(host: "127.0.0.1", port: 0)
+            $0.httpToken = token
+            $0.dashboardCacheSeconds = 0
+        }, clock: clock, log: log) { addresses, _ in
+            let http = String(try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5))
+            let c = try await PolicyTestClient(addresses[0])
+            #expect(try await c.ask(request()) == defer300)
+            #expect(try await c.ask(request(client: "198.51.100.9", recipient: "other@example.net")) == defer300)
+            clock.advance(20)
+            let page = try await httpExchange(http, "GET", "/dashboard", headers: ["Authorization": basic])
+            #expect(page.status == 200)
+            #expect(page.headers["content-security-policy"]?.contains("form-action 'self'") == true)
+            #expect(page.body.contains(#"<form class="release" method="post" action="/dashboard/release">"#))
+            #expect(page.body.contains(#"name="value" value="192.0.2.0/24""#), "\(page.body)")
+            #expect(page.body.contains(#"name="value" value="alice@example.org""#))
+            let secret = try #require(page.body.firstMatch(of: /name="secret" value="([0-9a-f]{32})"/)?.1, "no secret")
+            func post(_ body: String, _ headers: [String: String] = [:]) async throws -> (status: Int, headers: [String: String], body: String) {
+                try await httpExchange(http, "POST", "/dashboard/release",
+                                       headers: ["Content-Type": "application/x-www-form-urlencoded", "Authorization": basic]
+                                           .merging(headers) { $1 }, body: body)
+            }
+            let form = "field=network&value=192.0.2.0%2F24&secret=\(secret)"
+            // Refused: no token, a wrong secret, none, another origin, a cross-site fetch, JSON, a broken form.
+            #expect(try await post(form, ["Authorization": ""]).status == 401)
+            #expect(try await post("field=network&value=192.0.2.0%2F24&secret=\(String(secret.reversed()))").status == 403)
+            #expect(try await post("field=network&value=192.0.2.0%2F24").status == 403)
+            #expect(try await post(form, ["Origin": "http://evil.example"]).status == 403)
+            #expect(try await post(form, ["Origin": "null"]).status == 403)
+            #expect(try await post(form, ["Sec-Fetch-Site": "cross-site"]).status == 403)
+            #expect(try await post(form, ["Content-Type": "application/json"]).status == 415)
+            #expect(try await post(form + "&field=sender").status == 403)
+            #expect(try await post("field=colour&value=x&secret=\(secret)").status == 403)
+            #expect(try await post(String(repeating: "a", count: 5000)).status == 415)
+            #expect(!log.contains("admin change by dashboard"))
+            // Accepted from the page's own origin: a redirect back to the dashboard.
+            let done = try await post(form, ["Host": http, "Origin": "http://\(http)", "Sec-Fetch-Site": "same-origin"])
+            #expect(done.status == 303 && done.headers["location"] == "/dashboard#waiting", "\(done)")
+            #expect(log.contains("admin change by dashboard 127.0.0.1:"), "\(log.all)")
+            #expect(log.contains("release client=192.0.2.0/24: released 1 waiting triplet(s)"), "\(log.all)")
+            clock.advance(1)
+            #expect(try await c.ask(request()) == "action=DUNNO")
+            // The other network still waits; the page no longer lists the released one.
+            #expect(try await c.ask(request(client: "198.51.100.9", recipient: "other@example.net"))?.hasPrefix("action=DEFER_IF_PERMIT") == true)
+            let after = try await httpExchange(http, "GET", "/dashboard", headers: ["Authorization": basic])
+            #expect(!after.body.contains(#"name="value" value="192.0.2.0/24""#))
+            #expect(after.body.contains(#"name="value" value="198.51.100.0/24""#))
+            // A release of nothing waiting says so.
+            let nothing = try await post(form)
+            #expect(nothing.status == 404 && nothing.body.contains("no waiting triplet matches"), "\(nothing)")
+        }
+        // Without a token: no buttons, forms not allowed by the page, and the endpoint refuses.
+        try await withDaemon(configure: {
+            $0.httpListener = .tcp(host: "127.0.0.1", port: 0)
+            $0.dashboardCacheSeconds = 0
+        }) { addresses, _ in
+            let http = String(try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5))
+            let c = try await PolicyTestClient(addresses[0])
+            #expect(try await c.ask(request()) == defer300)
+            let page = try await httpExchange(http, "GET", "/")
+            #expect(page.status == 200 && page.body.contains("192.0.2.0/24"))
+            #expect(!page.body.contains("/dashboard/release") && !page.body.contains("<form"))
+            #expect(page.headers["content-security-policy"]?.contains("form-action 'none'") == true)
+            let r = try await httpExchange(http, "POST", "/dashboard/release",
+                                           headers: ["Content-Type": "application/x-www-form-urlencoded"],
+                                           body: "field=network&value=192.0.2.0%2F24&secret=x")
+            #expect(r.status == 403, "\(r)")
+        }
+    }
+
+    @Test func releaseFormsAreParsedStrictly() {
+        #expect(DashboardPage.ReleaseForm(urlEncoded: "field=sender&value=a%2Bb%40example.org&secret=s")
+                == DashboardPage.ReleaseForm(urlEncoded: "secret=s&value=a%2bb%40example.org&field=sender"))
+        #expect(DashboardPage.ReleaseForm(urlEncoded: "field=sender&value=%3C%3E&secret=s")?.value == "<>")
+        for bad in ["", "field=network", "field=network&value=&secret=s", "field=x&value=v&secret=s",
+                    "field=network&value=v&secret=s&extra=1", "field=network&value=%ZZ&secret=s", "=&=&=",
+                    "field=network&field=sender&value=v&secret=s", String(repeating: "&", count: 4000)] {
+            #expect(DashboardPage.ReleaseForm(urlEncoded: bad) == nil, "\(bad)")
+        }
+        #expect(DashboardPage.sameSecret("abc", "abc") && !DashboardPage.sameSecret("abc", "abd")
+                && !DashboardPage.sameSecret("", "") && !DashboardPage.sameSecret("abc", "abcd"))
+        let a = DashboardPage.newFormSecret(), b = DashboardPage.newFormSecret()
+        #expect(a.count == 32 && a != b && a.allSatisfy(\.isHexDigit))
     }
 
     @Test func theHistoryLoopSavesCountsAndRemovesWhatIsPastHistoryKeep() async throws {
@@ -435,6 +547,57 @@ struct DashboardTraffic {
             for name in DashboardPage.chartColors.keys {
                 #expect(check.output.contains("\(name): "), "\(check.output)")
             }
+        }
+    }
+
+    static let clickScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/dashboard-click.py").path
+
+    /// The release button clicked with the mouse in chromium, which sends
+    /// the token as the Basic password: the waiting network's next retry
+    /// passes. A page of another origin that submits the same form (even
+    /// with the right secret and the token the browser remembers) releases
+    /// nothing.
+    @Test func theReleaseButtonWorksInABrowserAndNotFromAnotherSite() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.chromium) else {
+            throw TestFailure("\(Self.chromium) is missing; scripts/install-test-deps.sh installs Debian's chromium")
+        }
+        let token = "browser-token-0123456789"
+        let clock = ManualClock()
+        let log = CapturedLog()
+        let dir = TemporaryDirectory()
+        try await withDaemon(configure: {
+            $0.httpListener = .tcp(host: "127.0.0.1", port: 0)
+            $0.httpToken = token
+            $0.dashboardCacheSeconds = 0
+        }, clock: clock, log: log) { addresses, _ in
+            let http = String(try #require(addresses.first { $0.hasPrefix("http:") }).dropFirst(5))
+            let c = try await PolicyTestClient(addresses[0])
+            #expect(try await c.ask(request()) == defer300)
+            clock.advance(30)
+            let page = try await httpExchange(http, "GET", "/", headers: ["Authorization": "Basic "
+                + Data("admin:\(token)".utf8).base64EncodedString()])
+            let secret = String(try #require(page.body.firstMatch(of: /name="secret" value="([0-9a-f]{32})"/)?.1))
+
+            let attack = try await runProgram("/usr/bin/python3", [
+                Self.clickScript, Self.chromium, dir.path + "/profile-attacker", token, "cross-site",
+                "http://\(http)/dashboard/release", "network", "192.0.2.0/24", secret,
+            ], timeout: 120)
+            #expect(attack.status == 0, "\(attack.output)")
+            #expect(attack.output.contains("may not change state"), "\(attack.output)")
+            #expect(!log.contains("admin change by dashboard"))
+            #expect(try await c.ask(request())?.hasPrefix("action=DEFER_IF_PERMIT") == true, "the attack released the triplet")
+
+            let click = try await runProgram("/usr/bin/python3", [
+                Self.clickScript, Self.chromium, dir.path + "/profile", token, "click", "http://\(http)/dashboard",
+            ], timeout: 120)
+            #expect(click.status == 0, "\(click.output)")
+            #expect(click.output.contains("url=http://\(http)/dashboard#waiting"), "\(click.output)")
+            #expect(click.output.contains("No deferred triplet is waiting."), "\(click.output)")
+            #expect(log.contains("admin change by dashboard 127.0.0.1:"), "\(log.all)")
+            #expect(log.contains("release client=192.0.2.0/24: released 1 waiting triplet(s)"), "\(log.all)")
+            clock.advance(1)
+            #expect(try await c.ask(request()) == "action=DUNNO")
         }
     }
 }

@@ -102,6 +102,7 @@ enum DocSnippets {
     /// a name here that no document has.
     static let used: [String: String] = [
         "postfix-policy": "PostfixEndToEndTests (the instance scripts/test.sh starts)",
+        "postfix-policy-data": "PostfixEndToEndTests (the instance scripts/test.sh starts, with postfix-policy)",
         "postfix-milter": "MilterEndToEndTests (the instance scripts/test.sh starts)",
         "sendmail-mc": "SendmailEndToEndTests",
         "sendmail-mc-macros": "SendmailEndToEndTests",

@@ -33,7 +33,7 @@ func nul(_ s: String...) -> [UInt8] { s.flatMap { Array($0.utf8) + [0] } }
         try await c.send(bytes: Self.negotiate)
         let reply = try #require(try await c.packet())
         #expect(reply.0 == "O")
-        #expect(reply.1 == [0, 0, 0, 6, 0, 0, 0, 1, 0, 0x0F, 0x73, 0xF0])
+        #expect(reply.1 == [0, 0, 0, 6, 0, 0, 0, 1, 0, 0x0E, 0x71, 0xF0])
         var bytes = milterPacket("D", [UInt8(ascii: "C")] + nul("j", "mx.example.net"))
         bytes += milterPacket("C", nul("mail.example.org") + [UInt8(ascii: "4"), 0, 25] + nul(client))
         bytes += milterPacket("H", nul("mail.example.org"))
@@ -87,6 +87,44 @@ func nul(_ s: String...) -> [UInt8] { s.flatMap { Array($0.utf8) + [0] } }
                              + "recipient=<b@example.net> reason=new_triplet retry_in=300s via=milter"))
         #expect(log.contains("reject: client=198.51.100.7 sender=<a@example.org> recipient=<nobody@example.net> "
                              + "reason=blacklisted"))
+    }
+
+    /// The null sender through the handler: RCPT answers "continue" at
+    /// once (a call-out then QUIT leaves nothing), DATA decides each held
+    /// recipient and answers with the deferral; the end of message decides
+    /// when no DATA came.
+    @Test func theNullSenderIsDecidedAtDataRecipientByRecipient() async throws {
+        let log = CapturedLog()
+        try await withMilter({ _ in }, log: log) { address in
+            // A call-out: MAIL FROM:<>, RCPT, QUIT. No decision, no record.
+            let callout = try await open(address)
+            try await callout.send(bytes: milterPacket("M", nul("<>")))
+            #expect(try await rcpt(callout, "b@example.net")?.0 == "c")
+            try await callout.send(bytes: milterPacket("Q"))
+            #expect(try await callout.packet() == nil)
+            #expect(!log.contains("recipient=<b@example.net>"))
+
+            let c = try await open(address)
+            try await c.send(bytes: milterPacket("M", nul("<>")))
+            #expect(try await rcpt(c, "b@example.net")?.0 == "c")
+            #expect(try await rcpt(c, "c@example.net")?.0 == "c")
+            try await c.send(bytes: milterPacket("T"))
+            let data = try #require(try await c.packet())
+            #expect(data.0 == "y" && String(decoding: data.1.filter { $0 != 0 }, as: UTF8.self)
+                    == "451 4.7.1 Greylisting in action, please come back in 00:05:00")
+            // Without DATA (an older MTA): the end of message decides.
+            try await c.send(bytes: milterPacket("A") + milterPacket("M", nul("<>")))
+            #expect(try await rcpt(c, "d@example.net")?.0 == "c")
+            try await c.send(bytes: milterPacket("E"))
+            let end = try #require(try await c.packet())
+            #expect(end.0 == "y" && String(decoding: end.1.filter { $0 != 0 }, as: UTF8.self).hasPrefix("451 4.7.1 "))
+            try await c.send(bytes: milterPacket("Q"))
+            #expect(try await c.packet() == nil)
+        }
+        for r in ["b", "c", "d"] {
+            #expect(log.contains("defer: client=198.51.100.7 network=198.51.100.0/24 sender=<> recipient=<\(r)@example.net> "
+                                 + "reason=new_triplet retry_in=300s via=milter"), "\(log.all)")
+        }
     }
 
     @Test func hangingStoreIsAnsweredWithinTheTimeout() async throws {

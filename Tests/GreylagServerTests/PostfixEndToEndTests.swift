@@ -50,6 +50,46 @@ import Testing
         #expect(log.contains("pass: \(client) sender=<\(sender)> recipient=<\(recipient)> reason=delay_elapsed"))
     }
 
+    /// The null sender through the docs' main.cf (greylag asked at RCPT and
+    /// at DATA) with `null_sender_at_data`: a call-out (RCPT, then QUIT)
+    /// is accepted and leaves no record; a bounce is accepted at RCPT,
+    /// deferred at DATA, and delivered on its retry after the delay.
+    @Test func theNullSenderIsGreylistedAtData() async throws {
+        let smtpPort = try E2E.value("GREYLAG_E2E_SMTP_PORT")
+        let policyPort = try #require(Int(try E2E.value("GREYLAG_E2E_POLICY_PORT")))
+        let maildir = try E2E.value("GREYLAG_E2E_MAILDIR")
+        let id = UUID().uuidString
+        let recipient = "bounce-\(id.prefix(8).lowercased())@example.net"
+        let swaks = ["--server", "127.0.0.1", "--port", smtpPort, "--from", "<>", "--to", recipient,
+                     "--header", "X-Greylag-Test: \(id)", "--timeout", "30"]
+        let log = CapturedLog()
+        try await withDaemon(configure: {
+            $0.policy.delay = 2
+            $0.policyListeners = [.tcp(host: "127.0.0.1", port: policyPort)]
+            $0.replies.nullSenderAtData = true
+        }, clock: nil, log: log) { _, _ in
+            let callout = try await runProgram("/usr/bin/swaks", swaks + ["--quit-after", "RCPT"])
+            #expect(callout.status == 0, "a call-out must not be deferred: \(callout.output)")
+            #expect(callout.output.contains("250 2.1.5"), "\(callout.output)")
+            #expect(!log.contains("defer:"), "\(log.all)")
+            let first = try await runProgram("/usr/bin/swaks", swaks)
+            #expect(first.status != 0, "the bounce's first DATA must be deferred")
+            #expect(first.output.contains("250 2.1.5"), "RCPT must be accepted: \(first.output)")
+            #expect(first.output.contains("450 4.7.1") && first.output.contains("Greylisted, please try again in"),
+                    "\(first.output)")
+            try await Task.sleep(for: .milliseconds(2500))
+            let second = try await runProgram("/usr/bin/swaks", swaks)
+            #expect(second.status == 0, "\(second.output)")
+            #expect(second.output.contains("250 2.0.0 Ok: queued as"), "\(second.output)")
+        }
+        #expect(try await waitForMessage(in: maildir, containing: id) != nil, "no delivered message")
+        // One deferral, made by the first bounce at DATA (the call-out made no record).
+        let defers = log.all.filter { $0.contains("defer: ") && $0.contains("recipient=<\(recipient)>") }
+        #expect(defers.count == 1, "\(log.all)")
+        #expect(defers.first?.contains("sender=<> recipient=<\(recipient)> reason=new_triplet") == true, "\(defers)")
+        #expect(log.contains("pass: client=127.0.0.1 network=127.0.0.0/24 sender=<> recipient=<\(recipient)> reason=delay_elapsed"))
+    }
+
     /// A blacklisted sender gets the configured 5xx from Postfix; an
     /// authenticated client (SMTP AUTH with swaks) passes at the first try
     /// although greylisting would defer it for five minutes (the docs'

@@ -15,9 +15,9 @@ import Testing
     @Test func negotiatesOnlyWhatIsOfferedAndNeeded() {
         var s = MilterSession(config: config)
         // Postfix, protocol 6: everything offered; greylag asks for no body,
-        // headers, EOH, unknown or DATA, and no replies except RCPT and EOM.
+        // headers, EOH or unknown, and no replies except RCPT, DATA and EOM.
         #expect(s.received(.optionNegotiation(version: 6, actions: 0x1FF, protocolFlags: 0x1F_FFFF), now: now)
-                == .reply([.negotiate(version: 6, actions: 0x01, protocolFlags: 0x0F_73F0)]))
+                == .reply([.negotiate(version: 6, actions: 0x01, protocolFlags: 0x0E_71F0)]))
         // Protocol 2 (mask 0x7F): only the "no" bits it knows, no NR_* bits.
         var old = MilterSession(config: config)
         #expect(old.received(.optionNegotiation(version: 2, actions: 0x1FF, protocolFlags: 0x7F), now: now)
@@ -29,7 +29,7 @@ import Testing
         c.header = .none
         var quiet = MilterSession(config: c)
         #expect(quiet.received(.optionNegotiation(version: 7, actions: 0x1FF, protocolFlags: 0x1F_FFFF), now: now)
-                == .reply([.negotiate(version: 6, actions: 0, protocolFlags: 0x0F_73F0)]))
+                == .reply([.negotiate(version: 6, actions: 0, protocolFlags: 0x0E_71F0)]))
     }
 
     func connected(_ s: inout MilterSession, host: String = "mail.example.org", address: String = "198.51.100.7",
@@ -112,7 +112,8 @@ import Testing
         var s = MilterSession(config: config)
         connected(&s, host: "mx.example.org", address: "IPv6:2001:db8::7", family: "6")
         _ = s.received(.mail(["<>"]), now: now)
-        guard case .decide(let q) = s.received(.rcpt(["<b@example.net>", "NOTIFY=NEVER"]), now: now) else {
+        #expect(s.received(.rcpt(["<b@example.net>", "NOTIFY=NEVER"]), now: now) == .reply([.continue]))
+        guard case .decide(let q) = s.received(.data, now: now) else {
             Issue.record("no decide"); return
         }
         #expect(q.clientAddress == "2001:db8::7" && q.sender == "")
@@ -121,6 +122,86 @@ import Testing
         _ = local.received(.mail(["<a@example.org>"]), now: now)
         guard case .decide(let l) = local.received(.rcpt(["<b@example.net>"]), now: now) else { Issue.record("no decide"); return }
         #expect(l.clientAddress == "")  // a local client has no address to greylist
+    }
+
+    /// A null-sender message: RCPT passes (a call-out is never deferred),
+    /// DATA decides every recipient in turn and defers the message if any
+    /// is deferred.
+    @Test func theNullSenderIsDecidedAtData() {
+        var s = MilterSession(config: config)
+        connected(&s)
+        #expect(s.received(.mail(["<>"]), now: now) == .none)
+        #expect(s.received(.rcpt(["<b@example.net>"]), now: now) == .reply([.continue]))
+        #expect(s.received(.rcpt(["<c@example.net>"]), now: now) == .reply([.continue]))
+        guard case .decide(let q1) = s.received(.data, now: now) else { Issue.record("DATA must decide"); return }
+        #expect(q1.recipient == "b@example.net" && q1.sender == "" && q1.stage == .rcpt)
+        #expect(s.isDecidingHeld)
+        guard case .decide(let q2) = s.heldVerdictReceived(Verdict(action: .pass, reason: .knownTriplet), now: now) else {
+            Issue.record("the second recipient must be decided"); return
+        }
+        #expect(q2.recipient == "c@example.net")
+        #expect(s.heldVerdictReceived(Verdict(action: .defer, reason: .newTriplet, timeLeft: 300), now: now)
+                == .reply([.replyCode("451 4.7.1 Greylisting in action, please come back in 00:05:00")]))
+        #expect(!s.isDecidingHeld)
+        // The retry: both pass; DATA goes on and the header comes at end of message.
+        #expect(s.received(.abort, now: now) == .none)
+        _ = s.received(.mail(["<>"]), now: now)
+        _ = s.received(.rcpt(["<b@example.net>"]), now: now)
+        _ = s.received(.rcpt(["<c@example.net>"]), now: now)
+        guard case .decide = s.received(.data, now: now) else { Issue.record("DATA must decide"); return }
+        guard case .decide = s.heldVerdictReceived(Verdict(action: .pass, reason: .knownTriplet), now: now) else {
+            Issue.record("no second decision"); return
+        }
+        #expect(s.heldVerdictReceived(Verdict(action: .pass, reason: .delayElapsed, delayed: 310), now: now) == .reply([.continue]))
+        #expect(s.received(.endOfMessage, now: now) == .reply([
+            .addHeader(name: "X-Greylist", value: "Delayed for 00:05:10 by greylag-9.9 (mx.example.net [192.0.2.25]); "
+                       + MailDate.format(epochSeconds: now)), .continue]))
+    }
+
+    @Test func aCallOutIsNeverAskedAbout() {
+        var s = MilterSession(config: config)
+        connected(&s)
+        _ = s.received(.mail(["<>"]), now: now)
+        #expect(s.received(.rcpt(["<b@example.net>"]), now: now) == .reply([.continue]))
+        #expect(s.received(.abort, now: now) == .none)
+        // The next message's sender is not null: decided at RCPT again, DATA only continues.
+        _ = s.received(.mail(["<a@example.org>"]), now: now)
+        guard case .decide = s.received(.rcpt(["<b@example.net>"]), now: now) else { Issue.record("no decide"); return }
+        #expect(s.verdictReceived(Verdict(action: .pass, reason: .knownTriplet)) == .continue)
+        #expect(s.received(.data, now: now) == .reply([.continue]))
+    }
+
+    /// Without DATA (an MTA that does not send it), the end of message
+    /// decides; a refusal answers when nothing was deferred.
+    @Test func withoutDataTheEndOfMessageDecides() {
+        var s = MilterSession(config: config)
+        connected(&s)
+        _ = s.received(.mail(["<>"]), now: now)
+        _ = s.received(.rcpt(["<b@example.net>"]), now: now)
+        guard case .decide(let q) = s.received(.endOfMessage, now: now) else { Issue.record("EOM must decide"); return }
+        #expect(q.recipient == "b@example.net")
+        #expect(s.heldVerdictReceived(Verdict(action: .reject, reason: .blacklisted), now: now)
+                == .reply([.replyCode("550 5.7.1 Refused by greylag policy")]))
+        _ = s.received(.mail(["<>"]), now: now)
+        _ = s.received(.rcpt(["<b@example.net>"]), now: now)
+        guard case .decide = s.received(.endOfMessage, now: now) else { Issue.record("EOM must decide"); return }
+        #expect(s.heldVerdictReceived(Verdict(action: .pass, reason: .whitelisted), now: now) == .reply([
+            .addHeader(name: "X-Greylist", value: "Sender whitelisted, not delayed by greylag-9.9 (mx.example.net [192.0.2.25]); "
+                       + MailDate.format(epochSeconds: now)), .continue]))
+    }
+
+    @Test func heldRecipientsAreCapped() {
+        var s = MilterSession(config: config)
+        connected(&s)
+        _ = s.received(.mail(["<>"]), now: now)
+        for i in 0..<MilterSession.maxHeldRecipients {
+            #expect(s.received(.rcpt(["<r\(i)@example.net>"]), now: now) == .reply([.continue]))
+        }
+        // Over the cap: decided at RCPT, as for any sender.
+        guard case .decide = s.received(.rcpt(["<over@example.net>"]), now: now) else { Issue.record("no decide"); return }
+        // A stray verdict with nothing held is harmless.
+        var idle = MilterSession(config: config)
+        #expect(idle.heldVerdictReceived(Verdict(action: .defer, reason: .newTriplet), now: now) == .reply([.continue]))
     }
 
     @Test func headerModes() {

@@ -28,6 +28,52 @@ import Testing
                 == .reply(.dunno))
     }
 
+    /// With `null_sender_at_data`, a null-sender RCPT passes (a call-out is
+    /// never deferred) and the DATA request is decided, keyed by its one
+    /// recipient or, for several, by a marker no address can be.
+    @Test func theNullSenderIsDecidedAtDataWhenConfigured() {
+        var c = config
+        c.nullSenderAtData = true
+        let session = PolicySession(config: c)
+        let null = ["sender": ""]
+        #expect(session.requestReceived(request("RCPT", extra: null)) == .reply(.dunno))
+        #expect(session.requestReceived(request("RCPT", extra: ["sender": "<>"])) == .reply(.dunno))
+        guard case .decide(let one) = session.requestReceived(request("DATA", extra: null.merging(["recipient_count": "1"]) { $1 })) else {
+            Issue.record("DATA must be decided"); return
+        }
+        #expect(one.recipient == "bob@example.net" && one.sender == "" && one.stage == .rcpt)
+        guard case .decide(let several) = session.requestReceived(request("DATA", recipient: "",
+                                                                          extra: null.merging(["recipient_count": "3"]) { $1 })) else {
+            Issue.record("DATA with several recipients must be decided"); return
+        }
+        #expect(several.recipient == PolicySession.severalRecipients)
+        // No recipient and no usable count: nothing to key on, the mail passes.
+        for count in ["", "0", "1", "01", "-2", "2x", " 2", String(repeating: "9", count: 21)] {
+            #expect(session.requestReceived(request("DATA", recipient: "", extra: null.merging(["recipient_count": count]) { $1 }))
+                    == .reply(.dunno), "\(count)")
+        }
+        #expect(session.requestReceived(request("DATA", recipient: "", extra: null.merging(["recipient_count": "007"]) { $1 }))
+                != .reply(.dunno))
+        // Other senders: decided at RCPT, DATA answers DUNNO, as before.
+        guard case .decide = session.requestReceived(request("RCPT")) else { Issue.record("no decide"); return }
+        #expect(session.requestReceived(request("DATA")) == .reply(.dunno))
+        // Exim's own requests name no stage: the null sender is decided at RCPT there.
+        let exim = PolicyRequest(attributes: ["client_address": "192.0.2.7", "sender": "", "recipient": "bob@example.net"])
+        guard case .decide = session.requestReceived(exim) else { Issue.record("Exim's request must be decided"); return }
+        // So are the qmail helpers' (on their own listener).
+        let helper = PolicySession(config: c, helperAttributes: true)
+        guard case .decide = helper.requestReceived(request("RCPT", extra: null)) else { Issue.record("no decide"); return }
+    }
+
+    @Test func withoutTheKeyTheNullSenderIsDecidedAtRcpt() {
+        let session = PolicySession(config: config)
+        guard case .decide(let q) = session.requestReceived(request("RCPT", extra: ["sender": ""])) else {
+            Issue.record("expected a decision"); return
+        }
+        #expect(q.sender == "")
+        #expect(session.requestReceived(request("DATA", extra: ["sender": ""])) == .reply(.dunno))
+    }
+
     @Test func recipientStateAsksForADecision() {
         let session = PolicySession(config: config)
         guard case .decide(let query) = session.requestReceived(request()) else {

@@ -153,6 +153,45 @@ func decide(_ store: any GreylistStore, _ t: Triplet, at now: Int64) async throw
         }
     }
 
+    /// An administrator's release lets a waiting triplet pass at its next
+    /// retry, before the delay; passed, unknown and expired ones are left alone.
+    @Test(arguments: Backend.available)
+    func releaseLetsAWaitingTripletPassAtOnce(backend: Backend) async throws {
+        try await backend.withStore { store in
+            let t = triplet(1)
+            #expect(try await decide(store, t, at: t0).reason == .newTriplet)
+            #expect(try await decide(store, t, at: t0 + 10).reason == .tooEarly)
+            let ttl = engine.policy.passTTL
+            #expect(try await store.counts(now: t0 + 20).pending == 1)
+            #expect(try await store.release(t, now: t0 + 20, passTTL: ttl))
+            let r = try #require(try await store.record(for: t))
+            #expect(r.blockExpires == t0 + 20 && r.passedCount == 1 && r.blockedCount == 2 && r.firstSeen == t0
+                    && r.lastSeen == t0 + 10 && r.recordExpires == t0 + 20 + ttl && r.origin == .manual)
+            // No longer waiting: not pending, not in the waiting groups.
+            #expect(try await store.counts(now: t0 + 20).pending == 0)
+            #expect(try await store.waiting(by: .network, now: t0 + 20, limit: 10).isEmpty)
+            #expect(try await store.records(matching: RecordFilter(state: .pending), now: t0 + 20).isEmpty)
+            let pass = try await decide(store, t, at: t0 + 21)
+            #expect(pass.action == .pass && pass.reason == .knownTriplet)
+            // Passed already: nothing to release, nothing written.
+            #expect(try await store.release(t, now: t0 + 30, passTTL: ttl) == false)
+            #expect(try await store.record(for: t)?.lastSeen == t0 + 21)
+            // Unknown: no record is made.
+            #expect(try await store.release(triplet(2), now: t0 + 30, passTTL: ttl) == false)
+            #expect(try await store.record(for: triplet(2)) == nil)
+            // Expired (past its retry window): stays expired.
+            let old = triplet(3)
+            #expect(try await decide(store, old, at: t0).reason == .newTriplet)
+            let window = engine.policy.retryWindow
+            #expect(try await store.release(old, now: t0 + window + 1, passTTL: ttl) == false)
+            #expect(try await decide(store, old, at: t0 + window + 2).reason == .newTriplet)
+            // Without a release the same triplet would have waited.
+            let other = triplet(4)
+            #expect(try await decide(store, other, at: t0).reason == .newTriplet)
+            #expect(try await decide(store, other, at: t0 + 21).reason == .tooEarly)
+        }
+    }
+
     /// A `[[rules]]` entry's timings are stored as the engine computes them,
     /// and expiry removes by them, whatever the backend.
     @Test(arguments: Backend.available)
