@@ -5,7 +5,7 @@ import Testing
 
 /// `[spf]`, `[[dnslists]]`, `[selective]` and `greylist.dns_deadline` as the
 /// loader reads them, and every mistake located by line and key.
-@Suite struct DNSConfigurationTests {
+@Suite struct DNSCheckConfigurationTests {
     let file = "/etc/greylag/greylag.toml"
 
     func errors(_ text: String) -> [String] {
