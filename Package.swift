@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "GreylagDNS", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .target(name: "PolicyProtocol", dependencies: [
             "GreylagCore",
@@ -72,7 +74,7 @@ let package = Package(
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         .target(name: "GreylagServer", dependencies: [
-            "GreylagCore", "PolicyProtocol", "Milter", "GreylistdProtocol", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
+            "GreylagCore", "GreylagDNS", "PolicyProtocol", "Milter", "GreylistdProtocol", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -97,11 +99,17 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "GreylagFuzz", dependencies: [
-            "GreylagCore", "PolicyProtocol", "Milter", "GreylagServer", "GreylagStore",
+            "GreylagCore", "GreylagDNS", "PolicyProtocol", "Milter", "GreylagServer", "GreylagStore",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "CFuzzDriver"),
         .executableTarget(name: "greylag-fuzz", dependencies: ["GreylagFuzz", "CFuzzDriver"]),
+        .testTarget(name: "GreylagDNSTests", dependencies: [
+            "GreylagDNS", "GreylagTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "GreylagFuzzTests", dependencies: ["GreylagFuzz"]),
         .testTarget(name: "GreylagCoreTests", dependencies: ["GreylagCore", "GreylagTestSupport"]),
         .testTarget(name: "PolicyProtocolTests", dependencies: [
