@@ -144,7 +144,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "GreylagServerTests", dependencies: [
-            "GreylagTestSupport", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
+            "GreylagTestSupport", "GreylagServer", "GreylagDNS", "GreylagBench", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
