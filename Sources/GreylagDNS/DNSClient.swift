@@ -36,7 +36,7 @@ public final class DNSClient: DNSResolving, Sendable {
     private let metrics: DNSMetrics
     private let state: Mutex<State>
     /// Links of a CNAME chain followed at most.
-    public static let maxCNAMEs = 8
+    public static let maxCNAMEs = DNSAnswerChain.maxLinks
 
     private struct State {
         var cache: DNSCache
@@ -127,51 +127,23 @@ public final class DNSClient: DNSResolving, Sendable {
 
     /// The outcome and how many nanoseconds it may be cached.
     func resolve(_ key: DNSCache.Key, deadline: NIODeadline) async -> (DNSLookupResult, UInt64) {
-        let failureTTL = UInt64(settings.failureTTL * 1e9)
-        var name = key.name
-        var seen: Set<String> = [name]
-        var ttl = settings.maxTTL
-        var links = 0
+        var chain = DNSAnswerChain(name: key.name, type: key.type, settings: settings)
         while true {
-            let message: DNSWire.Message
-            switch await exchange(name: name, type: key.type, deadline: deadline) {
-            case .failure(let f): return (.failure(f), failureTTL)
-            case .message(let m): message = m
+            let reading: DNSAnswerChain.Reading
+            switch await exchange(name: chain.name, type: key.type, deadline: deadline) {
+            case .failure(let f): reading = .result(.failure(f), seconds: 0)
+            case .message(let m): reading = chain.read(m)
             }
-            // The chain inside the answer: CNAME records from `name` on.
-            var current = name
-            var records: [DNSRecordData] = []
-            while true {
-                let own = message.answers.filter { $0.name == current && $0.type == key.type.rawValue && $0.class == 1 }
-                records = own.compactMap(\.data)
-                if !records.isEmpty {
-                    ttl = own.reduce(ttl) { min($0, $1.ttl) }
-                    break
-                }
-                guard key.type != .cname,
-                      let link = message.answers.first(where: { $0.name == current && $0.type == DNSRecordType.cname.rawValue }),
-                      case .cname(let target)? = link.data else { break }
-                links += 1
-                guard links <= Self.maxCNAMEs, seen.insert(target).inserted else {
-                    logger.debug("DNS: \(key.name) \(key.type): a CNAME chain longer than \(Self.maxCNAMEs) or in a loop")
-                    return (.failure(.malformed), failureTTL)
-                }
-                ttl = min(ttl, link.ttl)
-                current = target
-            }
-            if !records.isEmpty {
-                return (.records(records), UInt64(min(ttl, settings.maxTTL)) * 1_000_000_000)
-            }
-            let soa = message.authority.first { $0.type == DNSRecordType.soa.rawValue && $0.soaMinimum != nil }
-            let negativeTTL = soa.map { UInt64(min(min($0.ttl, $0.soaMinimum!), ttl, settings.maxNegativeTTL)) * 1_000_000_000 } ?? 0
-            if message.rcode == .nxDomain { return (.nxDomain, negativeTTL) }
-            if current != name && soa == nil {
-                // The answer stops at a CNAME whose target it does not
-                // cover (another zone): ask for the target.
-                name = current
+            switch reading {
+            case .ask:
                 continue
+            case .result(let r, let seconds):
+                if case .failure(.malformed) = r {
+                    logger.debug("DNS: \(key.name) \(key.type): a CNAME chain longer than \(Self.maxCNAMEs) or in a loop")
+                }
+                if case .failure = r { return (r, UInt64(settings.failureTTL * 1e9)) }
+                return (r, UInt64(seconds) * 1_000_000_000)
             }
-            return (.noData, negativeTTL)
         }
     }
 
@@ -318,8 +290,9 @@ public final class DNSClient: DNSResolving, Sendable {
                         UDPAnswerHandler(server: address, id: id, name: name, type: type, try: k, events: events))
                 }
             }
-        let bound = bootstrap.bind(host: address.protocol == .inet6 ? "::" : "0.0.0.0", port: 0)
-        bound.whenComplete { result in
+        // Connected: the kernel picks a random ephemeral port and drops
+        // datagrams from any other address; ICMP unreachable ends the try.
+        bootstrap.connect(to: address).whenComplete { result in
             switch result {
             case .success(let channel):
                 resources.add(channel)

@@ -129,7 +129,8 @@ public enum DNSWire {
         var bytes = Array(name.utf8)
         if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
         if bytes.isEmpty { throw Error.badName("empty") }
-        if bytes.count > 253 { throw Error.badName("longer than 253 characters") }
+        // 255 bytes on the wire are at most 1020 characters with every byte as \DDD.
+        if bytes.count > 1020 { throw Error.badName("longer than 255 bytes") }
         var labels: [[UInt8]] = []
         var label: [UInt8] = []
         var i = 0

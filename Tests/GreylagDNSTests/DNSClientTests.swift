@@ -131,6 +131,20 @@ final class TestResponder: Sendable {
         #expect(await silent.countQueries() == 2)
     }
 
+    /// A port nobody listens on: the kernel's ICMP port unreachable ends
+    /// the try at once instead of at its share of the deadline.
+    @Test func aClosedPortFailsWithoutWaitingForTheDeadline() async throws {
+        let gone = try await TestResponder(group: Self.group, reply: .silent)
+        let address = gone.address
+        await gone.close()
+        let client = Self.client([address], timeout: 3, attempts: 2)
+        let clock = ContinuousClock()
+        var r: DNSLookupResult? = nil
+        let took = await clock.measure { r = await client.lookup("closed.example", .a) }
+        #expect(r == .failure(.timeout))
+        #expect(took < .seconds(1), "took \(took)")
+    }
+
     @Test func identicalLookupsInFlightShareOneQuery() async throws {
         let slow = try await TestResponder(group: Self.group, reply: .address(ttl: 0, delayMs: 200))
         defer { Task { await slow.close() } }

@@ -184,3 +184,69 @@ struct Packet {
         }
     }
 }
+
+/// The pure reading of answers: CNAME chains, negative TTLs, re-asking.
+@Suite struct DNSAnswerChainTests {
+    static let settings = DNSSettings(servers: [])
+
+    static func message(rcode: UInt8 = 0, answers: [(String, UInt16, UInt32, [UInt8])], soa: (ttl: UInt32, minimum: UInt32)? = nil,
+                        question: String = "a.example", type: UInt16 = 1) throws -> DNSWire.Message {
+        var p = Packet()
+        p.header(flags: 0x8180 | UInt16(rcode), an: UInt16(answers.count), ns: soa == nil ? 0 : 1)
+        p.name(question); p.u16(type); p.u16(1)
+        for (owner, t, ttl, data) in answers {
+            var n = Packet(); n.name(owner)
+            p.record(n.bytes, type: t, ttl: ttl, data: data)
+        }
+        if let soa {
+            var n = Packet(); n.name("example")
+            var d = Packet(); d.name("ns.example"); d.name("h.example")
+            d.u32(1); d.u32(2); d.u32(3); d.u32(4); d.u32(soa.minimum)
+            p.record(n.bytes, type: 6, ttl: soa.ttl, data: d.bytes)
+        }
+        return try DNSWire.decode(p.bytes)
+    }
+
+    static func target(_ n: String) -> [UInt8] { var p = Packet(); p.name(n); return p.bytes }
+
+    @Test func chainsInsideTheAnswerAreFollowedWithTheSmallestTTL() throws {
+        var chain = DNSAnswerChain(name: "a.example", type: .a, settings: Self.settings)
+        let m = try Self.message(answers: [("a.example", 5, 600, Self.target("b.example")),
+                                           ("b.example", 5, 30, Self.target("c.example")),
+                                           ("c.example", 1, 300, [192, 0, 2, 1]), ("other.example", 1, 1, [192, 0, 2, 9])])
+        #expect(chain.read(m) == .result(.records([.a([192, 0, 2, 1])]), seconds: 30))
+    }
+
+    @Test func loopsAndLongChainsAreMalformed() throws {
+        var loop = DNSAnswerChain(name: "a.example", type: .a, settings: Self.settings)
+        let m = try Self.message(answers: [("a.example", 5, 60, Self.target("b.example")), ("b.example", 5, 60, Self.target("a.example"))])
+        #expect(loop.read(m) == .result(.failure(.malformed), seconds: 0))
+        var long = DNSAnswerChain(name: "n0.example", type: .a, settings: Self.settings)
+        let links = (0..<12).map { ("n\($0).example", UInt16(5), UInt32(60), Self.target("n\($0 + 1).example")) }
+        #expect(long.read(try Self.message(answers: links, question: "n0.example")) == .result(.failure(.malformed), seconds: 0))
+    }
+
+    @Test func aChainLeavingTheAnswerIsAskedForAgain() throws {
+        var chain = DNSAnswerChain(name: "a.example", type: .txt, settings: Self.settings)
+        let first = try Self.message(answers: [("a.example", 5, 60, Self.target("elsewhere.example"))], type: 16)
+        #expect(chain.read(first) == .ask("elsewhere.example"))
+        #expect(chain.name == "elsewhere.example")
+        let second = try Self.message(answers: [("elsewhere.example", 16, 600, [2, 0x68, 0x69])], question: "elsewhere.example", type: 16)
+        #expect(chain.read(second) == .result(.records([.txt([Array("hi".utf8)])]), seconds: 60), "the CNAME's TTL counts")
+    }
+
+    @Test func negativeAnswersUseTheSOAPerRFC2308() throws {
+        var a = DNSAnswerChain(name: "a.example", type: .a, settings: Self.settings)
+        #expect(a.read(try Self.message(rcode: 3, answers: [], soa: (ttl: 900, minimum: 60))) == .result(.nxDomain, seconds: 60))
+        var b = DNSAnswerChain(name: "a.example", type: .a, settings: Self.settings)
+        #expect(b.read(try Self.message(answers: [], soa: (ttl: 40, minimum: 600))) == .result(.noData, seconds: 40))
+        var c = DNSAnswerChain(name: "a.example", type: .a, settings: Self.settings)
+        #expect(c.read(try Self.message(answers: [], soa: (ttl: 999_999, minimum: 999_999))) == .result(.noData, seconds: 10_800),
+                "clamped to three hours")
+        var d = DNSAnswerChain(name: "a.example", type: .a, settings: Self.settings)
+        #expect(d.read(try Self.message(rcode: 3, answers: [])) == .result(.nxDomain, seconds: 0), "no SOA: not cached")
+        var e = DNSAnswerChain(name: "a.example", type: .a, settings: Self.settings)
+        #expect(e.read(try Self.message(answers: [("a.example", 1, 9_999_999, [1, 2, 3, 4])])) == .result(.records([.a([1, 2, 3, 4])]), seconds: 86_400),
+                "clamped to one day")
+    }
+}
