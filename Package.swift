@@ -108,6 +108,7 @@ let package = Package(
             "GreylagDNS", "GreylagTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOTestUtils", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "GreylagFuzzTests", dependencies: ["GreylagFuzz"]),
