@@ -43,7 +43,7 @@ nsd_start() {
         printf 'remote-control:\n'
         printf '    control-enable: no\n'
     } >"$conf"
-    local count=0
+    local count=0 first=""
     for file in "$zonedir"/*.zone; do
         [[ -e "$file" ]] || continue
         zone="$(basename "$file" .zone)"
@@ -55,6 +55,7 @@ nsd_start() {
         fi
         printf 'zone:\n    name: "%s"\n    zonefile: "%s"\n' "$zone" "$name" >>"$conf"
         count=$((count + 1))
+        [[ -n "$first" ]] || first="$zone"
     done
     if [[ $count -eq 0 ]]; then
         _nsd_log "no zone files in $zonedir"
@@ -70,9 +71,8 @@ nsd_start() {
         cat "$dir/nsd.out" "$dir/nsd.log" >&2 2>/dev/null || true
         return 1
     fi
-    local i
-    for i in $(seq 1 100); do
-        if _nsd_answers "$port" "$(basename "$(ls "$zonedir"/*.zone | head -n 1)" .zone)"; then
+    for _ in $(seq 1 100); do
+        if _nsd_answers "$port" "$first"; then
             _nsd_log "nsd up on 127.0.0.1@$port$([[ $v6 -eq 1 ]] && echo " and ::1@$port") with $count zone(s)"
             return 0
         fi
@@ -101,12 +101,12 @@ PY
 }
 
 nsd_stop() {
-    local dir="${1:?usage: nsd_stop DIR}" pid i
+    local dir="${1:?usage: nsd_stop DIR}" pid
     [[ -f "$dir/nsd.pid" ]] || return 0
     pid="$(cat "$dir/nsd.pid" 2>/dev/null || true)"
     [[ -n "$pid" ]] || return 0
     kill "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
