@@ -237,11 +237,13 @@ struct Reader {
             case "admin": readAdmin(section, into: &config)
             case "reload": readReload(section, into: &config)
             case "http": readHTTP(section, into: &config)
+            case "dns": readDNS(section, into: &config)
             default: unread(name)
             }
         }
         resolveLists(into: &config)
         resolveRules(into: &config)
+        resolveDNS(root["dns"]?.table, into: &config)
         defaultHelperSocket(root["policy"]?.table, into: &config)
         let p = config.policy
         if p.retryWindow <= p.delay {

@@ -1,5 +1,6 @@
 import Foundation
 import GreylagCore
+import GreylagDNS
 import GreylagMariaDB
 import GreylagPostgres
 import GreylagStore
@@ -23,6 +24,11 @@ public final class GreylagDaemon: Service {
     private let openStore: @Sendable (GreylagConfiguration, any EventLoop) async throws -> any GreylistStore
     private let clock: @Sendable () -> Int64
     private let notifier: SystemdNotifier?
+    private let resolverBox = Mutex<DNSClient?>(nil)
+
+    /// The DNS client of the running daemon (made on its event loops when it
+    /// starts, shut down when it stops); nil before `run`.
+    public var resolver: DNSClient? { resolverBox.withLock { $0 } }
 
     /// - Parameters:
     ///   - openStore: opens the store; the configuration's backend by default.
@@ -210,8 +216,15 @@ public final class GreylagDaemon: Service {
                 a crash loses decisions the MTAs were told. Never set this in production.
                 """)
         }
+        // One DNS client for every check that asks DNS, its metrics in the daemon's registry.
+        let metrics = GreylagMetrics()
+        let resolver = DNSClient(settings: config.resolverSettings, group: group, logger: logger,
+                                 metricsFactory: metrics.factory)
+        resolverBox.withLock { $0 = resolver }
+        defer { resolver.shutdown() }
         let service = GreylistService(policy: config.policy, lists: config.lists, replies: Self.replies(config),
-                                      milterReplies: Self.milterReplies(config), store: store, failureMode: config.failureMode, logger: logger, clock: clock)
+                                      milterReplies: Self.milterReplies(config), store: store, failureMode: config.failureMode,
+                                      logger: logger, clock: clock, metrics: metrics)
         let reopener: StoreReopener?
         if let openFailure, let swappable = store as? SwappableStore {
             service.health.cannotOpen(openFailure)
@@ -365,6 +378,7 @@ public final class GreylagDaemon: Service {
             + (config.backend == .sqlite ? " (synchronous \(config.synchronous.rawValue))" : "")
             + "; \(config.effectiveThreads) threads; delay \(DurationText.format(config.policy.delay))"
             + (config.policy.dryRun ? "; DRY RUN" : "")
+            + "; DNS \(Self.describeResolver(config))"
             + "; admin socket \(config.adminSocketPath ?? "off"); http \(httpBound.map { "on \($0)" } ?? "off"); lists: "
             + ConfigReloader.describe(config.lists)
             + ", \(service.manualEntries.count) manual"
@@ -449,6 +463,14 @@ public final class GreylagDaemon: Service {
         } else {
             logger.notice("greylag stopped")
         }
+    }
+
+    /// The DNS servers and deadline, for the banner and check-config.
+    public static func describeResolver(_ config: GreylagConfiguration) -> String {
+        let s = config.resolverSettings
+        let servers = s.servers.isEmpty ? "no servers (DNS checks skipped)" : s.servers.map(\.description).joined(separator: ", ")
+        return "\(servers) from \(config.resolverServersSource), timeout \(ConfigReloader.seconds(s.timeout)), "
+            + "\(s.attempts) round(s), cache \(s.cacheEntries) entries"
     }
 
     /// The `STATUS=` systemd shows once the daemon is ready.

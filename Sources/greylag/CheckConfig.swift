@@ -30,6 +30,7 @@ struct CheckConfig: AsyncParsableCommand {
             trusted networks \(config.lists.trusted.rules.map(\.text).joined(separator: ", ").ifEmpty("none"))
             list files: \(config.listFiles.joined(separator: ", ").ifEmpty("none"))
             admin socket: \(config.adminSocketPath ?? "off")
+            dns: \(GreylagDaemon.describeResolver(config)) (changes need a restart)
             log: level \(config.logLevel), \(Self.logDestination(config))
             """)
     }
