@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "GreylagDNS", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         // SPF (RFC 7208): check_host on any DNSResolving.
         .target(name: "GreylagSPF", dependencies: ["GreylagDNS", "GreylagCore"]),
@@ -102,11 +104,18 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "GreylagFuzz", dependencies: [
-            "GreylagCore", "PolicyProtocol", "Milter", "GreylagServer", "GreylagStore",
+            "GreylagCore", "GreylagDNS", "PolicyProtocol", "Milter", "GreylagServer", "GreylagStore",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .target(name: "CFuzzDriver"),
         .executableTarget(name: "greylag-fuzz", dependencies: ["GreylagFuzz", "CFuzzDriver"]),
+        .testTarget(name: "GreylagDNSTests", dependencies: [
+            "GreylagDNS", "GreylagTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOTestUtils", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "GreylagFuzzTests", dependencies: ["GreylagFuzz"]),
         .testTarget(name: "GreylagCoreTests", dependencies: ["GreylagCore", "GreylagTestSupport"]),
         .testTarget(name: "PolicyProtocolTests", dependencies: [

@@ -10,6 +10,8 @@
 #           the HTTP API does, carried out by AdminService on a SQLite store)
 #   numbers a TOML document of numeric keys with values from the input; a
 #           value the loader takes must be in its documented range
+#   dns     a DNS response (the client's decoder, then the answer read for
+#           its own question, CNAME chains followed)
 #
 # A crash stops that target with its input saved as Fuzz/crashes/TARGET-*;
 # fix the bug, then move the input to Fuzz/regressions/TARGET/, where
@@ -17,11 +19,11 @@
 # target with runs, coverage and the result; exits 1 if any target crashed.
 #
 # Environment: FUZZ_SECONDS per target (default 60), FUZZ_TARGETS (default
-# "policy milter config admin numbers"), FUZZ_MAX_LEN (default 4096).
+# "policy milter config admin numbers dns"), FUZZ_MAX_LEN (default 4096).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
-TARGETS="${FUZZ_TARGETS:-policy milter config admin numbers}"
+TARGETS="${FUZZ_TARGETS:-policy milter config admin numbers dns}"
 MAX_LEN="${FUZZ_MAX_LEN:-4096}"
 log() { printf 'fuzz.sh: %s\n' "$*" >&2; }
 

@@ -25,6 +25,7 @@ PACKAGES+=(libidn12) # exim4, run unpacked by the tests
 PACKAGES+=(systemd) # systemd-analyze verify of packaging/greylag.service (scripts/verify-unit.sh)
 PACKAGES+=(python3-yaml python3-pip) # the RFC 7208 suite: pip fetches pyspf's sdist, its YAML becomes JSON (scripts/lib/spf-suite.sh)
 PACKAGES+=(groff-base man-db) # the greylag.toml(5) page must render without warnings (groff -ww, man -l)
+PACKAGES+=(nsd) # the authoritative DNS server of the DNS tests (scripts/lib/nsd.sh)
 if [[ -n "${EXTRA_TEST_PACKAGES:-}" ]]; then
     # shellcheck disable=SC2206 # word splitting is intended here
     PACKAGES+=(${EXTRA_TEST_PACKAGES})

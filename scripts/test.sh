@@ -16,7 +16,8 @@
 # Environment: GREYLAG_TEST_SMTP_PORT (default 12525),
 # GREYLAG_TEST_POLICY_PORT (10991), GREYLAG_TEST_MILTER_SMTP_PORT (12526) and
 # GREYLAG_TEST_MILTER_PORT (10992), GREYLAG_TEST_PG_PORT (5433) and
-# GREYLAG_TEST_MARIADB_PORT (3307) choose the loopback ports.
+# GREYLAG_TEST_MARIADB_PORT (3307) and GREYLAG_TEST_DNS_PORT (10053, nsd
+# serving Tests/Fixtures/dns) choose the loopback ports.
 # GREYLAG_TEST_FILTER=REGEX runs only the matching tests (swift test
 # --filter) after the same set-up, for a developer; CI never sets it.
 set -euo pipefail
@@ -28,6 +29,7 @@ MILTER_SMTP_PORT="${GREYLAG_TEST_MILTER_SMTP_PORT:-12526}"
 MILTER_PORT="${GREYLAG_TEST_MILTER_PORT:-10992}"
 PG_PORT="${GREYLAG_TEST_PG_PORT:-5433}"
 MARIADB_PORT="${GREYLAG_TEST_MARIADB_PORT:-3307}"
+DNS_PORT="${GREYLAG_TEST_DNS_PORT:-10053}"
 TRAITS=(--traits MariaDB)
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
@@ -46,6 +48,8 @@ source scripts/lib/postfix.sh
 source scripts/lib/postgres.sh
 # shellcheck source=scripts/lib/mariadb.sh
 source scripts/lib/mariadb.sh
+# shellcheck source=scripts/lib/nsd.sh
+source scripts/lib/nsd.sh
 
 WORK="$(mktemp -d /tmp/greylag-test.XXXXXX)"
 chmod 755 "$WORK"
@@ -55,6 +59,7 @@ cleanup() {
     postfix_stop "$WORK/postfix-milter" >/dev/null 2>&1 || true
     postgres_stop "$WORK/postgres" >/dev/null 2>&1 || true
     mariadb_stop "$WORK/mariadb" >/dev/null 2>&1 || true
+    nsd_stop "$WORK/nsd" >/dev/null 2>&1 || true
     if [[ $status -ne 0 && -f "$WORK/postgres/server.log" ]]; then
         log "PostgreSQL log (last 20 lines):"
         tail -n 20 "$WORK/postgres/server.log" >&2 || true
@@ -87,6 +92,9 @@ MARIADB_PASSWORD="pw-$RANDOM$RANDOM"
 log "starting MariaDB on 127.0.0.1:$MARIADB_PORT"
 mariadb_start "$WORK/mariadb" "$MARIADB_PORT" "$MARIADB_PASSWORD"
 export GREYLAG_TEST_MARIADB="127.0.0.1:$MARIADB_PORT:greylag:$MARIADB_PASSWORD"
+log "starting nsd on 127.0.0.1:$DNS_PORT with the zones of Tests/Fixtures/dns"
+nsd_start "$WORK/nsd" "$DNS_PORT" Tests/Fixtures/dns
+export GREYLAG_TEST_DNS="127.0.0.1:$DNS_PORT"
 
 # The main.cf lines of docs/postfix.md and docs/milter.md, as the docs show
 # them, on the test's ports (scripts/lib/docs.sh): what the docs say is what

@@ -1,5 +1,6 @@
 import Foundation
 import GreylagCore
+import GreylagDNS
 import GreylagServer
 import GreylagStore
 import Milter
@@ -14,6 +15,7 @@ import PolicyProtocol
 public enum Fuzz {
     public static let targets: [String: @Sendable (UnsafeRawBufferPointer) -> Void] = [
         "policy": policy, "milter": milter, "config": config, "admin": admin, "numbers": numbers,
+        "dns": dns,
     ]
 
     static let engine = Engine()
@@ -98,6 +100,28 @@ public enum Fuzz {
     @Sendable public static func config(_ bytes: UnsafeRawBufferPointer) {
         let text = String(decoding: bytes, as: UTF8.self)
         _ = try? ConfigurationLoader.parse(text, file: "/fuzz/greylag.toml")
+    }
+
+    // MARK: DNS answers
+
+    static let dnsSettings = DNSSettings(servers: [])
+
+    /// A DNS response as a server (or a spoofer) could send it: decoded,
+    /// then read as the answer to its own question, CNAME chains followed.
+    /// Every name the decoder gives must read back as the same name (the
+    /// client asks for CNAME targets by that text).
+    @Sendable public static func dns(_ bytes: UnsafeRawBufferPointer) {
+        guard let m = try? DNSWire.decode(bytes) else { return }
+        for r in m.answers + m.authority where !r.name.isEmpty {
+            guard (try? DNSWire.canonical(r.name)) == r.name else { fatalError("dns: the name \(r.name) does not read back") }
+        }
+        guard let q = m.question, !q.name.isEmpty, let type = DNSRecordType(rawValue: q.type) else { return }
+        var chain = DNSAnswerChain(name: q.name, type: type, settings: dnsSettings)
+        // The same answer again for every name it asks next: a chain ends within its link limit.
+        for _ in 0...DNSAnswerChain.maxLinks + 1 {
+            guard case .ask = chain.read(m) else { return }
+        }
+        fatalError("dns: a CNAME chain went on past \(DNSAnswerChain.maxLinks) links")
     }
 
     // MARK: Admin API bodies

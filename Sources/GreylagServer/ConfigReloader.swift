@@ -205,7 +205,13 @@ actor ConfigReloader {
         if a.httpIdleTimeout != b.httpIdleTimeout { out.append("http.idle_timeout") }
         if a.httpRequestTimeout != b.httpRequestTimeout { out.append("http.request_timeout") }
         if a.historyKeep != b.historyKeep { out.append("http.history_keep") }
+        if a.resolverSettings != b.resolverSettings { out.append("dns (servers, timeout, cache_entries or the resolv.conf)") }
         return out
+    }
+
+    /// `1s`, `0.5s`.
+    static func seconds(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? "\(Int64(v))s" : "\(v)s"
     }
 
     static func signatures(of paths: [String]) -> [String: FileSignature?] {

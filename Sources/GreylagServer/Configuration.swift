@@ -1,4 +1,5 @@
 import GreylagCore
+import GreylagDNS
 import GreylagMariaDB
 import GreylagPostgres
 import GreylagStore
@@ -184,6 +185,17 @@ public struct GreylagConfiguration: Sendable {
     /// Seconds between checks of the configuration and list files for
     /// changes; 0 turns watching off (SIGHUP still reloads).
     public var watchInterval: Double = 2
+
+    // [dns]
+    /// The DNS client's settings in force: `dns.servers`, or the servers and
+    /// `attempts` of `resolverConfPath` (127.0.0.1 and ::1 when it names
+    /// none), `dns.timeout` and `dns.cache_entries`.
+    public var resolverSettings = DNSSettings(servers: [DNSServerAddress(host: "127.0.0.1"), DNSServerAddress(host: "::1")])
+    /// Where the servers came from, for check-config and the log:
+    /// `dns.servers` or the resolv.conf path, with a note when it had none.
+    public var resolverServersSource = "defaults"
+    /// The resolv.conf read when `dns.servers` is not set (`dns.resolv_conf`).
+    public var resolverConfPath = "/etc/resolv.conf"
 
     /// The store for logs: `sqlite:greylag.db`, `postgresql://greylag@db1:5432/greylag`.
     public var backendDescription: String {

@@ -243,6 +243,7 @@ struct Reader {
             case "http": readHTTP(section, into: &config)
             case "spf": readSPF(section, into: &config)
             case "selective": readSelective(section, into: &config)
+            case "dns": readDNS(section, into: &config)
             default: unread(name)
             }
         }
@@ -250,6 +251,7 @@ struct Reader {
         resolveRules(into: &config)
         checkDNS(root, into: &config)
         if let f = config.dynamicNamesFile { config.listFiles.append(f) }
+        resolveDNS(root["dns"]?.table, into: &config)
         defaultHelperSocket(root["policy"]?.table, into: &config)
         let p = config.policy
         if p.retryWindow <= p.delay {

@@ -111,7 +111,7 @@ public enum ConfigurationReference {
     /// The sections in the order the reference presents them.
     public static let sections: [ConfigSection] = [
         greylist, server, policy, milter, greylistd, store, lists, rules, exemptions, spf, dnslists, selective, admin,
-        reload, log, http,
+        reload, log, http, dns,
     ]
 
     /// The section with `id`, or the one holding the table named `name`
@@ -618,6 +618,32 @@ public enum ConfigurationReference {
                  + "answer, is closed (1s to 1d); this also bounds slow headers", example: "\"1m\""),
             .key("request_timeout", "\"10s\"", "a request's body must have arrived this long after its head (1s to 1h)",
                  example: "\"30s\""),
+        ],
+        unknownKey: .list)
+
+    static let dns = ConfigSection(
+        id: "dns", title: "`[dns]`: the resolver", tables: [ConfigTable("dns")],
+        intro: "How greylag asks DNS (SPF, DNS lists, reverse names): which servers, how long a lookup may take, "
+            + "how much it remembers. A lookup that gets no answer in time is skipped by the check that needed it; "
+            + "see [dns.md](dns.md). Changes take effect at the next restart.",
+        keys: [
+            .key("servers", shown: "those of `resolv_conf`",
+                 "the recursive resolvers to ask, in turn: `\"ADDRESS\"`, `\"ADDRESS:PORT\"` or `\"[IPV6]:PORT\"` "
+                 + "(port 53 by default; at most 8; addresses only, no names); `[]` asks none, so every DNS check is "
+                 + "skipped", example: "[\"127.0.0.1\", \"[::1]:5353\"]"),
+            .key("timeout", "\"1s\"",
+                 "how long one lookup may take in all, every server and retry included: `0.1` to `30` seconds (a "
+                 + "fraction such as `0.5` or a duration); a lookup that takes longer fails, and the check that "
+                 + "needed it is skipped", example: "0.5"),
+            .key("cache_entries", "10000",
+                 "answers kept at most (`0` to `1000000`; `0`: no cache). Answers are kept for their TTL, at most "
+                 + "one day; NXDOMAIN and NODATA for the zone's negative TTL, at most three hours; failures for "
+                 + "five seconds", example: "50000"),
+            .key("resolv_conf", "\"/etc/resolv.conf\"",
+                 "where the servers (`nameserver`, at most 3) and `options attempts:` are read when `servers` is "
+                 + "not set; relative paths are taken from the configuration file's directory. A missing file "
+                 + "means the resolver on 127.0.0.1 and ::1, as for the C library",
+                 example: "\"resolv.conf\"", files: ["resolv.conf": "nameserver 192.0.2.53\noptions attempts:1\n"]),
         ],
         unknownKey: .list)
 }

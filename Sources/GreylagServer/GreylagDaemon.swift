@@ -29,6 +29,11 @@ public final class GreylagDaemon: Service {
     private let dnsResolver: (any DNSResolving)?
     /// The SPF check of SPF keying, when given.
     private let spfCheck: SPFCheck?
+    private let resolverBox = Mutex<DNSClient?>(nil)
+
+    /// The DNS client of the running daemon (made on its event loops when it
+    /// starts, shut down when it stops); nil before `run`.
+    public var resolver: DNSClient? { resolverBox.withLock { $0 } }
 
     /// - Parameters:
     ///   - openStore: opens the store; the configuration's backend by default.
@@ -219,10 +224,17 @@ public final class GreylagDaemon: Service {
                 a crash loses decisions the MTAs were told. Never set this in production.
                 """)
         }
+        // One DNS client for every check that asks DNS, its metrics in the daemon's registry.
+        let metrics = GreylagMetrics()
+        let resolver = DNSClient(settings: config.resolverSettings, group: group, logger: logger,
+                                 metricsFactory: metrics.factory)
+        resolverBox.withLock { $0 = resolver }
+        defer { resolver.shutdown() }
         let service = GreylistService(policy: config.policy, lists: config.lists, replies: Self.replies(config),
-                                      milterReplies: Self.milterReplies(config), store: store, failureMode: config.failureMode, logger: logger, clock: clock,
-                                      dns: config.dns, checks: config.dnsChecks, resolver: dnsResolver,
-                                      spf: spfCheck ?? dnsResolver.map { SPFCheckResult.check(SPFEvaluator(resolver: $0)) })
+                                      milterReplies: Self.milterReplies(config), store: store, failureMode: config.failureMode,
+                                      logger: logger, clock: clock, metrics: metrics, dns: config.dns, checks: config.dnsChecks,
+                                      resolver: dnsResolver ?? resolver,
+                                      spf: spfCheck ?? SPFCheckResult.check(SPFEvaluator(resolver: dnsResolver ?? resolver)))
         let reopener: StoreReopener?
         if let openFailure, let swappable = store as? SwappableStore {
             service.health.cannotOpen(openFailure)
@@ -376,6 +388,7 @@ public final class GreylagDaemon: Service {
             + (config.backend == .sqlite ? " (synchronous \(config.synchronous.rawValue))" : "")
             + "; \(config.effectiveThreads) threads; delay \(DurationText.format(config.policy.delay))"
             + (config.policy.dryRun ? "; DRY RUN" : "")
+            + "; DNS \(Self.describeResolver(config))"
             + "; admin socket \(config.adminSocketPath ?? "off"); http \(httpBound.map { "on \($0)" } ?? "off"); lists: "
             + ConfigReloader.describe(config.lists)
             + ", \(service.manualEntries.count) manual"
@@ -460,6 +473,14 @@ public final class GreylagDaemon: Service {
         } else {
             logger.notice("greylag stopped")
         }
+    }
+
+    /// The DNS servers and deadline, for the banner and check-config.
+    public static func describeResolver(_ config: GreylagConfiguration) -> String {
+        let s = config.resolverSettings
+        let servers = s.servers.isEmpty ? "no servers (DNS checks skipped)" : s.servers.map(\.description).joined(separator: ", ")
+        return "\(servers) from \(config.resolverServersSource), timeout \(ConfigReloader.seconds(s.timeout)), "
+            + "\(s.attempts) round(s), cache \(s.cacheEntries) entries"
     }
 
     /// The `STATUS=` systemd shows once the daemon is ready.

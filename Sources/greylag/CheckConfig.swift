@@ -31,6 +31,7 @@ struct CheckConfig: AsyncParsableCommand {
             list files: \(config.listFiles.joined(separator: ", ").ifEmpty("none"))
             DNS checks: \(Self.describeDNS(config))
             admin socket: \(config.adminSocketPath ?? "off")
+            dns: \(GreylagDaemon.describeResolver(config)) (changes need a restart)
             log: level \(config.logLevel), \(Self.logDestination(config))
             """)
     }

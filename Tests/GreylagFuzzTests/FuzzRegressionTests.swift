@@ -16,7 +16,7 @@ import Testing
         }.sorted { $0.path < $1.path }
     }
 
-    @Test(arguments: ["policy", "milter", "config", "admin", "numbers"])
+    @Test(arguments: ["policy", "milter", "config", "admin", "numbers", "dns"])
     func keptInputsRunWithoutCrashing(target: String) throws {
         let run = try #require(Fuzz.targets[target])
         let files = Self.inputs(target)

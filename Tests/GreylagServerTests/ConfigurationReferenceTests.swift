@@ -126,7 +126,7 @@ import Testing
         #expect(message("greylist", "delay") == nil && message("lists.x", "clients") == nil)
         #expect(ConfigurationReference.tableList == "[greylist], [server], [policy], [milter], [greylistd], [store], "
                 + "[whitelist], [blacklist], [scope], [dry_run], [lists.NAME], [[rules]], [exemptions], [spf], [[dnslists]], "
-                + "[selective], [admin], [reload], [log] or [http]")
+                + "[selective], [admin], [reload], [log], [http] or [dns]")
     }
 
     @Test func unknownSectionsAndKeysAtTheTopAreRefused() {
