@@ -76,7 +76,8 @@ let package = Package(
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         .target(name: "GreylagServer", dependencies: [
-            "GreylagCore", "GreylagDNS", "PolicyProtocol", "Milter", "GreylistdProtocol", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
+            "GreylagCore", "GreylagDNS", "GreylagSPF", "PolicyProtocol", "Milter", "GreylistdProtocol", "GreylagStore",
+            "GreylagPostgres", "GreylagMariaDB",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -88,7 +89,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-        ], resources: [.embedInCode("Resources/builtin-whitelist-clients")]),
+        ], resources: [.embedInCode("Resources/builtin-whitelist-clients"), .embedInCode("Resources/dynamic-names")]),
         // greylag replay: traces fed through the engine on a manual clock, and the synthetic trace generator.
         .target(name: "GreylagReplay", dependencies: ["GreylagCore"]),
         .target(name: "GreylagBench", dependencies: [
@@ -151,7 +152,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "GreylagServerTests", dependencies: [
-            "GreylagTestSupport", "GreylagServer", "GreylagDNS", "GreylagBench", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
+            "GreylagTestSupport", "GreylagServer", "GreylagBench", "GreylagStore", "GreylagPostgres", "GreylagMariaDB",
+            "GreylagDNS", "GreylagSPF", "PolicyProtocol", "Milter",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -40,6 +40,12 @@ public struct GreylistQuery: Sendable, Hashable {
     public var delayOverride: Int64? = nil
     /// Which protocol asked, for logs and metrics ("policy", "milter", ...).
     public var origin: String
+    /// What the MTA said of the client's reverse name: `.notChecked` when
+    /// it said nothing, and greylag looks it up itself when a rule needs it.
+    public var reverseName: ReverseName = .notChecked
+    /// The client's PTR name as the MTA sent it, verified or not; "" when
+    /// it has none or sent none. Dynamic-name patterns apply to it.
+    public var ptrName: String = ""
 
     public init(stage: ProtocolStage = .rcpt, clientAddress: String, clientName: String = "",
                 heloName: String = "", sender: String, recipient: String,

@@ -64,10 +64,15 @@ public struct Verdict: Sendable, Hashable {
     /// The DNS list zones that listed the client or sender, when DNS lists
     /// took part in the decision.
     public var zones: [String]
+    /// The SPF result word (`pass`, `fail`, `temperror`, ...) when SPF was
+    /// checked for this decision.
+    public var spf: String?
+    /// The DNS checks that gave no answer in time (see `DNSFacts.skipped`).
+    public var skipped: [String]
 
     public init(action: Action, reason: DecisionReason, timeLeft: Int64? = nil, delayed: Int64? = nil,
                 triplet: Triplet? = nil, wouldDefer: Bool = false, rule: RuleMatch? = nil, reply: RuleReply? = nil,
-                zones: [String] = []) {
+                zones: [String] = [], spf: String? = nil, skipped: [String] = []) {
         self.action = action
         self.reason = reason
         self.timeLeft = timeLeft
@@ -77,6 +82,8 @@ public struct Verdict: Sendable, Hashable {
         self.rule = rule
         self.reply = reply
         self.zones = zones
+        self.spf = spf
+        self.skipped = skipped
     }
 }
 

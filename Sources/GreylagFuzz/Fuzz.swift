@@ -180,7 +180,8 @@ public enum Fuzz {
         ("policy", "max_connections"), ("milter", "socket_mode"), ("milter", "max_connections"), ("store", "port"),
         ("store", "max_connections"), ("store", "expiry_interval"), ("store", "sizes_interval"),
         ("store", "expiry_batch"), ("store", "timeout"), ("log", "stats_interval"), ("admin", "socket_mode"),
-        ("http", "history_keep"), ("reload", "watch_interval"),
+        ("http", "history_keep"), ("reload", "watch_interval"), ("greylist", "dns_deadline"),
+        ("selective", "greylist_threshold"), ("selective", "allow_threshold"), ("selective", "reject_threshold"),
     ]
 
     /// A TOML document of numeric keys whose values come from the input,
@@ -233,6 +234,9 @@ public enum Fuzz {
         check((1...100_000).contains(c.expiryBatch), "store.expiry_batch")
         check([c.socketMode, c.milterSocketMode, c.adminSocketMode].allSatisfy { (0...0o777).contains($0) }, "socket_mode")
         check((0...1_000_000).contains(c.policy.clientAutowhitelist), "client_autowhitelist")
+        check(c.dnsChecks.deadline.isFinite && (0.01...60).contains(c.dnsChecks.deadline), "greylist.dns_deadline")
+        check([c.dns.greylistThreshold, c.dns.allowThreshold, c.dns.rejectThreshold ?? 0]
+                .allSatisfy { (-100_000...100_000).contains($0) }, "selective thresholds")
         check((0...32).contains(c.policy.keying.ipv4Prefix) && (0...128).contains(c.policy.keying.ipv6Prefix), "prefix")
         if case .postgresql(let pg) = c.backend {
             check((1...65535).contains(pg.port) && (1...1000).contains(pg.maxConnections), "store.port/max_connections")

@@ -125,7 +125,7 @@ actor ConfigReloader {
         applied.syslogSocket = current.syslogSocket
         applied.watchInterval = current.watchInterval
         service.reconfigure(policy: new.policy, lists: new.lists, replies: GreylagDaemon.replies(new),
-                            milterReplies: GreylagDaemon.milterReplies(new))
+                            milterReplies: GreylagDaemon.milterReplies(new), dns: new.dns, checks: new.dnsChecks)
         await reloadManualEntries()
         current = applied
         // Files the new configuration names for the first time are taken as they are now.

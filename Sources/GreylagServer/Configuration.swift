@@ -130,6 +130,14 @@ public struct GreylagConfiguration: Sendable {
     /// List files read for `lists`, watched for changes.
     public var listFiles: [String] = []
 
+    // [spf], [[dnslists]], [selective], greylist.dns_deadline
+    /// How DNS facts change decisions (the engine's part).
+    public var dns = DNSPolicy()
+    /// DNS lists, the deadline, dynamic names, the reject reply.
+    public var dnsChecks = DNSCheckSettings()
+    /// `selective.dynamic_names_file`, as a full path (also in `listFiles`, so it is watched).
+    public var dynamicNamesFile: String? = nil
+
     // [admin]
     /// Where the daemon listens for admin commands.
     public enum AdminSocket: Sendable, Hashable {

@@ -215,6 +215,10 @@ struct Reader {
                 readRules(value)
                 continue
             }
+            if name == "dnslists" {
+                readDNSLists(value, into: &config)
+                continue
+            }
             guard let section = value.table else {
                 fail(name, "unknown top-level key; expected a section: \(Self.sections)")
                 continue
@@ -237,12 +241,16 @@ struct Reader {
             case "admin": readAdmin(section, into: &config)
             case "reload": readReload(section, into: &config)
             case "http": readHTTP(section, into: &config)
+            case "spf": readSPF(section, into: &config)
+            case "selective": readSelective(section, into: &config)
             case "dns": readDNS(section, into: &config)
             default: unread(name)
             }
         }
         resolveLists(into: &config)
         resolveRules(into: &config)
+        checkDNS(root, into: &config)
+        if let f = config.dynamicNamesFile { config.listFiles.append(f) }
         resolveDNS(root["dns"]?.table, into: &config)
         defaultHelperSocket(root["policy"]?.table, into: &config)
         let p = config.policy
@@ -295,6 +303,8 @@ struct Reader {
                 if let v = boolean(k, value) { c.policy.normalizeSender = v }
             case "dry_run":
                 if let v = boolean(k, value) { c.policy.dryRun = v }
+            case "dns_deadline":
+                if let v = seconds(k, value, in: 0.01...60) { c.dnsChecks.deadline = v }
             default:
                 unread(k)
             }

@@ -29,10 +29,10 @@ public struct ConfigKey: Sendable {
 
     /// A key whose default is the TOML value `defaultValue`.
     public static func key(_ name: String, _ defaultValue: String, _ meaning: String, example: String,
-                           only: [String]? = nil, files: [String: String] = [:],
+                           only: [String]? = nil, needs: [String] = [], files: [String: String] = [:],
                            tables: String = "") -> ConfigKey {
         ConfigKey(name: name, defaultValue: defaultValue, shownDefault: "`\(defaultValue)`", meaning: meaning,
-                  example: example, only: only, exampleTables: tables, exampleFiles: files)
+                  example: example, only: only, exampleSiblings: needs, exampleTables: tables, exampleFiles: files)
     }
 
     /// A key whose default is described in words (`shown`, Markdown), not one value to write.
@@ -110,7 +110,8 @@ public struct ConfigSection: Sendable {
 public enum ConfigurationReference {
     /// The sections in the order the reference presents them.
     public static let sections: [ConfigSection] = [
-        greylist, server, policy, milter, greylistd, store, lists, rules, exemptions, admin, reload, log, http, dns,
+        greylist, server, policy, milter, greylistd, store, lists, rules, exemptions, spf, dnslists, selective, admin,
+        reload, log, http, dns,
     ]
 
     /// The section with `id`, or the one holding the table named `name`
@@ -182,6 +183,11 @@ public enum ConfigurationReference {
                  "IPv6 clients are keyed by this network (`0` to `128`); `128` keys by exact address", example: "48"),
             .key("normalize_sender", "true", "BATV, `+ext` and VERP normalisation of senders", example: "false"),
             .key("dry_run", "false", "pass everything, log what would have been deferred", example: "true"),
+            .key("dns_deadline", "\"2s\"",
+                 "all the DNS checks of one decision (SPF, `[[dnslists]]`, reverse names) end within this; a check "
+                 + "that has not answered is skipped, logged (`skipped=`) and counted, and the decision goes on "
+                 + "without it. Seconds with a fraction (`0.5`) or a duration, `0.01` to `60`, and at most half of "
+                 + "`store.timeout` when DNS checks are configured", example: "0.5"),
             .key("block_expire", shown: "as `delay`",
                  "alias of `delay` (the qmail greylisting setups): a plain number counts minutes, a string such as "
                  + "`\"30m\"` is a duration", example: "10"),
@@ -460,6 +466,80 @@ public enum ConfigurationReference {
             .key("trusted_networks", "[\"127.0.0.0/8\", \"::1\"]",
                  "client networks never greylisted, like Postfix `mynetworks`",
                  example: "[\"127.0.0.0/8\", \"::1\", \"192.0.2.0/24\"]"),
+        ],
+        unknownKey: .list)
+
+    static let spf = ConfigSection(
+        id: "spf", title: "`[spf]`: SPF keying", tables: [ConfigTable("spf")],
+        intro: "When the sender's domain authorises the client by SPF (`pass`), the triplet is keyed by that "
+            + "authorisation instead of the client network, so a retry from another host of the same pool continues "
+            + "the same triplet (see [selective.md](selective.md)).",
+        keys: [
+            .key("keying", "\"off\"",
+                 "`off`: triplets keyed by the client network; `domain`: by the sender domain that authorised the "
+                 + "client (`spf:example.com`); `mechanism`: by that domain and the SPF mechanism that matched",
+                 example: "\"domain\""),
+        ],
+        unknownKey: .list)
+
+    /// The zone most examples of `[[dnslists]]` keys need.
+    static let dnslistZone = "zone = \"list.dnswl.example\""
+
+    static let dnslists = ConfigSection(
+        id: "dnslists", title: "`[[dnslists]]`: DNS allow- and block-lists", tables: [ConfigTable("dnslists", .array)],
+        intro: "Each entry is one DNS list zone. A zone that lists the client (its reversed address), the sender's "
+            + "domain or the HELO name adds its weight to the client's score: at or below "
+            + "`selective.allow_threshold` the mail passes without greylisting, in selective mode at or above "
+            + "`selective.greylist_threshold` it is greylisted, at or above `selective.reject_threshold` refused. "
+            + "Every decision names the zones that listed it (see [selective.md](selective.md)).",
+        keys: [
+            .key("zone", shown: "none (required)", "the list's DNS zone", example: "\"list.dnswl.example\""),
+            .key("kind", "\"client\"",
+                 "`client`: the reversed client address (IPv4 octets, IPv6 nibbles); `sender`: the sender's domain; "
+                 + "`helo`: the HELO name", example: "\"sender\"", needs: [dnslistZone, "weight = 3"]),
+            .key("weight", "1", "added to the score when the zone lists the query; below zero for an allow-list; "
+                 + "`-1000` to `1000`", example: "-5", needs: [dnslistZone]),
+            .key("codes", shown: "any 127.0.0.0/8 answer except 127.255.255.0/24",
+                 "the answers that count: patterns of four octets, each a number, a range `[2..11]` or a list "
+                 + "`[1;3;5..7]` (postscreen's syntax)", example: "[\"127.0.0.[2..11]\", \"127.0.1.2\"]",
+                 needs: [dnslistZone]),
+            .key("mask", shown: "none",
+                 "only answers whose last octet has one of these bits count (`1` to `255`); with `codes`, both must hold",
+                 example: "12", needs: [dnslistZone, "weight = -5"]),
+        ],
+        unknownKey: .oneOf)
+
+    static let selective = ConfigSection(
+        id: "selective", title: "`[selective]`: greylist the suspicious", tables: [ConfigTable("selective")],
+        intro: "Selective mode greylists only clients that something makes suspicious: a DNS-list score at or above "
+            + "`greylist_threshold`, no forward-confirmed reverse name, or a reverse name that looks dynamic. The "
+            + "thresholds `allow_threshold` and `reject_threshold` apply in every mode (see "
+            + "[selective.md](selective.md)).",
+        keys: [
+            .key("enabled", "false", "greylist only suspicious clients; the others pass (`not_suspicious`)",
+                 example: "true"),
+            .key("greylist_threshold", "1", "a DNS-list score at or above this makes a client suspicious",
+                 example: "3"),
+            .key("allow_threshold", "-1",
+                 "a score at or below this, with at least one allow-list listing, passes without greylisting "
+                 + "(`dns_allowlisted`); below `greylist_threshold`", example: "-5"),
+            .key("reject_threshold", shown: "none: never rejects",
+                 "a score at or above this refuses the mail (`dns_rejected`); above `allow_threshold`",
+                 example: "10"),
+            .key("reject_code", shown: "the protocol's", "the refusal's 5xx code with an optional enhanced code",
+                 example: "\"554 5.7.1\""),
+            .key("reject_text", shown: "the protocol's",
+                 "the refusal's text; placeholders as in `[policy] defer_text`",
+                 example: "\"{client} is listed in DNS block lists\""),
+            .key("suspect_unconfirmed_reverse", "true",
+                 "a client without a forward-confirmed reverse name (its PTR name does not resolve back to it, or "
+                 + "it has none) is suspicious", example: "false"),
+            .key("suspect_dynamic_names", "true",
+                 "a client whose reverse name matches a dynamic-name pattern is suspicious", example: "false"),
+            .key("dynamic_names_file", shown: "the shipped set",
+                 "a file of dynamic-name patterns (one regular expression a line) that replaces the shipped set; a "
+                 + "relative path is taken from the configuration file's directory", example: "\"dynamic-names\"",
+                 files: ["dynamic-names": "# our providers' pools\n\\.dyn\\.example\\.net$\n"]),
         ],
         unknownKey: .list)
 

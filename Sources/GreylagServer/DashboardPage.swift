@@ -456,6 +456,8 @@ public enum DashboardPage {
             var detail = ""
             if let t = r.retryIn { detail = "retry in \(DurationText.format(t))" }
             if let t = r.delayed { detail = "waited \(DurationText.format(t))" }
+            if !r.zones.isEmpty { detail += (detail.isEmpty ? "" : "; ") + "zones " + r.zones.joined(separator: ", ") }
+            if let spf = r.spf { detail += (detail.isEmpty ? "" : "; ") + "SPF " + spf }
             out += "<tr><td class=\"n\">\(html(localTime(r.time, d.utcOffset, "HH:mm:ss")))</td>"
                 + "<td class=\"\(cls)\">\(html(r.action))</td><td>\(html(r.reason))</td>"
                 + "<td class=\"addr\">\(html(r.client))</td><td class=\"addr\">\(html("<" + r.sender + ">"))</td>"

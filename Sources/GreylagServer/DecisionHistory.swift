@@ -17,6 +17,10 @@ public struct RecentDecision: Sendable, Hashable, Codable {
     public var delayed: Int64?
     /// Seconds until a retry passes, for a defer.
     public var retryIn: Int64?
+    /// The DNS list zones that listed the client, sender or HELO name.
+    public var zones: [String] = []
+    /// The SPF result, when SPF was checked.
+    public var spf: String? = nil
 }
 
 /// Counts decisions per hour for the dashboard and keeps the most recent
@@ -98,7 +102,8 @@ public final class DecisionHistory: Sendable {
         let entry = RecentDecision(time: now, action: word, reason: v.reason.rawValue, client: query.clientAddress,
                                    sender: query.sender, recipient: query.recipient, via: query.origin,
                                    delayed: v.delayed,
-                                   retryIn: (v.action == .defer || v.wouldDefer) ? v.timeLeft : nil)
+                                   retryIn: (v.action == .defer || v.wouldDefer) ? v.timeLeft : nil,
+                                   zones: v.zones, spf: v.spf)
         state.withLock { s in
             s.pending[HistoryKey(hour: hour, name: series.rawValue), default: 0] += 1
             if v.reason == .newTriplet && series == .deferred {

@@ -1,6 +1,7 @@
 import Foundation
 import GreylagCore
 import GreylagDNS
+import GreylagSPF
 import GreylagMariaDB
 import GreylagPostgres
 import GreylagStore
@@ -24,6 +25,10 @@ public final class GreylagDaemon: Service {
     private let openStore: @Sendable (GreylagConfiguration, any EventLoop) async throws -> any GreylistStore
     private let clock: @Sendable () -> Int64
     private let notifier: SystemdNotifier?
+    /// The resolver of the DNS checks, when given (tests); see `GreylistService.resolver`.
+    private let dnsResolver: (any DNSResolving)?
+    /// The SPF check of SPF keying, when given.
+    private let spfCheck: SPFCheck?
     private let resolverBox = Mutex<DNSClient?>(nil)
 
     /// The DNS client of the running daemon (made on its event loops when it
@@ -42,7 +47,10 @@ public final class GreylagDaemon: Service {
                     = GreylagDaemon.openConfiguredStore,
                 clock: @escaping @Sendable () -> Int64 = unixNow,
                 notifier: SystemdNotifier? = nil,
+                resolver: (any DNSResolving)? = nil, spf: SPFCheck? = nil,
                 onListening: @escaping @Sendable ([String]) -> Void = { _ in }) {
+        self.dnsResolver = resolver
+        self.spfCheck = spf
         self.configuration = configuration
         self.logger = logger
         self.givenGroup = group
@@ -224,7 +232,9 @@ public final class GreylagDaemon: Service {
         defer { resolver.shutdown() }
         let service = GreylistService(policy: config.policy, lists: config.lists, replies: Self.replies(config),
                                       milterReplies: Self.milterReplies(config), store: store, failureMode: config.failureMode,
-                                      logger: logger, clock: clock, metrics: metrics)
+                                      logger: logger, clock: clock, metrics: metrics, dns: config.dns, checks: config.dnsChecks,
+                                      resolver: dnsResolver ?? resolver,
+                                      spf: spfCheck ?? SPFCheckResult.check(SPFEvaluator(resolver: dnsResolver ?? resolver)))
         let reopener: StoreReopener?
         if let openFailure, let swappable = store as? SwappableStore {
             service.health.cannotOpen(openFailure)

@@ -28,6 +28,9 @@ public final class GreylagMetrics: Sendable {
     private let manualWhitelist: CoreMetrics.Gauge
     private let manualBlacklist: CoreMetrics.Gauge
     private let connections: CoreMetrics.Gauge
+    private let zoneCounters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let skippedCounters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let dnsSeconds: CoreMetrics.Timer
     private let blockedShare: CoreMetrics.Gauge
     private let blockedDeferred: CoreMetrics.Gauge
     private let returnDelay: [CoreMetrics.Gauge]
@@ -59,6 +62,27 @@ public final class GreylagMetrics: Sendable {
             CoreMetrics.Gauge(label: "greylag_return_delay_seconds", dimensions: [("quantile", $0)], factory: factory)
         }
         returnCount = CoreMetrics.Gauge(label: "greylag_return_delay_window_passes", factory: factory)
+        dnsSeconds = CoreMetrics.Timer(label: "greylag_dns_checks_seconds", factory: factory)
+    }
+
+    /// A counter of `label` with one dimension, made on first use.
+    private func counter(_ table: borrowing Mutex<[String: CoreMetrics.Counter]>, _ label: String, _ dimension: String,
+                         _ value: String) -> CoreMetrics.Counter {
+        table.withLock { counters in
+            if let c = counters[value] { return c }
+            let c = CoreMetrics.Counter(label: label, dimensions: [(dimension, value)], factory: factory)
+            counters[value] = c
+            return c
+        }
+    }
+
+    /// The DNS checks of one decision ended: how long they took, and the
+    /// checks skipped (a zone name, `spf` or `ptr`).
+    public func dnsChecked(_ facts: DNSFacts, nanoseconds: UInt64) {
+        dnsSeconds.recordNanoseconds(Int64(clamping: nanoseconds))
+        for name in facts.skipped {
+            counter(skippedCounters, "greylag_dns_skipped_total", "check", name).increment()
+        }
     }
 
     /// One decision answered through `via` (policy, milter, qmail-spp, ...).
@@ -73,6 +97,9 @@ public final class GreylagMetrics: Sendable {
             return c
         }
         counter.increment()
+        for zone in verdict.zones {
+            self.counter(zoneCounters, "greylag_dns_listed_total", "zone", zone).increment()
+        }
     }
 
     /// How long a decision took, store included.

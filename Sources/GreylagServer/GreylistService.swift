@@ -1,5 +1,6 @@
 import Foundation
 import GreylagCore
+import GreylagDNS
 import GreylagStore
 import Logging
 import Milter
@@ -17,6 +18,8 @@ public final class GreylistService: Sendable {
         var milterReplies: MilterReplyConfig
         /// The configuration's list rules, before manual entries are added.
         var configLists: ListRules
+        /// DNS lists, the deadline and dynamic names (the engine holds the `DNSPolicy`).
+        var checks: DNSCheckSettings = DNSCheckSettings()
         var manual: [ManualEntry] = []
         /// The ticket of the manual entries in force (see `refreshManualEntries`).
         var manualTicket: UInt64 = 0
@@ -38,12 +41,21 @@ public final class GreylistService: Sendable {
     public let metrics: GreylagMetrics
     /// Hourly counts and recent decisions for the dashboard.
     public let history = DecisionHistory()
+    /// Answers the DNS checks' lookups; nil: no lookups (DNS lists and
+    /// reverse lookups are skipped).
+    public let resolver: (any DNSResolving)?
+    /// SPF for SPF keying; nil: no SPF check.
+    public let spf: SPFCheck?
 
     public init(policy: GreylistPolicy, lists: ListRules = ListRules(), replies: PolicyReplyConfig = PolicyReplyConfig(),
                 milterReplies: MilterReplyConfig = MilterReplyConfig(), store: any GreylistStore, failureMode: GreylagConfiguration.FailureMode = .pass, logger: Logger,
-                clock: @escaping @Sendable () -> Int64 = unixNow, metrics: GreylagMetrics = GreylagMetrics()) {
-        self.state = Mutex(State(engine: Engine(policy: policy, lists: lists), replies: replies,
-                                 milterReplies: milterReplies, configLists: lists))
+                clock: @escaping @Sendable () -> Int64 = unixNow, metrics: GreylagMetrics = GreylagMetrics(),
+                dns: DNSPolicy = DNSPolicy(), checks: DNSCheckSettings = DNSCheckSettings(),
+                resolver: (any DNSResolving)? = nil, spf: SPFCheck? = nil) {
+        self.state = Mutex(State(engine: Engine(policy: policy, lists: lists, dns: dns), replies: replies,
+                                 milterReplies: milterReplies, configLists: lists, checks: checks))
+        self.resolver = resolver
+        self.spf = spf
         self.store = store
         self.failureMode = failureMode
         self.logger = logger
@@ -67,14 +79,19 @@ public final class GreylistService: Sendable {
     /// The manual entries in force.
     public var manualEntries: [ManualEntry] { state.withLock { $0.manual } }
 
+    /// The DNS checks' settings in force.
+    public var dnsChecks: DNSCheckSettings { state.withLock { $0.checks } }
+
     /// Puts a reloaded configuration in force; manual entries stay.
     public func reconfigure(policy: GreylistPolicy, lists: ListRules, replies: PolicyReplyConfig,
-                            milterReplies: MilterReplyConfig) {
+                            milterReplies: MilterReplyConfig, dns: DNSPolicy = DNSPolicy(),
+                            checks: DNSCheckSettings = DNSCheckSettings()) {
         state.withLock { s in
             s.configLists = lists
             s.replies = replies
             s.milterReplies = milterReplies
-            s.engine = Engine(policy: policy, lists: Self.merged(lists, s.manual, logger: logger))
+            s.checks = checks
+            s.engine = Engine(policy: policy, lists: Self.merged(lists, s.manual, logger: logger), dns: dns)
         }
     }
 
@@ -116,18 +133,65 @@ public final class GreylistService: Sendable {
     /// Decides one query at `now` and calls `completion` with the verdict,
     /// synchronously when no store lookup is needed, else from the store's
     /// thread once the change is committed. The caller logs the decision.
+    ///
+    /// When DNS facts can change the decision (SPF keying, DNS lists,
+    /// selective mode), they are gathered first, off the event loop and
+    /// within `DNSCheckSettings.deadline`; `completion` is then called from
+    /// the resolver's or the store's thread. Without DNS settings the path
+    /// is the synchronous one.
     public func decide(_ query: GreylistQuery, now: Int64, completion: @escaping @Sendable (Verdict) -> Void) {
-        let engine = self.engine
+        let (engine, checks) = state.withLock { ($0.engine, $0.checks) }
         let started = StoreHealth.now()
         switch engine.prepare(query, now: now) {
         case .decided(let verdict):
             metrics.decisionTook(nanoseconds: StoreHealth.now() &- started)
             completion(verdict)
         case .lookup(let triplet, let dryRun, let rule):
-            let delay = query.delayOverride
-            store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay, rule: rule) }) { result in
-                self.finish(result, triplet: triplet, query: query, startedAt: started, completion: completion)
+            guard engine.dns.isActive || !checks.lists.isEmpty, let address = IPAddress(query.clientAddress) else {
+                lookup(triplet, query, engine: engine, dryRun: dryRun, rule: rule, now: now, started: started,
+                       completion: completion)
+                return
             }
+            let plan = DNSCheckPlan(query: query, address: address, policy: engine.dns, settings: checks, rule: rule,
+                                    canSPF: spf != nil)
+            if plan.isEmpty {
+                lookup(triplet, query, engine: engine, dryRun: dryRun, rule: rule, now: now, started: started,
+                       completion: completion)
+                return
+            }
+            let dnsStarted = StoreHealth.now()
+            DNSFactGathering.start(plan, query: query, address: address, settings: checks,
+                                   suspectDynamic: engine.dns.suspectDynamicNames, resolver: resolver, spf: spf) { facts, spfResult in
+                if plan.needsLookups { self.metrics.dnsChecked(facts, nanoseconds: StoreHealth.now() &- dnsStarted) }
+                let zones = facts.listings.map(\.zone)
+                @Sendable func dressed(_ v: Verdict) -> Verdict {
+                    var v = v
+                    v.zones = zones
+                    v.spf = spfResult
+                    v.skipped = facts.skipped
+                    return v
+                }
+                switch engine.screen(triplet, query, facts: facts, rule: rule) {
+                case .decided(var verdict):
+                    if verdict.reason == .dnsRejected, verdict.reply == nil { verdict.reply = checks.rejectReply }
+                    self.metrics.decisionTook(nanoseconds: StoreHealth.now() &- started)
+                    completion(dressed(verdict))
+                case .lookup(let keyed):
+                    self.lookup(keyed, query, engine: engine, dryRun: dryRun, rule: rule, now: now, started: started) {
+                        completion(dressed($0))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The store step of a decision: the verdict for `triplet` as stored.
+    private func lookup(_ triplet: Triplet, _ query: GreylistQuery, engine: Engine, dryRun: RuleMatch?,
+                        rule: Engine.RuleSettings?, now: Int64, started: UInt64,
+                        completion: @escaping @Sendable (Verdict) -> Void) {
+        let delay = query.delayOverride
+        store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay, rule: rule) }) { result in
+            self.finish(result, triplet: triplet, query: query, startedAt: started, completion: completion)
         }
     }
 
@@ -175,6 +239,9 @@ public final class GreylistService: Sendable {
         line += " reason=\(verdict.reason.rawValue)"
         if let left = verdict.timeLeft, verdict.action == .defer || verdict.wouldDefer { line += " retry_in=\(left)s" }
         if let delayed = verdict.delayed { line += " delayed=\(delayed)s" }
+        if !verdict.zones.isEmpty { line += " zones=\(verdict.zones.joined(separator: ","))" }
+        if let spf = verdict.spf { line += " spf=\(spf.logEscaped)" }
+        if !verdict.skipped.isEmpty { line += " skipped=\(verdict.skipped.joined(separator: ","))" }
         if let rule = verdict.rule {
             line += " rule=\"\(rule.description.logEscaped)\""
         } else if verdict.reason == .authenticated {

@@ -71,6 +71,8 @@ public struct MilterSession: Sendable {
     private var badSender: String? = nil
     private var clientAddress = ""
     private var clientName = ""
+    /// What the MTA said of the client's reverse name (see `reverseName(host:)`).
+    private var reverse: (name: ReverseName, ptr: String) = (.notChecked, "")
     private var helo = ""
     private var sender = ""
     private var lastQuery: GreylistQuery? = nil
@@ -122,6 +124,7 @@ public struct MilterSession: Sendable {
             }
             // Postfix writes an unverified name as "[192.0.2.1]".
             clientName = host.hasPrefix("[") || host == "unknown" ? "" : host
+            reverse = reverseName(host: host)
             if !"46LU".utf8.contains(family) {
                 // A NUL inside the host name shifts the fields after it.
                 badConnection = "connect with address family 0x\(String(family, radix: 16)) (host \(Self.shown(host)))"
@@ -148,9 +151,11 @@ public struct MilterSession: Sendable {
                 warn(why)
                 return .reply([.continue])
             }
-            let query = GreylistQuery(stage: .rcpt, clientAddress: clientAddress, clientName: clientName,
+            var query = GreylistQuery(stage: .rcpt, clientAddress: clientAddress, clientName: clientName,
                                       heloName: helo, sender: sender, recipient: Self.bare(args.first ?? ""),
                                       authenticatedUser: macro("auth_authen", stage: "M"), origin: "milter")
+            query.reverseName = reverse.name
+            query.ptrName = reverse.ptr
             if sender.isEmpty || sender == "<>", held.count < Self.maxHeldRecipients {
                 held.append(query)  // decided at DATA
                 return .reply([.continue])
@@ -379,6 +384,30 @@ public struct MilterSession: Sendable {
         return Self.hasControlByte(value) ? "" : value
     }
 
+    /// The client's reverse name as the connect command and its macros
+    /// tell it. Sendmail's `{client_resolve}` says how its host name was
+    /// checked (`OK`, `FORGED`: the PTR name does not resolve back, `FAIL`:
+    /// no PTR, `TEMP`: unknown). Postfix sends the verified name, or
+    /// `[ADDRESS]` without one, and the unverified PTR name as `{client_ptr}`
+    /// when `milter_connect_macros` asks for it. Otherwise `.notChecked`:
+    /// greylag looks the name up itself when a rule needs it.
+    func reverseName(host: String) -> (name: ReverseName, ptr: String) {
+        let name = host.lowercased()
+        let bracketed = host.hasPrefix("[") || host == "unknown" || host.isEmpty
+        switch macro("client_resolve", stage: "C").uppercased() {
+        case "OK": return bracketed ? (.notChecked, "") : (.confirmed(name), name)
+        case "FORGED": return bracketed ? (.unconfirmed, "") : (.unconfirmed, name)
+        case "FAIL": return (.absent, "")
+        case "TEMP": return (.notChecked, "")
+        default: break
+        }
+        guard bracketed else { return (.confirmed(name), name) }
+        let ptr = macro("client_ptr", stage: "C").lowercased()
+        if ptr == "unknown" { return (.absent, "") }
+        if !ptr.isEmpty && !ptr.hasPrefix("[") { return (.unconfirmed, ptr) }
+        return (.notChecked, "")
+    }
+
     private func reply(unless flag: UInt32) -> Action {
         agreedFlags & flag != 0 ? .none : .reply([.continue])
     }
@@ -399,6 +428,7 @@ public struct MilterSession: Sendable {
         resetMessage()
         clientAddress = ""
         clientName = ""
+        reverse = (.notChecked, "")
         helo = ""
         badConnection = nil
         warnedValues = []

@@ -168,6 +168,21 @@ public struct PolicySession: Sendable {
                               heloName: request["helo_name"], sender: request["sender"],
                               recipient: request["recipient"], authenticatedUser: request["sasl_username"],
                               origin: "policy")
+        // Postfix (2.9 and later) and greylag's OpenSMTPD filter send the
+        // unverified PTR name beside the verified `client_name`; without it
+        // (Exim's minimal request, the qmail helpers) the MTA said nothing.
+        let ptr = request["reverse_client_name"]
+        if !ptr.isEmpty {
+            if !name.isEmpty {
+                q.reverseName = .confirmed(name.lowercased())
+                q.ptrName = ptr == "unknown" ? name.lowercased() : ptr.lowercased()
+            } else if ptr == "unknown" {
+                q.reverseName = .absent
+            } else {
+                q.reverseName = .unconfirmed
+                q.ptrName = ptr.lowercased()
+            }
+        }
         guard helperAttributes else { return q }
         let origin = request["greylag_origin"]
         if Self.isOriginName(origin) { q.origin = origin }

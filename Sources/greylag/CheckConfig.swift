@@ -29,6 +29,7 @@ struct CheckConfig: AsyncParsableCommand {
             exemptions: authenticated clients \(config.lists.exemptAuthenticated ? "pass" : "are greylisted"), \
             trusted networks \(config.lists.trusted.rules.map(\.text).joined(separator: ", ").ifEmpty("none"))
             list files: \(config.listFiles.joined(separator: ", ").ifEmpty("none"))
+            DNS checks: \(Self.describeDNS(config))
             admin socket: \(config.adminSocketPath ?? "off")
             dns: \(GreylagDaemon.describeResolver(config)) (changes need a restart)
             log: level \(config.logLevel), \(Self.logDestination(config))
@@ -53,6 +54,30 @@ extension CheckConfig {
         case .stderr: return "to standard error (with <N> priorities when it is the journal)"
         case .syslog: return "to syslog at \(config.syslogSocket), facility \(config.syslogFacility)"
         }
+    }
+
+    /// SPF keying, DNS lists, selective mode and the deadline.
+    static func describeDNS(_ c: GreylagConfiguration) -> String {
+        let d = c.dns
+        guard d.isActive || !c.dnsChecks.lists.isEmpty else { return "none" }
+        var parts = ["SPF keying \(d.spfKeying.rawValue)"]
+        let lists = c.dnsChecks.lists.map { "\($0.zone) (\($0.kind.rawValue), \($0.weight > 0 ? "+" : "")\($0.weight))" }
+        parts.append("lists " + lists.joined(separator: ", ").ifEmpty("none"))
+        if d.selective {
+            var s = "selective: greylist at score \(d.greylistThreshold)"
+            if d.suspectUnconfirmedReverse { s += ", unconfirmed reverse names" }
+            if d.suspectDynamicNames {
+                s += ", dynamic names (\(c.dnsChecks.dynamicNames.patterns.count) patterns, "
+                    + "\(c.dnsChecks.dynamicNames.origin))"
+            }
+            parts.append(s)
+        } else {
+            parts.append("selective off")
+        }
+        parts.append("allow at score \(d.allowThreshold)")
+        parts.append(d.rejectThreshold.map { "reject at score \($0)" } ?? "never reject")
+        parts.append("deadline \(c.dnsChecks.deadline) s")
+        return parts.joined(separator: "; ")
     }
 
     static func describe(_ l: ListRules) -> String {

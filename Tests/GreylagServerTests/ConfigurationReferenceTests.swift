@@ -125,8 +125,8 @@ import Testing
         #expect(message("scope", "x") == "unknown key; expected one of \(rules), lists, mode")
         #expect(message("greylist", "delay") == nil && message("lists.x", "clients") == nil)
         #expect(ConfigurationReference.tableList == "[greylist], [server], [policy], [milter], [greylistd], [store], "
-                + "[whitelist], [blacklist], [scope], [dry_run], [lists.NAME], [[rules]], [exemptions], [admin], [reload], "
-                + "[log], [http] or [dns]")
+                + "[whitelist], [blacklist], [scope], [dry_run], [lists.NAME], [[rules]], [exemptions], [spf], [[dnslists]], "
+                + "[selective], [admin], [reload], [log], [http] or [dns]")
     }
 
     @Test func unknownSectionsAndKeysAtTheTopAreRefused() {

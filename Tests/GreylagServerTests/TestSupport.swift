@@ -2,6 +2,7 @@ import Foundation
 import GreylagBench
 import NIOPosix
 import GreylagCore
+import GreylagDNS
 import GreylagServer
 import GreylagStore
 import Logging
@@ -69,6 +70,8 @@ func withDaemon<T: Sendable>(
     store: (@Sendable (GreylagConfiguration) throws -> any GreylistStore)? = nil,
     clock: ManualClock? = ManualClock(),
     log: CapturedLog = CapturedLog(),
+    resolver: (any DNSResolving)? = nil,
+    spf: SPFCheck? = nil,
     _ body: @Sendable (_ addresses: [String], _ shutdown: @Sendable () async -> Void) async throws -> T
 ) async throws -> T {
     let dir = TemporaryDirectory()
@@ -90,7 +93,7 @@ func withDaemon<T: Sendable>(
                                    if let store { return try store(config) }
                                    return try await GreylagDaemon.openConfiguredStore(config, loop: loop)
                                },
-                               clock: now, onListening: { continuation.yield($0) })
+                               clock: now, resolver: resolver, spf: spf, onListening: { continuation.yield($0) })
     let group = ServiceGroup(configuration: .init(services: [daemon], logger: logger))
     let running = Task {
         defer { continuation.finish() }  // a daemon that fails to start must not leave us waiting

@@ -48,9 +48,13 @@ import Testing
         guard case .decide(let q1) = s.received(.rcpt(["<b@example.net>"]), now: now) else {
             Issue.record("RCPT must ask for a decision"); return
         }
-        #expect(q1 == GreylistQuery(stage: .rcpt, clientAddress: "198.51.100.7", clientName: "mail.example.org",
-                                    heloName: "mail.example.org", sender: "a@example.org", recipient: "b@example.net",
-                                    origin: "milter"))
+        var expected = GreylistQuery(stage: .rcpt, clientAddress: "198.51.100.7", clientName: "mail.example.org",
+                                     heloName: "mail.example.org", sender: "a@example.org", recipient: "b@example.net",
+                                     origin: "milter")
+        // Postfix's connect host name is verified.
+        expected.reverseName = .confirmed("mail.example.org")
+        expected.ptrName = "mail.example.org"
+        #expect(q1 == expected)
         #expect(s.verdictReceived(Verdict(action: .defer, reason: .tooEarly, timeLeft: 252))
                 == .replyCode("451 4.7.1 Greylisting in action, please come back in 00:04:12"))
         guard case .decide = s.received(.rcpt(["<c@example.net>"]), now: now) else { Issue.record("no decide"); return }
@@ -336,5 +340,37 @@ import Testing
             return
         }
         #expect(q.authenticatedUser == "")
+    }
+}
+
+/// What the connect command and its macros say of the reverse name.
+@Suite struct MilterReverseNameTests {
+    let now: Int64 = 1_700_000_000
+
+    func query(host: String, macros: [MilterMacro]) -> GreylistQuery? {
+        var s = MilterSession(config: MilterReplyConfig())
+        _ = s.received(.optionNegotiation(version: 6, actions: 0x1FF, protocolFlags: 0x1F_FFFF), now: now)
+        _ = s.received(.macros(stage: UInt8(ascii: "C"), macros), now: now)
+        _ = s.received(.connect(host: host, family: UInt8(ascii: "4"), port: 25, address: "198.51.100.7"), now: now)
+        _ = s.received(.helo("mx.example.org"), now: now)
+        _ = s.received(.mail(["<a@example.org>"]), now: now)
+        guard case .decide(let q) = s.received(.rcpt(["<b@example.net>"]), now: now) else { return nil }
+        return q
+    }
+
+    @Test func postfixAndSendmailNames() {
+        // Postfix: a verified name, or [ADDRESS] with the PTR name in {client_ptr} when asked for.
+        #expect(query(host: "mail.example.org", macros: [])?.reverseName == .confirmed("mail.example.org"))
+        let ptr = query(host: "[198.51.100.7]", macros: [MilterMacro("client_ptr", "dsl-7.example.net")])
+        #expect(ptr?.reverseName == .unconfirmed && ptr?.ptrName == "dsl-7.example.net")
+        #expect(query(host: "[198.51.100.7]", macros: [MilterMacro("client_ptr", "unknown")])?.reverseName == .absent)
+        #expect(query(host: "[198.51.100.7]", macros: [])?.reverseName == .notChecked)
+        // Sendmail: {client_resolve}.
+        #expect(query(host: "mail.example.org", macros: [MilterMacro("client_resolve", "OK")])?.reverseName
+                == .confirmed("mail.example.org"))
+        let forged = query(host: "dyn-7.example.net", macros: [MilterMacro("client_resolve", "FORGED")])
+        #expect(forged?.reverseName == .unconfirmed && forged?.ptrName == "dyn-7.example.net")
+        #expect(query(host: "[198.51.100.7]", macros: [MilterMacro("client_resolve", "FAIL")])?.reverseName == .absent)
+        #expect(query(host: "mail.example.org", macros: [MilterMacro("client_resolve", "TEMP")])?.reverseName == .notChecked)
     }
 }
