@@ -40,6 +40,12 @@ public struct SPFAuthorization: Sendable, Hashable {
     /// domain whose record held it: `ip4:192.0.2.0/24 in _spf.example.net`.
     public var mechanism: String
 
+    /// The mechanism as it goes into a triplet's key and log lines: no
+    /// spaces (`ip4:192.0.2.0/24@_spf.example.net`).
+    public var mechanismKey: String {
+        String(mechanism.replacing(" in ", with: "@").map { $0 == " " ? "_" : $0 })
+    }
+
     public init(domain: String, mechanism: String) {
         self.domain = domain
         self.mechanism = mechanism
@@ -141,7 +147,7 @@ extension Engine {
             switch dns.spfKeying {
             case .off: break
             case .domain: keyed.network = "spf:\(spf.domain)"
-            case .mechanism: keyed.network = "spf:\(spf.domain):\(spf.mechanism)"
+            case .mechanism: keyed.network = "spf:\(spf.domain):\(spf.mechanismKey)"
             }
         }
         return .lookup(keyed)

@@ -78,7 +78,10 @@ struct ReplayRun: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode(78)
         }
-        return ReplayProfile(name: name, engine: Engine(policy: config.policy, lists: config.lists))
+        // The trace holds each client's listings by zone; the file gives their weights.
+        let weights = Dictionary(config.dnsChecks.lists.map { ($0.zone, $0.weight) }, uniquingKeysWith: { a, b in a &+ b })
+        return ReplayProfile(name: name, engine: Engine(policy: config.policy, lists: config.lists, dns: config.dns),
+                             zoneWeights: weights)
     }
 }
 

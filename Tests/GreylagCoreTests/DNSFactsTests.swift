@@ -106,7 +106,7 @@ import Testing
         #expect(byDomain?.sender == triplet.sender)
         #expect(byDomain?.recipient == triplet.recipient)
         let byMechanism = keyed(engine { $0.spfKeying = .mechanism }.screen(triplet, query, facts: facts))
-        #expect(byMechanism?.network == "spf:pool.example:ip4:192.0.2.0/24 in _spf.pool.example")
+        #expect(byMechanism?.network == "spf:pool.example:ip4:192.0.2.0/24@_spf.pool.example")
         // No authorisation: keyed by network as always.
         #expect(keyed(engine { $0.spfKeying = .domain }.screen(triplet, query, facts: DNSFacts())) == triplet)
         // The tcpserver wrapper keys by client alone: no SPF.

@@ -277,7 +277,7 @@ func decide(_ service: GreylistService, _ query: GreylistQuery, now: Int64) asyn
                             spf: SPFCheckResult.check(SPFEvaluator(resolver: resolver)), dir: TemporaryDirectory())
         let first = await decide(s, query("192.0.2.7", sender: "a@pool.example"), now: t0)
         #expect(first.spf == "pass" && first.action == .defer)
-        #expect(first.triplet?.network == "spf:pool.example:ip4:192.0.2.0/24 in _spf.pool.example")
+        #expect(first.triplet?.network == "spf:pool.example:ip4:192.0.2.0/24@_spf.pool.example")
         let fail = await decide(s, query("203.0.113.7", sender: "a@pool.example"), now: t0)
         #expect(fail.spf == "fail" && fail.triplet?.network == "203.0.113.0/24")
     }
