@@ -264,17 +264,7 @@ import Testing
 /// value out of range is a `file:line: key` error, never a trap at the first
 /// decision or reload.
 @Suite struct ConfigurationNumberRangeTests {
-    func errors(_ text: String) -> [String] {
-        do {
-            _ = try ConfigurationLoader.parse(text, file: "/etc/greylag/greylag.toml")
-            return []
-        } catch let e as ConfigurationErrors {
-            return e.errors.map(\.description)
-        } catch {
-            Issue.record("unexpected error \(error)")
-            return []
-        }
-    }
+    func errors(_ text: String) -> [String] { configurationErrors(text, file: "/etc/greylag/greylag.toml") }
 
     @Test func durationsAreAtMostTenYearsHoweverWritten() throws {
         let f = "/etc/greylag/greylag.toml"

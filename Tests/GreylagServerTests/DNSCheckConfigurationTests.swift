@@ -8,16 +8,7 @@ import Testing
 @Suite struct DNSCheckConfigurationTests {
     let file = "/etc/greylag/greylag.toml"
 
-    func errors(_ text: String) -> [String] {
-        do {
-            _ = try ConfigurationLoader.parse(text, file: file)
-            return []
-        } catch let e as ConfigurationErrors {
-            return e.errors.map(\.description)
-        } catch {
-            return ["unexpected \(error)"]
-        }
-    }
+    func errors(_ text: String) -> [String] { configurationErrors(text, file: file) }
 
     @Test func everythingReadAndDefaults() throws {
         let d = try ConfigurationLoader.parse("", file: file)

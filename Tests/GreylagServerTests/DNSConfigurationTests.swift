@@ -10,16 +10,7 @@ import Testing
 /// `[dns]`: the loader, the resolv.conf it reads, check-config's line, the
 /// reload warning, the daemon's client and its metrics.
 @Suite struct DNSConfigurationTests {
-    func errors(_ text: String, file: String = "/etc/greylag/greylag.toml") -> [String] {
-        do {
-            _ = try ConfigurationLoader.parse(text, file: file)
-            return []
-        } catch let e as ConfigurationErrors {
-            return e.errors.map(\.description)
-        } catch {
-            return ["\(error)"]
-        }
-    }
+    func errors(_ text: String, file: String = "/etc/greylag/greylag.toml") -> [String] { configurationErrors(text, file: file) }
 
     @Test func serversTimeoutAndCache() throws {
         let c = try ConfigurationLoader.parse("""

@@ -4,16 +4,7 @@ import GreylagServer
 import Testing
 
 @Suite struct ListConfigurationTests {
-    func errors(_ text: String, file: String = "/etc/greylag/greylag.toml") -> [String] {
-        do {
-            _ = try ConfigurationLoader.parse(text, file: file)
-            return []
-        } catch let e as ConfigurationErrors {
-            return e.errors.map(\.description)
-        } catch {
-            return ["unexpected \(error)"]
-        }
-    }
+    func errors(_ text: String, file: String = "/etc/greylag/greylag.toml") -> [String] { configurationErrors(text, file: file) }
 
     @Test func badValuesAreLocatedAtTheirOwnLine() {
         let found = errors("""

@@ -272,3 +272,17 @@ func rcptRequest(client: String = "192.0.2.7", sender: String = "alice@example.o
      ("client_address", client), ("client_name", "unknown"), ("helo_name", "mail.example.org"),
      ("sender", sender), ("recipient", recipient), ("instance", instance), ("queue_id", "")]
 }
+
+/// The errors the loader finds in `text`, as it prints them (`file:line: key: ...`);
+/// empty when it loads. Any other error is returned as text too, so a test
+/// expecting none fails with it.
+func configurationErrors(_ text: String, file: String = "/etc/greylag/greylag.toml") -> [String] {
+    do {
+        _ = try ConfigurationLoader.parse(text, file: file)
+        return []
+    } catch let e as ConfigurationErrors {
+        return e.errors.map(\.description)
+    } catch {
+        return ["unexpected \(error)"]
+    }
+}
