@@ -269,16 +269,20 @@ public final class DNSClient: DNSResolving, Sendable {
         return q.name == name && q.type == type.rawValue && q.class == 1
     }
 
-    private func sendUDP(_ k: Int, to server: DNSServerAddress, name: String, type: DNSRecordType,
-                         loop: any EventLoop, resources: Resources, events: AsyncStream<Event>.Continuation) {
+    /// A query for `name` and `type` with a fresh random ID, and the
+    /// server's socket address; nil when either cannot be made.
+    static func newQuery(name: String, type: DNSRecordType, to server: DNSServerAddress)
+        -> (id: UInt16, query: [UInt8], address: SocketAddress)? {
         var random = SystemRandomNumberGenerator()
         let id = UInt16.random(in: 0...UInt16.max, using: &random)
-        let query: [UInt8]
-        let address: SocketAddress
-        do {
-            query = try DNSWire.query(id: id, name: name, type: type.rawValue)
-            address = try server.socketAddress()
-        } catch {
+        guard let query = try? DNSWire.query(id: id, name: name, type: type.rawValue),
+              let address = try? server.socketAddress() else { return nil }
+        return (id, query, address)
+    }
+
+    private func sendUDP(_ k: Int, to server: DNSServerAddress, name: String, type: DNSRecordType,
+                         loop: any EventLoop, resources: Resources, events: AsyncStream<Event>.Continuation) {
+        guard let (id, query, address) = Self.newQuery(name: name, type: type, to: server) else {
             events.yield(.failed(k))
             return
         }
@@ -309,14 +313,7 @@ public final class DNSClient: DNSResolving, Sendable {
 
     private func sendTCP(_ k: Int, to server: DNSServerAddress, name: String, type: DNSRecordType, deadline: NIODeadline,
                          loop: any EventLoop, resources: Resources, events: AsyncStream<Event>.Continuation) {
-        var random = SystemRandomNumberGenerator()
-        let id = UInt16.random(in: 0...UInt16.max, using: &random)
-        let query: [UInt8]
-        let address: SocketAddress
-        do {
-            query = try DNSWire.query(id: id, name: name, type: type.rawValue)
-            address = try server.socketAddress()
-        } catch {
+        guard let (id, query, address) = Self.newQuery(name: name, type: type, to: server) else {
             events.yield(.failed(k))
             return
         }
