@@ -451,7 +451,7 @@ public final class GreylagDaemon: Service {
             logger.notice("shutting down: closing listeners, finishing \(tracker.count) connection(s)")
             // Only the sockets this daemon bound: a default helper socket it
             // left to another greylag is that one's.
-            let boundPaths = (servers + milters + greylistds).compactMap { $0.localAddress?.pathname }
+            let boundPaths = (servers + milters + greylistds).compactMap { $0.localAddress?.pathname.map(Self.publishedPath) }
             for server in servers + milters + greylistds { try? await server.close() }
             try? await adminServer?.close()
             await httpGroup?.triggerGracefulShutdown()
@@ -630,12 +630,9 @@ public final class GreylagDaemon: Service {
             case .unix(let path):
                 try SocketPath.makeParent(of: path, logger: logger)
                 try Self.removeStaleSocket(path)
-                let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
-                if chmod(path, mode_t(mode)) != 0 {
-                    logger.warning("cannot set mode \(String(mode, radix: 8)) on \(path)")
+                return try await Self.bindUnix(path, mode: mode, socketGroup: socketGroup, logger: logger) {
+                    try await bootstrap.bind(unixDomainSocketPath: $0).get()
                 }
-                if let socketGroup { SocketPath.setGroup(path, socketGroup, logger: logger) }
-                return channel
             }
         } catch {
             if !optional { logger.critical("cannot listen for \(what) on \(address): \(error)") }
@@ -663,7 +660,7 @@ public final class GreylagDaemon: Service {
             let pause = AcceptPause(what: "admin socket \(path)", logger: logger)
             let limit = ConnectionLimit(kind: "admin", max: DescriptorBudget.adminConnections, logger: logger,
                                         metrics: metrics, keyed: false)
-            let channel = try await ServerBootstrap(group: group)
+            let bootstrap = ServerBootstrap(group: group)
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
@@ -683,11 +680,9 @@ public final class GreylagDaemon: Service {
                         ])
                     }
                 }
-                .bind(unixDomainSocketPath: path).get()
-            if chmod(path, mode_t(mode)) != 0 {
-                logger.warning("cannot set mode \(String(mode, radix: 8)) on admin socket \(path)")
+            return try await Self.bindUnix(path, mode: mode, logger: logger) {
+                try await bootstrap.bind(unixDomainSocketPath: $0).get()
             }
-            return channel
         } catch {
             logger.critical("cannot listen for admin commands on \(path): \(error)")
             throw error
@@ -710,6 +705,43 @@ public final class GreylagDaemon: Service {
 
     /// Deletes a socket file left by an earlier run; refuses to delete
     /// anything else, or a socket another process still listens on.
+    /// Binds a unix socket that appears at `path` with its mode and group
+    /// already set: it is bound under a temporary name in the same directory,
+    /// given both, then renamed into place. A client that finds the socket
+    /// (a qmail helper, a test waiting for it) never meets the umask's mode
+    /// or root's group. A path too long for a temporary name beside it is
+    /// bound in place, as before.
+    /// The path a socket bound by `bindUnix` was renamed to: what its
+    /// channel's local address still names under the temporary name.
+    static func publishedPath(_ bound: String) -> String {
+        guard let slash = bound.lastIndex(of: "/") else {
+            return bound.hasPrefix(".~") ? String(bound.dropFirst(2)) : bound
+        }
+        let name = bound[bound.index(after: slash)...]
+        return name.hasPrefix(".~") ? String(bound[...slash]) + name.dropFirst(2) : bound
+    }
+
+    static func bindUnix(_ path: String, mode: Int, socketGroup: String? = nil, logger: Logger,
+                         _ bind: (String) async throws -> any Channel) async throws -> any Channel {
+        let slash = path.lastIndex(of: "/")
+        let temporary = slash.map { String(path[...$0]) + ".~" + String(path[path.index(after: $0)...]) } ?? ".~" + path
+        let staged = temporary.utf8.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+        let at = staged ? temporary : path
+        if staged { unlink(temporary) }  // left by a crash between bind and rename
+        let channel = try await bind(at)
+        if chmod(at, mode_t(mode)) != 0 {
+            logger.warning("cannot set mode \(String(mode, radix: 8)) on \(path)")
+        }
+        if let socketGroup { SocketPath.setGroup(at, socketGroup, logger: logger) }
+        if staged && rename(at, path) != 0 {
+            let error = ListenError(message: "cannot move \(at) to \(path): \(String(cString: strerror(errno)))")
+            unlink(at)
+            try? await channel.close()
+            throw error
+        }
+        return channel
+    }
+
     static func removeStaleSocket(_ path: String) throws {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
@@ -748,7 +780,7 @@ public final class GreylagDaemon: Service {
 
     static func describe(_ address: SocketAddress) -> String {
         switch address {
-        case .unixDomainSocket: return "unix:\(address.pathname ?? "?")"
+        case .unixDomainSocket: return "unix:\(address.pathname.map(publishedPath) ?? "?")"
         case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
         default: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
         }
