@@ -157,7 +157,7 @@ final class HostilePeers: @unchecked Sendable {
 struct BenchMilter: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-milter",
-        abstract: "Load a milter as Postfix does (connect, MAIL, RCPT, abort per message) and print decisions/s and latency.")
+        abstract: "Load a milter as Postfix does (connect, HELO, MAIL, RCPT one at a time, abort, quit) and print RCPT decisions/s and latency.")
 
     @Option(help: "Milter as HOST:PORT (IPv4).")
     var target = "127.0.0.1:10029"
@@ -171,6 +171,15 @@ struct BenchMilter: AsyncParsableCommand {
     var warmup = 1.0
     @Option(help: "Label printed with the figures.")
     var label = "milter"
+    @Flag(help: "A fresh connection per session (quit, connect, negotiate) instead of K on the same connection.")
+    var reconnect = false
+
+    func validate() throws {
+        guard (1...10_000).contains(connections) else { throw ValidationError("--connections must be 1 to 10000") }
+        guard (0...1).contains(newShare) else { throw ValidationError("--new-share must be between 0 and 1") }
+        guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be over 0 and at most 86400 seconds") }
+        guard warmup >= 0, warmup <= 3_600 else { throw ValidationError("--warmup must be 0 to 3600 seconds") }
+    }
 
     func run() async throws {
         guard case .tcp(let host, let port)? = ListenAddress(target) else {
@@ -183,6 +192,7 @@ struct BenchMilter: AsyncParsableCommand {
         options.newShare = newShare
         options.duration = duration
         options.warmup = warmup
+        options.reconnect = reconnect
         let report = try MilterLoadGenerator(options: options).run()
         let actions = report.actions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         print("\(label): \(connections) connections, \(Int(newShare * 100))% new: \(Int(report.rate)) decisions/s, "
