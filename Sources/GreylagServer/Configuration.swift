@@ -95,6 +95,9 @@ public struct GreylagConfiguration: Sendable {
     /// loss costs at most the last checkpoint interval; `full` syncs every
     /// commit and serves fewer decisions per second.
     public var synchronous: SQLiteStore.Synchronous = .normal
+    /// Seconds the counts and last-seen times of retries that change no
+    /// state wait in memory before SQLite gets them (0: every decision).
+    public var flushInterval: Int64 = 5
     public var expiryInterval: Int64 = 60
     /// Seconds between counts of the store's records for `/metrics` (0: never).
     public var sizesInterval: Int64 = 600

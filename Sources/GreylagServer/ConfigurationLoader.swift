@@ -517,6 +517,8 @@ struct Reader {
                         fail(k, "\"\(v)\" is not \"full\" or \"normal\"")
                     }
                 }
+            case "flush_interval":
+                if let v = duration(k, value, unit: 1, in: 0...60) { c.flushInterval = v }
             case "expiry_interval":
                 if let v = duration(k, value, unit: 1) {
                     if v > 0 { c.expiryInterval = v } else { fail(k, "must be more than 0") }

@@ -335,6 +335,12 @@ public enum ConfigurationReference {
                  + "nothing acknowledged either, at about three quarters of the rate with 16 connections (see "
                  + "`BENCHMARKS.md`)",
                  example: "\"full\""),
+            .key("flush_interval", "\"5s\"",
+                 "SQLite: how long the counts and last-seen times of retries that change no state (a retry still "
+                 + "blocked, a known triplet passing again, a network's refresh) wait in memory before they are "
+                 + "written in bulk; every state an MTA was told (first sighting, block expiry, pass) is still "
+                 + "written before the answer. After a crash those counts and times lag by at most this. `0` "
+                 + "writes them with every decision; at most `1m`", example: "\"2s\""),
             .key("expiry_interval", "\"1m\"", "how often expired records are removed; more than 0",
                  example: "\"5m\""),
             .key("expiry_batch", "500",

@@ -73,7 +73,10 @@ public final class GreylagDaemon: Service {
     public static func openStore(_ config: GreylagConfiguration, loop: (any EventLoop)?) async throws -> any GreylistStore {
         switch config.backend {
         case .sqlite:
-            guard let loop else { return try SQLiteStore(path: config.storePath, synchronous: config.synchronous) }
+            guard let loop else {
+                return try SQLiteStore(path: config.storePath, synchronous: config.synchronous,
+                                       flushInterval: .seconds(config.flushInterval))
+            }
             return try openSQLite(config, loop: loop)
         case .postgresql(let settings):
             var s = settings
@@ -96,9 +99,10 @@ public final class GreylagDaemon: Service {
     @Sendable public static func openSQLite(_ config: GreylagConfiguration, loop: any EventLoop) throws -> any GreylistStore {
         switch config.synchronous {
         case .normal:
-            return try SQLiteStore(path: config.storePath, synchronous: .normal, writerExecutor: { loop.execute($0) })
+            return try SQLiteStore(path: config.storePath, synchronous: .normal,
+                                   flushInterval: .seconds(config.flushInterval), writerExecutor: { loop.execute($0) })
         case .full:
-            return try SQLiteStore(path: config.storePath, synchronous: .full)
+            return try SQLiteStore(path: config.storePath, synchronous: .full, flushInterval: .seconds(config.flushInterval))
         }
     }
 

@@ -50,6 +50,9 @@ final class GroupCommitWriter: Sendable {
     private let writes = Atomic<Int>(0)
     /// `StoreTestSwitch.answerBeforeCommit`, read when the writer is made.
     private let answerBeforeCommit = StoreTestSwitch.answerBeforeCommit
+    /// Called on the writer after each transaction, with whether it was
+    /// committed, before any of its callers is answered.
+    private let afterTransaction: (@Sendable (Bool) -> Void)?
 
     /// Transactions committed so far (each may hold many writes).
     var commitCount: Int { commits.load(ordering: .relaxed) }
@@ -59,9 +62,11 @@ final class GroupCommitWriter: Sendable {
     /// Something that runs work serially, one item after another.
     typealias Executor = @Sendable (@escaping @Sendable () -> Void) -> Void
 
-    init(pool: DatabasePool, maxBatch: Int, executor: Executor? = nil) {
+    init(pool: DatabasePool, maxBatch: Int, executor: Executor? = nil,
+         afterTransaction: (@Sendable (Bool) -> Void)? = nil) {
         self.pool = pool
         self.maxBatch = max(1, maxBatch)
+        self.afterTransaction = afterTransaction
         if let executor {
             self.execute = executor
         } else {
@@ -156,10 +161,12 @@ final class GroupCommitWriter: Sendable {
                     return .commit
                 }
             }
+            afterTransaction?(true)
             commits.add(1, ordering: .relaxed)
             writes.add(batch.count, ordering: .relaxed)
             if !answered { completions.forEach { $0() } }
         } catch {
+            afterTransaction?(false)
             if !answered { batch.forEach { $0.abort(error) } }
         }
         execute { self.drain() }

@@ -15,11 +15,13 @@ enum SQLiteHotPath {
         FROM triplets WHERE client_network = ?1 AND sender = ?2 AND recipient = ?3
         """
     static let selectClient = """
-        SELECT passed_triplets FROM clients WHERE client_network = ?1 AND record_expires >= ?2
+        SELECT passed_triplets, record_expires FROM clients WHERE client_network = ?1
         """
 
-    /// The triplet's record and its network's passed count at `now`.
-    static func state(of triplet: Triplet, now: Int64, in db: Database) throws -> TripletState {
+    /// The triplet's record and its network's passed count at `now`, with
+    /// `touches` (the writes not yet flushed) laid over them.
+    static func state(of triplet: Triplet, now: Int64, touches: RetryTouches? = nil,
+                      in db: Database) throws -> TripletState {
         let select = try db.cachedStatement(sql: selectTriplet).sqliteStatement
         defer { sqlite3_reset(select) }
         bind(triplet, to: select)
@@ -33,6 +35,7 @@ enum SQLiteHotPath {
                 blockExpires: sqlite3_column_int64(select, 2), recordExpires: sqlite3_column_int64(select, 3),
                 blockedCount: sqlite3_column_int64(select, 4), passedCount: sqlite3_column_int64(select, 5),
                 origin: RecordOrigin(rawValue: origin) ?? .auto)
+            if let touches, let r = record { record = touches.overlay(r) }
         case SQLITE_DONE:
             break
         case let code:
@@ -41,10 +44,12 @@ enum SQLiteHotPath {
         let client = try db.cachedStatement(sql: selectClient).sqliteStatement
         defer { sqlite3_reset(client) }
         sqlite3_bind_text(client, 1, triplet.network, -1, transient)
-        sqlite3_bind_int64(client, 2, now)
         var passed: Int64 = 0
         switch sqlite3_step(client) {
-        case SQLITE_ROW: passed = sqlite3_column_int64(client, 0)
+        case SQLITE_ROW:
+            var expires = sqlite3_column_int64(client, 1)
+            if let t = touches?.client(triplet.network) { expires = max(expires, t.recordExpires) }
+            if expires >= now { passed = sqlite3_column_int64(client, 0) }
         case SQLITE_DONE: break
         case let code:
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
@@ -111,21 +116,81 @@ enum SQLiteHotPath {
     }
 
     /// Writes a decision's change; `previous` is the record the decision
-    /// was made on.
+    /// was made on. With `touches`, a change that leaves the record's state
+    /// as it was (`onlyTouches`) and a client network's refresh are kept
+    /// there instead, to be written by `flush`.
     static func apply(_ change: StoreChange, for triplet: Triplet, previous: GreylistRecord?, now: Int64,
-                      in db: Database) throws {
-        if let record = change.record { try write(record, previous: previous, in: db) }
-        let sql: String
-        let expires: Int64
-        switch change.client {
-        case .none: return
-        case .refresh(let e): (sql, expires) = (refreshClient, e)
-        case .countPass(let e): (sql, expires) = (countClientPass, e)
+                      touches: RetryTouches? = nil, in db: Database) throws {
+        if let record = change.record {
+            if let touches, let p = previous, onlyTouches(record, previous: p) {
+                touches.touch(record)
+            } else {
+                touches?.remove(record.triplet)
+                try write(record, previous: previous, in: db)
+            }
         }
+        switch change.client {
+        case .none:
+            return
+        case .refresh(let e):
+            if let touches {
+                touches.touchClient(triplet.network, lastSeen: now, expires: e)
+            } else {
+                try client(refreshClient, triplet.network, now, e, in: db)
+            }
+        case .countPass(let e):
+            // The count restarts when the stored expiry has passed: it must
+            // be the one a pending refresh moved on.
+            if let t = touches?.takeClient(triplet.network) {
+                try client(flushClient, triplet.network, t.lastSeen, t.recordExpires, in: db)
+            }
+            try client(countClientPass, triplet.network, now, e, in: db)
+        }
+    }
+
+    /// True when `r`, made from `p` by a decision, differs from it only in
+    /// what may lag: the time last seen and the counts, and for a passed
+    /// record its expiry, moved on. First sighting, block expiry, whether it
+    /// passed and origin are the same, and `p` was live.
+    static func onlyTouches(_ r: GreylistRecord, previous p: GreylistRecord) -> Bool {
+        guard r.triplet == p.triplet, r.firstSeen == p.firstSeen, r.blockExpires == p.blockExpires,
+              r.origin == p.origin, r.hasPassed == p.hasPassed, p.recordExpires >= r.lastSeen,
+              r.lastSeen >= p.lastSeen, r.blockedCount >= p.blockedCount, r.passedCount >= p.passedCount
+        else { return false }
+        return r.recordExpires == p.recordExpires || (p.hasPassed && r.recordExpires > p.recordExpires)
+    }
+
+    static let flushTriplet = """
+        UPDATE triplets SET last_seen = max(last_seen, ?4), blocked_count = max(blocked_count, ?5),
+            passed_count = max(passed_count, ?6), record_expires = max(record_expires, ?7)
+        WHERE client_network = ?1 AND sender = ?2 AND recipient = ?3 AND first_seen = ?8 AND block_expires = ?9
+        """
+    static let flushClient = """
+        UPDATE clients SET last_seen = max(last_seen, ?2), record_expires = max(record_expires, ?3)
+        WHERE client_network = ?1
+        """
+
+    /// Writes every touch held (in the caller's transaction); returns how many.
+    @discardableResult
+    static func flush(_ touches: RetryTouches, in db: Database) throws -> Int {
+        let (records, clients) = touches.takeAll()
+        for (t, r) in records {
+            try execute(flushTriplet, t, r.lastSeen, r.blockedCount, r.passedCount, r.recordExpires, r.firstSeen,
+                        r.blockExpires, in: db)
+        }
+        for (network, c) in clients {
+            try client(flushClient, network, c.lastSeen, c.recordExpires, in: db)
+        }
+        return records.count + clients.count
+    }
+
+    /// Runs one of the client statements: network, a time, an expiry.
+    private static func client(_ sql: String, _ network: String, _ time: Int64, _ expires: Int64,
+                               in db: Database) throws {
         let statement = try db.cachedStatement(sql: sql).sqliteStatement
         defer { sqlite3_reset(statement) }
-        sqlite3_bind_text(statement, 1, triplet.network, -1, transient)
-        sqlite3_bind_int64(statement, 2, now)
+        sqlite3_bind_text(statement, 1, network, -1, transient)
+        sqlite3_bind_int64(statement, 2, time)
         sqlite3_bind_int64(statement, 3, expires)
         try run(statement, in: db)
     }

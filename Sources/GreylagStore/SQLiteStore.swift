@@ -21,6 +21,15 @@ public final class SQLiteStore: GreylistStore {
     private let pool: DatabasePool
     private let writer: GroupCommitWriter
     private let checkpointer: WALCheckpointer
+    /// Counters and last-seen times of retries not yet written (nil when
+    /// `flushInterval` is zero: then every decision writes them).
+    private let touches: RetryTouches?
+    private let flusher: RepeatingTimer?
+
+    /// How many touches may wait for the timer: past this, the next
+    /// decision's transaction writes them all, so memory stays bounded
+    /// whatever the rate.
+    static let maxTouches = 200_000
 
     /// Opens (creating if needed) the store at `path`, migrates its schema
     /// and checks that its tables are greylag's (`SQLiteSchema.check`).
@@ -28,7 +37,12 @@ public final class SQLiteStore: GreylistStore {
     /// - Parameter writerExecutor: runs the writer serially; by default a
     ///   private dispatch queue. A server passes its event loop's `execute`
     ///   so decisions are committed on the thread that read them.
+    /// - Parameter flushInterval: how long the counters and last-seen times
+    ///   of retries that change no state (`RetryTouches`) may wait in memory
+    ///   before they are written; after a crash they lag by at most this.
+    ///   Zero writes them with every decision.
     public init(path: String, synchronous: Synchronous = .full, maxBatch: Int = 1024,
+                flushInterval: Duration = .seconds(5),
                 writerExecutor: (@Sendable (@escaping @Sendable () -> Void) -> Void)? = nil) throws {
         self.path = path
         var configuration = Configuration()
@@ -55,8 +69,34 @@ public final class SQLiteStore: GreylistStore {
         try pool.barrierWriteWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync)") }
         try SQLiteSchema.migrator.migrate(pool)
         try pool.read { db in try SQLiteSchema.check(in: db) }
-        writer = GroupCommitWriter(pool: pool, maxBatch: maxBatch, executor: writerExecutor)
+        let touches: RetryTouches? = flushInterval > .zero ? RetryTouches() : nil
+        self.touches = touches
+        writer = GroupCommitWriter(pool: pool, maxBatch: maxBatch, executor: writerExecutor,
+                                   afterTransaction: Self.ender(touches))
         checkpointer = try WALCheckpointer(path: path, synchronous: sync, interval: .milliseconds(200))
+        if let touches {
+            let writer = self.writer
+            flusher = RepeatingTimer(label: "greylag.store.flush", every: flushInterval) {
+                guard touches.count > 0 else { return }
+                writer.submit({ db in try SQLiteHotPath.flush(touches, in: db) }, completion: { _ in })
+            }
+        } else {
+            flusher = nil
+        }
+    }
+
+    private static func ender(_ touches: RetryTouches?) -> (@Sendable (Bool) -> Void)? {
+        guard let touches else { return nil }
+        return { committed in touches.end(committed: committed) }
+    }
+
+    /// Touches waiting to be written (0 without write-behind).
+    public var pendingTouches: Int { touches?.count ?? 0 }
+
+    /// Writes every touch now, and returns once that is committed.
+    public func flush() async throws {
+        guard let touches, touches.count > 0 else { return }
+        _ = try await writer.write { db in try SQLiteHotPath.flush(touches, in: db) }
     }
 
     /// Transactions committed so far; with group commit, fewer than writes.
@@ -80,24 +120,31 @@ public final class SQLiteStore: GreylistStore {
 
     public func decide(_ triplet: Triplet, now: Int64, _ decide: @escaping @Sendable (TripletState) -> Decision,
                        completion: @escaping @Sendable (Result<Decision, any Error>) -> Void) {
+        let touches = self.touches
         writer.submit({ db in
-            let state = try SQLiteHotPath.state(of: triplet, now: now, in: db)
+            let state = try SQLiteHotPath.state(of: triplet, now: now, touches: touches, in: db)
             let decision = decide(state)
-            try SQLiteHotPath.apply(decision.change, for: triplet, previous: state.record, now: now, in: db)
+            try SQLiteHotPath.apply(decision.change, for: triplet, previous: state.record, now: now, touches: touches,
+                                    in: db)
+            if let touches, touches.count > Self.maxTouches { try SQLiteHotPath.flush(touches, in: db) }
             return decision
         }, completion: completion)
     }
 
     public func record(for triplet: Triplet) async throws -> GreylistRecord? {
-        try await pool.read { db in try SQLiteSchema.record(triplet, in: db) }
+        let record = try await pool.read { db in try SQLiteSchema.record(triplet, in: db) }
+        guard let touches, let record else { return record }
+        return touches.read(record)
     }
 
     public func records(matching filter: RecordFilter, now: Int64) async throws -> [GreylistRecord] {
-        try await pool.read { db in try SQLiteSchema.records(filter, now: now, in: db) }
+        let records = try await pool.read { db in try SQLiteSchema.records(filter, now: now, in: db) }
+        return touches?.read(records) ?? records
     }
 
     public func delete(_ triplet: Triplet) async throws -> Bool {
-        try await writer.write { db in
+        try await writer.write { [touches] db in
+            touches?.remove(triplet)
             try db.execute(sql: "DELETE FROM triplets WHERE client_network = ? AND sender = ? AND recipient = ?",
                            arguments: [triplet.network, triplet.sender, triplet.recipient])
             return db.changesCount > 0
@@ -105,7 +152,11 @@ public final class SQLiteStore: GreylistStore {
     }
 
     public func expire(now: Int64, limit: Int) async throws -> Int {
-        try await writer.write { db in try SQLiteSchema.expire(now: now, limit: limit, in: db) }
+        // Touches first: one may have moved an expiry past `now`.
+        try await writer.write { [touches] db in
+            if let touches { try SQLiteHotPath.flush(touches, in: db) }
+            return try SQLiteSchema.expire(now: now, limit: limit, in: db)
+        }
     }
 
     public func manualEntries() async throws -> [ManualEntry] {
@@ -131,17 +182,22 @@ public final class SQLiteStore: GreylistStore {
             let end = start + 5_000
             let r = Array(records[min(start, records.count)..<min(end, records.count)])
             let c = Array(clients[min(start, clients.count)..<min(end, clients.count)])
-            try await writer.write { db in try SQLiteSchema.importState(records: r, clients: c, in: db) }
+            try await writer.write { [touches] db in
+                if let touches { try SQLiteHotPath.flush(touches, in: db) }
+                try SQLiteSchema.importState(records: r, clients: c, in: db)
+            }
             start = end
         }
     }
 
     public func exportRecords(after: Triplet?, limit: Int) async throws -> [GreylistRecord] {
-        try await pool.read { db in try SQLiteSchema.exportRecords(after: after, limit: limit, in: db) }
+        let records = try await pool.read { db in try SQLiteSchema.exportRecords(after: after, limit: limit, in: db) }
+        return touches?.read(records) ?? records
     }
 
     public func exportClients(after: String?, limit: Int) async throws -> [ClientRecord] {
-        try await pool.read { db in try SQLiteSchema.exportClients(after: after, limit: limit, in: db) }
+        let clients = try await pool.read { db in try SQLiteSchema.exportClients(after: after, limit: limit, in: db) }
+        return touches?.read(clients) ?? clients
     }
 
     public func addHistory(_ counts: [HistoryCount]) async throws {
@@ -161,12 +217,17 @@ public final class SQLiteStore: GreylistStore {
     }
 
     public func waiting(by field: WaitingField, now: Int64, limit: Int) async throws -> [WaitingGroup] {
-        try await pool.read { db in try SQLiteSchema.waiting(by: field, now: now, limit: limit, in: db) }
+        // The groups sum the blocked counts: the ones in memory first.
+        try await flush()
+        return try await pool.read { db in try SQLiteSchema.waiting(by: field, now: now, limit: limit, in: db) }
     }
 
     /// Writes a record as it is (imports, tests, manual entries).
     public func put(_ record: GreylistRecord) async throws {
-        try await writer.write { db in try SQLiteHotPath.upsert(record, in: db) }
+        try await writer.write { [touches] db in
+            touches?.remove(record.triplet)
+            try SQLiteHotPath.upsert(record, in: db)
+        }
     }
 
     /// Runs SQLite's integrity check; "ok" when the file is sound.
@@ -175,8 +236,35 @@ public final class SQLiteStore: GreylistStore {
     }
 
     public func close() async throws {
+        flusher?.cancel()
+        // What the timer has not written yet goes into one last transaction;
+        // the store is closed even if that fails.
+        var failure: (any Error)? = nil
+        do { try await flush() } catch { failure = error }
         await writer.drained()
         try checkpointer.close()
         try pool.close()
+        if let failure { throw failure }
+    }
+}
+
+/// A timer on a serial queue of its own that runs `handler` every `interval`.
+final class RepeatingTimer: @unchecked Sendable {  // DispatchSource is thread-safe
+    private let queue: DispatchQueue
+    private let timer: any DispatchSourceTimer
+
+    init(label: String, every interval: Duration, handler: @escaping @Sendable () -> Void) {
+        queue = DispatchQueue(label: label, qos: .utility)
+        let ms = max(1, Int(min(interval / .milliseconds(1), 86_400_000)))
+        timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms),
+                       leeway: .milliseconds(max(1, ms / 20)))
+        timer.setEventHandler(handler: handler)
+        timer.resume()
+    }
+
+    /// Stops the timer; a run under way finishes first (see WALCheckpointer.close).
+    func cancel() {
+        queue.sync { timer.cancel() }
     }
 }
