@@ -62,6 +62,8 @@ public struct PolicyLoadGenerator: Sendable {
         public var sender: String
         public var recipient: String
         public var action: String
+        /// When the answer came, in `DispatchTime` uptime nanoseconds.
+        public var answeredAt: UInt64 = 0
     }
 
     public var options: Options
@@ -283,7 +285,8 @@ final class LoadHandler: ChannelInboundHandler {
         if keepTranscript {
             action = action.replacingOccurrences(of: "\t", with: " ")
             result.transcript.append(.init(client: current.client, sender: current.sender,
-                                           recipient: current.recipient, action: action))
+                                           recipient: current.recipient, action: action,
+                                           answeredAt: now.uptimeNanoseconds))
         }
         sendNext(context: context)
     }

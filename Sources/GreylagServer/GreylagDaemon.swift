@@ -228,6 +228,9 @@ public final class GreylagDaemon: Service {
                 a crash loses decisions the MTAs were told. Never set this in production.
                 """)
         }
+        if StoreTestSwitch.noTouchFlush {
+            logger.critical("GREYLAG_TEST_NO_TOUCH_FLUSH=1: TEST ONLY, the SQLite store never writes the counts of retries until it is closed. Never set this in production.")
+        }
         // One DNS client for every check that asks DNS, its metrics in the daemon's registry.
         let metrics = GreylagMetrics()
         let resolver = DNSClient(settings: config.resolverSettings, group: group, logger: logger,

@@ -15,6 +15,11 @@ public enum StoreTestSwitch {
     /// pass as well.
     public static let answerBeforeCommit = ProcessInfo.processInfo.environment["GREYLAG_TEST_ANSWER_BEFORE_COMMIT"] == "1"
 
+    /// `GREYLAG_TEST_NO_TOUCH_FLUSH=1`: the SQLite store's flush timer never
+    /// writes the counts of retries (`RetryTouches`), so they are lost at a
+    /// kill. `CrashSafetyTests` expects `greylag crash-test` to report that.
+    public static let noTouchFlush = ProcessInfo.processInfo.environment["GREYLAG_TEST_NO_TOUCH_FLUSH"] == "1"
+
     /// How long the commit waits after the early answers.
     static let heldCommit: useconds_t = 100_000
 }

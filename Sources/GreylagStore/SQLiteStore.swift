@@ -76,8 +76,9 @@ public final class SQLiteStore: GreylistStore {
         checkpointer = try WALCheckpointer(path: path, synchronous: sync, interval: .milliseconds(200))
         if let touches {
             let writer = self.writer
+            let skip = StoreTestSwitch.noTouchFlush
             flusher = RepeatingTimer(label: "greylag.store.flush", every: flushInterval) {
-                guard touches.count > 0 else { return }
+                guard !skip, touches.count > 0 else { return }
                 writer.submit({ db in try SQLiteHotPath.flush(touches, in: db) }, completion: { _ in })
             }
         } else {

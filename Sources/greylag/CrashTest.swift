@@ -9,21 +9,28 @@ import GreylagStore
 import Glibc
 #endif
 
-/// Kill -9 under load, again and again: every answered deferral and pass
-/// must be in the store afterwards, and the file must pass SQLite's
+/// Kill -9 under load, again and again: every state an MTA was told must be
+/// in the store afterwards exactly as the engine made it, the counts may lag
+/// by no more than the flush interval, and the file must pass SQLite's
 /// integrity check. Runs `greylag serve` (this same binary) in a directory
-/// of its own.
+/// of its own, with `store.flush_interval` at 1 s.
 ///
 /// The store stays from one kill to the next, and the check is per triplet
 /// over all rounds so far. With a 1 s delay and no client auto-whitelist
 /// every decision the engine makes (Engine.decide) adds exactly one to a
 /// triplet's counts: a new triplet is stored blocked once; a retry before
 /// the delay adds a block; the first retry after it sets passed to 1; each
-/// later one adds a pass. Nothing expires within the run. So with D
-/// deferrals and P passes answered for a triplet and U requests sent whose
-/// answer never came (the server may have committed them or not):
+/// later one adds a pass. Nothing expires within the run. A first sighting
+/// and a first pass are states, written before the answer; the other
+/// answers only move counts, which wait in memory for the flush. So with D
+/// deferrals and P passes answered for a triplet, D' and P' of them answered
+/// at least `lagBound` before the kill of their round, and U requests sent
+/// whose answer never came (the server may have committed them or not):
 ///
-///     blocked >= D, passed >= P            nothing answered is lost
+///     stored at all, with block expiry = first sighting + 1 s, if D + P > 0
+///     passed >= 1 if P > 0                 every state told is kept
+///     passed = 0 if P + U = 0              no state nobody asked for
+///     blocked >= D', passed >= P'          counts lag at most lagBound
 ///     blocked + passed <= D + P + U        nothing is stored that was not asked
 struct CrashTest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -68,6 +75,7 @@ struct CrashTest: AsyncParsableCommand {
             socket = "none"
             [store]
             path = "\(dir)/greylag.db"
+            flush_interval = "\(Self.flushSeconds)s"
             [log]
             level = "warning"
             """.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -91,6 +99,10 @@ struct CrashTest: AsyncParsableCommand {
             print("crash-test: GREYLAG_TEST_ANSWER_BEFORE_COMMIT=1 (test only): the daemon answers before it commits, "
                   + "answers are expected to be lost")
         }
+        if StoreTestSwitch.noTouchFlush {
+            print("crash-test: GREYLAG_TEST_NO_TOUCH_FLUSH=1 (test only): the daemon never flushes the counts of "
+                  + "retries, counts are expected to be lost")
+        }
         for round in 1...rounds {
             let daemon = try Self.start(binary, config: configPath, log: dir + "/daemon-\(round).log")
             try await Self.waitForPort(port, daemon: daemon)
@@ -102,22 +114,27 @@ struct CrashTest: AsyncParsableCommand {
             options.duration = 10
             options.seed = seed &* 7919 &+ UInt64(round)
             let load = Task { try await PolicyLoadGenerator(options: options).run(keepTranscript: true) }
-            let killAfter = random(300...2500)
+            let killAfter = random(300...4000)
             try await Task.sleep(for: .milliseconds(killAfter))
+            let killedAt = DispatchTime.now().uptimeNanoseconds
             kill(daemon.processIdentifier, SIGKILL)
             daemon.waitUntilExit()
             let report = try await load.value
 
             var defers = 0, passes = 0
+            let durableBefore = killedAt &- Self.lagBoundNanoseconds
             for answer in report.transcript {
                 let query = GreylistQuery(clientAddress: answer.client, sender: answer.sender, recipient: answer.recipient)
                 guard let triplet = engine.triplet(for: query) else { continue }
+                let durable = answer.answeredAt < durableBefore ? 1 : 0
                 if answer.action.hasPrefix("DEFER") {
                     defers += 1
                     seen[triplet, default: Asked()].defers += 1
+                    seen[triplet, default: Asked()].durableDefers += durable
                 } else {
                     passes += 1
                     seen[triplet, default: Asked()].passes += 1
+                    seen[triplet, default: Asked()].durablePasses += durable
                 }
             }
             for request in report.unanswered {
@@ -145,8 +162,7 @@ struct CrashTest: AsyncParsableCommand {
             var notes: [String] = []
             for (triplet, asked) in seen {
                 let record = stored[triplet]
-                let shortfall = asked.check(blocked: Int(clamping: record?.blockedCount ?? 0),
-                                            passed: Int(clamping: record?.passedCount ?? 0))
+                let shortfall = asked.check(record)
                 let before = reported[triplet] ?? Shortfall()
                 guard shortfall.lost > before.lost || shortfall.unasked > before.unasked else { continue }
                 lost += max(0, shortfall.lost - before.lost)
@@ -178,15 +194,35 @@ struct CrashTest: AsyncParsableCommand {
         if directory == nil { try? FileManager.default.removeItem(atPath: dir) }
     }
 
+    /// The store's flush interval in the test, and how long after an answer
+    /// its counts must be on disk: the interval, and half a second for the
+    /// flush's own transaction on a busy machine.
+    static let flushSeconds = 1
+    static let lagBoundNanoseconds: UInt64 = UInt64(flushSeconds) * 1_000_000_000 + 500_000_000
+
     /// What the clients asked about one triplet over all rounds.
     struct Asked {
         var defers = 0, passes = 0, unanswered = 0
+        /// Answers given at least `lagBoundNanoseconds` before their round's kill.
+        var durableDefers = 0, durablePasses = 0
 
-        /// Answers missing from the stored counts, and stored decisions
-        /// nobody asked for (see the type's comment).
-        func check(blocked: Int, passed: Int) -> Shortfall {
-            Shortfall(lost: max(0, defers - blocked) + max(0, passes - passed),
-                      unasked: max(0, blocked + passed - (defers + passes + unanswered)))
+        /// States and counts missing from the stored record, and stored
+        /// decisions nobody asked for (see the type's comment).
+        func check(_ record: GreylistRecord?) -> Shortfall {
+            let blocked = Int(clamping: record?.blockedCount ?? 0)
+            let passed = Int(clamping: record?.passedCount ?? 0)
+            var lost = max(0, durableDefers - blocked) + max(0, durablePasses - passed)
+            if defers + passes > 0 {
+                if let r = record {
+                    if r.blockExpires != r.firstSeen + 1 { lost += 1 }
+                } else {
+                    lost += 1
+                }
+            }
+            if passes > 0 && passed == 0 { lost += 1 }
+            var unasked = max(0, blocked + passed - (defers + passes + unanswered))
+            if passes + unanswered == 0 && passed > 0 { unasked += 1 }
+            return Shortfall(lost: lost, unasked: unasked)
         }
     }
 

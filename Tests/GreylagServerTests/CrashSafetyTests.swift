@@ -31,6 +31,23 @@ import Testing
     /// The check can fail: with the test-only switch the daemon answers each
     /// group before committing it (and holds the commit), so the kills lose
     /// answered decisions, and the same command must say so and exit 1.
+    /// The counts of retries wait in memory; the check of the bound must see
+    /// them lost when the flush never runs (states are still kept).
+    @Test func countsThatAreNeverFlushedAreReportedLost() async throws {
+        let binary = try E2E.value("GREYLAG_BINARY")
+        let dir = TemporaryDirectory()
+        let run = try await runProgram(binary, ["crash-test", "--rounds", "4", "--directory", dir.path + "/crash"],
+                                       timeout: 300, environment: ["GREYLAG_TEST_NO_TOUCH_FLUSH": "1"])
+        #expect(run.status == 1, "\(run.output)")
+        let log = try String(contentsOfFile: dir.path + "/crash/daemon-1.log", encoding: .utf8)
+        #expect(log.contains("GREYLAG_TEST_NO_TOUCH_FLUSH=1: TEST ONLY"), "\(log)")
+        let lostLines = run.output.split(separator: "\n").filter { $0.hasPrefix("  lost: ") }
+        #expect(!lostLines.isEmpty, "\(run.output)")
+        // A record is there for every triplet: only counts went missing.
+        #expect(!lostLines.contains { $0.hasSuffix("stored nothing") }, "\(run.output)")
+        #expect(run.output.contains("crash-test: FAILED"), "\(run.output)")
+    }
+
     @Test func answersSentBeforeTheCommitAreReportedLost() async throws {
         let binary = try E2E.value("GREYLAG_BINARY")
         let dir = TemporaryDirectory()
