@@ -70,8 +70,11 @@ let package = Package(
             "GreylagCore",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        // A wrapper of SQLite's page cache whose end-of-transaction truncate skips a
+        // whole-cache scan (Sources/CSQLitePageCache/PageCache.c says why).
+        .target(name: "CSQLitePageCache", linkerSettings: [.linkedLibrary("sqlite3")]),
         .target(name: "GreylagStore", dependencies: [
-            "GreylagCore",
+            "GreylagCore", "CSQLitePageCache",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GreylagCore
 import GreylagServer
+import GreylagStore
 
 /// The entry point: the qmail helpers, which run once per recipient or
 /// connection, and the OpenSMTPD filter are dispatched before anything else starts.
@@ -10,6 +11,9 @@ enum Main {
     static func main() async {
         if let status = QmailEntry.run(CommandLine.arguments) { exit(status) }
         if let status = SmtpdFilterEntry.run(CommandLine.arguments) { exit(status) }
+        // Before anything opens a database. GREYLAG_SQLITE_PAGE_CACHE=plain keeps
+        // SQLite's own, for comparisons (scripts/bench-scale.sh).
+        if ProcessInfo.processInfo.environment["GREYLAG_SQLITE_PAGE_CACHE"] != "plain" { SQLitePageCache.install() }
         await Greylag.main()
     }
 }
