@@ -85,52 +85,85 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         return value << 8 | current
     }
 
+    /// Parses the text form of an IPv6 address (RFC 4291 2.2: groups, one
+    /// `::`, an IPv4 tail) without allocating: it runs for every client of
+    /// every decision.
     static func parseV6(_ s: Substring) -> (UInt64, UInt64)? {
-        var groups: [UInt16] = []
-        var gapIndex: Int? = nil
-        var rest = s
-        if rest.hasPrefix("::") {
+        var groups = SIMD8<UInt16>()
+        var count = 0
+        var gapIndex = -1
+        let bytes = s.utf8
+        var i = bytes.startIndex
+        let end = bytes.endIndex
+        func at(_ j: Substring.UTF8View.Index) -> UInt8? { j < end ? bytes[j] : nil }
+        if at(i) == UInt8(ascii: ":") {
+            let next = bytes.index(after: i)
+            guard at(next) == UInt8(ascii: ":") else { return nil }
             gapIndex = 0
-            rest = rest.dropFirst(2)
-        } else if rest.hasPrefix(":") {
-            return nil
+            i = bytes.index(after: next)
         }
-        var trailingV4: UInt32? = nil
-        while !rest.isEmpty {
-            let end = rest.firstIndex(of: ":") ?? rest.endIndex
-            let part = rest[rest.startIndex..<end]
-            if part.contains(".") {
-                // An embedded IPv4 tail must be last.
-                guard end == rest.endIndex, let v4 = parseV4(part) else { return nil }
-                trailingV4 = v4
-                rest = rest[end...]
+        while i < end {
+            // One group, or the IPv4 tail if a dot comes before the next colon.
+            var j = i
+            var value: UInt32 = 0
+            var digits = 0
+            var isV4 = false
+            while j < end, bytes[j] != UInt8(ascii: ":") {
+                let b = bytes[j]
+                let d: UInt8
+                switch b {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): d = b &- UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): d = b &- UInt8(ascii: "a") &+ 10
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): d = b &- UInt8(ascii: "A") &+ 10
+                case UInt8(ascii: "."):
+                    isV4 = true
+                    d = 0
+                default: return nil
+                }
+                if isV4 { break }
+                digits += 1
+                guard digits <= 4 else { return nil }
+                value = value << 4 | UInt32(d)
+                j = bytes.index(after: j)
+            }
+            if isV4 {
+                // An embedded IPv4 tail must be last and fill two groups.
+                guard count <= 6, let v4 = parseV4(s[i..<end]) else { return nil }
+                groups[count] = UInt16(v4 >> 16)
+                groups[count + 1] = UInt16(v4 & 0xFFFF)
+                count += 2
+                i = end
                 break
             }
-            guard !part.isEmpty, part.count <= 4, let g = UInt16(part, radix: 16) else { return nil }
-            groups.append(g)
-            rest = rest[end...]
-            if rest.hasPrefix("::") {
-                guard gapIndex == nil else { return nil }
-                gapIndex = groups.count
-                rest = rest.dropFirst(2)
-            } else if rest.hasPrefix(":") {
-                rest = rest.dropFirst()
-                if rest.isEmpty { return nil }
+            guard digits > 0, count < 8 else { return nil }
+            groups[count] = UInt16(value)
+            count += 1
+            i = j
+            guard i < end else { break }
+            i = bytes.index(after: i)  // the colon
+            if at(i) == UInt8(ascii: ":") {
+                guard gapIndex < 0 else { return nil }
+                gapIndex = count
+                i = bytes.index(after: i)
+            } else if i == end {
+                return nil  // a single trailing colon
             }
         }
-        if let v4 = trailingV4 {
-            groups.append(UInt16(v4 >> 16))
-            groups.append(UInt16(v4 & 0xFFFF))
+        if gapIndex >= 0 {
+            guard count <= 7 else { return nil }
+            // Move the groups after the gap to the end; zeros in between.
+            let tail = count - gapIndex
+            var moved = SIMD8<UInt16>()
+            for k in 0..<gapIndex { moved[k] = groups[k] }
+            for k in 0..<tail { moved[8 - tail + k] = groups[gapIndex + k] }
+            groups = moved
+            count = 8
         }
-        if let gap = gapIndex {
-            guard groups.count <= 7 else { return nil }
-            groups.insert(contentsOf: Array(repeating: 0, count: 8 - groups.count), at: gap)
-        }
-        guard groups.count == 8 else { return nil }
+        guard count == 8 else { return nil }
         var high: UInt64 = 0
         var low: UInt64 = 0
-        for i in 0..<4 { high = high << 16 | UInt64(groups[i]) }
-        for i in 4..<8 { low = low << 16 | UInt64(groups[i]) }
+        for k in 0..<4 { high = high << 16 | UInt64(groups[k]) }
+        for k in 4..<8 { low = low << 16 | UInt64(groups[k]) }
         return (high, low)
     }
 
