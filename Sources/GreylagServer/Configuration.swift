@@ -26,8 +26,16 @@ public struct GreylagConfiguration: Sendable {
     /// Event-loop threads serving the policy and milter connections; 0: one per core.
     public var threads = 0
 
-    /// The threads the daemon starts: `threads`, or one per core.
-    public var effectiveThreads: Int { threads > 0 ? threads : max(1, System.coreCount) }
+    /// The threads the daemon starts: `threads`; else one with the SQLite
+    /// store at `synchronous = "normal"`, whose writer commits on that
+    /// thread (every decision made without a hand-off between threads costs
+    /// a fifth less CPU, BENCHMARKS.md), or one per core with a store that
+    /// waits (a database server, or SQLite syncing every commit).
+    public var effectiveThreads: Int {
+        if threads > 0 { return threads }
+        if case .sqlite = backend, synchronous == .normal { return 1 }
+        return max(1, System.coreCount)
+    }
 
     // [policy]
     public var policyListeners: [ListenAddress] = [.tcp(host: "127.0.0.1", port: 10023)]

@@ -208,7 +208,10 @@ public enum ConfigurationReference {
         keys: [
             .key("threads", "0",
                  "event-loop threads that read requests and write answers for the policy and milter listeners; "
-                 + "`0` starts one per core; `0` to `256`. The store has one writer whatever the number",
+                 + "`0` starts one with the SQLite store at `synchronous = \"normal\"` (its writer commits on "
+                 + "that thread, so no decision is handed between threads: a fifth less CPU per decision, and one "
+                 + "thread answers well over 10,000 decisions a second) and one per core otherwise; `0` to `256`. "
+                 + "The store has one writer whatever the number",
                  example: "4"),
         ])
 

@@ -11,15 +11,41 @@ import Synchronization
 /// the failure mode when the store cannot answer, and one log line per
 /// decision.
 public final class GreylistService: Sendable {
-    /// What reloads and admin commands change, swapped as a whole.
+    /// What every decision reads, replaced as a whole by reloads and admin
+    /// commands: a decision takes one reference to it instead of copying
+    /// the engine's rules and the replies.
+    public final class Current: Sendable {
+        public let engine: Engine
+        public let replies: PolicyReplyConfig
+        public let milterReplies: MilterReplyConfig
+        /// DNS lists, the deadline and dynamic names (the engine holds the `DNSPolicy`).
+        public let checks: DNSCheckSettings
+        /// Changes with every replacement: a connection copies the replies
+        /// again only when it does.
+        public let generation: UInt64
+
+        init(engine: Engine, replies: PolicyReplyConfig, milterReplies: MilterReplyConfig, checks: DNSCheckSettings,
+             generation: UInt64) {
+            self.engine = engine
+            self.replies = replies
+            self.milterReplies = milterReplies
+            self.checks = checks
+            self.generation = generation
+        }
+
+        func with(engine: Engine? = nil, replies: PolicyReplyConfig? = nil, milterReplies: MilterReplyConfig? = nil,
+                  checks: DNSCheckSettings? = nil) -> Current {
+            Current(engine: engine ?? self.engine, replies: replies ?? self.replies,
+                    milterReplies: milterReplies ?? self.milterReplies, checks: checks ?? self.checks,
+                    generation: generation &+ 1)
+        }
+    }
+
+    /// What reloads and admin commands change.
     struct State: Sendable {
-        var engine: Engine
-        var replies: PolicyReplyConfig
-        var milterReplies: MilterReplyConfig
+        var current: Current
         /// The configuration's list rules, before manual entries are added.
         var configLists: ListRules
-        /// DNS lists, the deadline and dynamic names (the engine holds the `DNSPolicy`).
-        var checks: DNSCheckSettings = DNSCheckSettings()
         var manual: [ManualEntry] = []
         /// The ticket of the manual entries in force (see `refreshManualEntries`).
         var manualTicket: UInt64 = 0
@@ -52,8 +78,9 @@ public final class GreylistService: Sendable {
                 clock: @escaping @Sendable () -> Int64 = unixNow, metrics: GreylagMetrics = GreylagMetrics(),
                 dns: DNSPolicy = DNSPolicy(), checks: DNSCheckSettings = DNSCheckSettings(),
                 resolver: (any DNSResolving)? = nil, spf: SPFCheck? = nil) {
-        self.state = Mutex(State(engine: Engine(policy: policy, lists: lists, dns: dns), replies: replies,
-                                 milterReplies: milterReplies, configLists: lists, checks: checks))
+        self.state = Mutex(State(current: Current(engine: Engine(policy: policy, lists: lists, dns: dns), replies: replies,
+                                                  milterReplies: milterReplies, checks: checks, generation: 1),
+                                 configLists: lists))
         self.resolver = resolver
         self.spf = spf
         self.store = store
@@ -64,14 +91,17 @@ public final class GreylistService: Sendable {
         self.health = StoreHealth(logger: logger, failureMode: failureMode, factory: metrics.factory)
     }
 
+    /// The engine, replies and checks in force, as one reference.
+    public var current: Current { state.withLock { $0.current } }
+
     /// The engine in force (replaced on reload and by admin commands).
-    public var engine: Engine { state.withLock { $0.engine } }
+    public var engine: Engine { current.engine }
 
     /// How replies are worded now.
-    public var replies: PolicyReplyConfig { state.withLock { $0.replies } }
+    public var replies: PolicyReplyConfig { current.replies }
 
     /// How milter replies and headers are worded now.
-    public var milterReplies: MilterReplyConfig { state.withLock { $0.milterReplies } }
+    public var milterReplies: MilterReplyConfig { current.milterReplies }
 
     /// The configuration's list rules in force, without manual entries.
     public var configuredLists: ListRules { state.withLock { $0.configLists } }
@@ -80,7 +110,7 @@ public final class GreylistService: Sendable {
     public var manualEntries: [ManualEntry] { state.withLock { $0.manual } }
 
     /// The DNS checks' settings in force.
-    public var dnsChecks: DNSCheckSettings { state.withLock { $0.checks } }
+    public var dnsChecks: DNSCheckSettings { current.checks }
 
     /// Puts a reloaded configuration in force; manual entries stay.
     public func reconfigure(policy: GreylistPolicy, lists: ListRules, replies: PolicyReplyConfig,
@@ -88,10 +118,8 @@ public final class GreylistService: Sendable {
                             checks: DNSCheckSettings = DNSCheckSettings()) {
         state.withLock { s in
             s.configLists = lists
-            s.replies = replies
-            s.milterReplies = milterReplies
-            s.checks = checks
-            s.engine = Engine(policy: policy, lists: Self.merged(lists, s.manual, logger: logger), dns: dns)
+            s.current = s.current.with(engine: Engine(policy: policy, lists: Self.merged(lists, s.manual, logger: logger), dns: dns),
+                                       replies: replies, milterReplies: milterReplies, checks: checks)
         }
     }
 
@@ -106,7 +134,9 @@ public final class GreylistService: Sendable {
             guard ticket > s.manualTicket else { return }
             s.manualTicket = ticket
             s.manual = entries
-            s.engine.lists = Self.merged(s.configLists, entries, logger: logger)
+            var engine = s.current.engine
+            engine.lists = Self.merged(s.configLists, entries, logger: logger)
+            s.current = s.current.with(engine: engine)
         }
     }
 
@@ -140,28 +170,28 @@ public final class GreylistService: Sendable {
     /// the resolver's or the store's thread. Without DNS settings the path
     /// is the synchronous one.
     public func decide(_ query: GreylistQuery, now: Int64, completion: @escaping @Sendable (Verdict) -> Void) {
-        let (engine, checks) = state.withLock { ($0.engine, $0.checks) }
+        let current = self.current
         let started = StoreHealth.now()
-        switch engine.prepare(query, now: now) {
+        switch current.engine.prepare(query, now: now) {
         case .decided(let verdict):
             metrics.decisionTook(nanoseconds: StoreHealth.now() &- started)
             completion(verdict)
         case .lookup(let triplet, let dryRun, let rule):
-            guard engine.dns.isActive || !checks.lists.isEmpty, let address = IPAddress(query.clientAddress) else {
-                lookup(triplet, query, engine: engine, dryRun: dryRun, rule: rule, now: now, started: started,
+            guard current.engine.dns.isActive || !current.checks.lists.isEmpty, let address = IPAddress(query.clientAddress) else {
+                lookup(triplet, query, current: current, dryRun: dryRun, rule: rule, now: now, started: started,
                        completion: completion)
                 return
             }
-            let plan = DNSCheckPlan(query: query, address: address, policy: engine.dns, settings: checks, rule: rule,
+            let plan = DNSCheckPlan(query: query, address: address, policy: current.engine.dns, settings: current.checks, rule: rule,
                                     canSPF: spf != nil)
             if plan.isEmpty {
-                lookup(triplet, query, engine: engine, dryRun: dryRun, rule: rule, now: now, started: started,
+                lookup(triplet, query, current: current, dryRun: dryRun, rule: rule, now: now, started: started,
                        completion: completion)
                 return
             }
             let dnsStarted = StoreHealth.now()
-            DNSFactGathering.start(plan, query: query, address: address, settings: checks,
-                                   suspectDynamic: engine.dns.suspectDynamicNames, resolver: resolver, spf: spf) { facts, spfResult in
+            DNSFactGathering.start(plan, query: query, address: address, settings: current.checks,
+                                   suspectDynamic: current.engine.dns.suspectDynamicNames, resolver: resolver, spf: spf) { facts, spfResult in
                 if plan.needsLookups { self.metrics.dnsChecked(facts, nanoseconds: StoreHealth.now() &- dnsStarted) }
                 let zones = facts.listings.map(\.zone)
                 @Sendable func dressed(_ v: Verdict) -> Verdict {
@@ -171,13 +201,13 @@ public final class GreylistService: Sendable {
                     v.skipped = facts.skipped
                     return v
                 }
-                switch engine.screen(triplet, query, facts: facts, rule: rule) {
+                switch current.engine.screen(triplet, query, facts: facts, rule: rule) {
                 case .decided(var verdict):
-                    if verdict.reason == .dnsRejected, verdict.reply == nil { verdict.reply = checks.rejectReply }
+                    if verdict.reason == .dnsRejected, verdict.reply == nil { verdict.reply = current.checks.rejectReply }
                     self.metrics.decisionTook(nanoseconds: StoreHealth.now() &- started)
                     completion(dressed(verdict))
                 case .lookup(let keyed):
-                    self.lookup(keyed, query, engine: engine, dryRun: dryRun, rule: rule, now: now, started: started) {
+                    self.lookup(keyed, query, current: current, dryRun: dryRun, rule: rule, now: now, started: started) {
                         completion(dressed($0))
                     }
                 }
@@ -186,11 +216,13 @@ public final class GreylistService: Sendable {
     }
 
     /// The store step of a decision: the verdict for `triplet` as stored.
-    private func lookup(_ triplet: Triplet, _ query: GreylistQuery, engine: Engine, dryRun: RuleMatch?,
+    private func lookup(_ triplet: Triplet, _ query: GreylistQuery, current: Current, dryRun: RuleMatch?,
                         rule: Engine.RuleSettings?, now: Int64, started: UInt64,
                         completion: @escaping @Sendable (Verdict) -> Void) {
         let delay = query.delayOverride
-        store.decide(triplet, now: now, { engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay, rule: rule) }) { result in
+        store.decide(triplet, now: now, {
+            current.engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay, rule: rule)
+        }) { result in
             self.finish(result, triplet: triplet, query: query, startedAt: started, completion: completion)
         }
     }

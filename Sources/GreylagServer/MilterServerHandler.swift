@@ -17,6 +17,8 @@ final class MilterServerHandler: ChannelInboundHandler {
     private let service: GreylistService
     private let decisionTimeout: TimeAmount
     private let mailbox: EventLoopMailbox
+    /// The generation of the service's replies `session.config` holds.
+    private var repliesGeneration: UInt64 = 0
     private var logger: Logger
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<MilterCommand>()
@@ -120,7 +122,11 @@ final class MilterServerHandler: ChannelInboundHandler {
         guard let query = pending.finish(token) else { return }  // already answered
         service.log(verdict, query)
         guard let context else { return }
-        session.config = service.milterReplies  // a reload may have changed the wording
+        let current = service.current
+        if current.generation != repliesGeneration {  // a reload may have changed the wording
+            session.config = current.milterReplies
+            repliesGeneration = current.generation
+        }
         if session.isDecidingHeld {
             // A recipient of a null-sender message, decided at DATA or end of message.
             switch session.heldVerdictReceived(verdict, now: service.now()) {

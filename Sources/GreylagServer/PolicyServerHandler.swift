@@ -19,6 +19,8 @@ final class PolicyServerHandler: ChannelInboundHandler {
     private let service: GreylistService
     private let decisionTimeout: TimeAmount
     private let mailbox: EventLoopMailbox
+    /// The generation of the service's replies `session.config` holds.
+    private var repliesGeneration: UInt64 = 0
     private var logger: Logger
     private let helperLog: HelperAttributeLog
     private var peer = "local"
@@ -122,7 +124,11 @@ final class PolicyServerHandler: ChannelInboundHandler {
         guard let (request, query, now) = pending.finish(token) else { return }  // already answered
         service.log(verdict, query)
         guard let context else { return }
-        session.config = service.replies  // a reload may have changed the wording
+        let current = service.current
+        if current.generation != repliesGeneration {  // a reload may have changed the wording
+            session.config = current.replies
+            repliesGeneration = current.generation
+        }
         let reply = session.verdictReceived(verdict, for: request, query: query, now: timedOut ? service.now() : now)
         context.write(wrapOutboundOut(reply), promise: nil)
         processQueue()

@@ -60,7 +60,9 @@ import Testing
         #expect(c.policyListeners == [.tcp(host: "127.0.0.1", port: 10023)])
         #expect(c.storePath == "greylag.db")
         #expect(c.synchronous == .normal)
-        #expect(c.threads == 0 && c.effectiveThreads == System.coreCount)
+        #expect(c.threads == 0 && c.effectiveThreads == 1)  // SQLite, synchronous normal: the writer's thread
+        #expect(try ConfigurationLoader.parse("[store]\nsynchronous = \"full\"\n", file: "t.toml").effectiveThreads
+                == System.coreCount)
         #expect(c.replies.deferAction == "DEFER_IF_PERMIT")
     }
 
