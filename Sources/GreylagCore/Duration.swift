@@ -53,12 +53,13 @@ public enum DurationText {
     /// A compact human form: `4m52s`, `2d`, `0s`.
     public static func format(_ seconds: Int64) -> String {
         if seconds <= 0 { return "0s" }
-        var rest = seconds
+        // Unrolled: replies of every deferral print it.
         var out = ""
-        for (unit, name) in [(Int64(86_400), "d"), (3600, "h"), (60, "m"), (1, "s")] where rest >= unit {
-            out += "\(rest / unit)\(name)"
-            rest %= unit
-        }
+        let days = seconds / 86_400, hours = seconds / 3600 % 24, minutes = seconds / 60 % 60, secs = seconds % 60
+        if days > 0 { out += String(days); out += "d" }
+        if hours > 0 { out += String(hours); out += "h" }
+        if minutes > 0 { out += String(minutes); out += "m" }
+        if secs > 0 { out += String(secs); out += "s" }
         return out
     }
 

@@ -169,24 +169,44 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// RFC 5952 text: lower case, longest run of zero groups compressed.
     static func formatV6(high: UInt64, low: UInt64) -> String {
-        var groups = [UInt16](repeating: 0, count: 8)
-        for i in 0..<4 {
-            groups[i] = UInt16((high >> (48 - 16 * UInt64(i))) & 0xFFFF)
-            groups[i + 4] = UInt16((low >> (48 - 16 * UInt64(i))) & 0xFFFF)
+        func group(_ i: Int) -> UInt16 {
+            UInt16(truncatingIfNeeded: (i < 4 ? high : low) >> (48 - 16 * UInt64(i & 3)))
         }
         var bestStart = -1, bestLength = 0, runStart = -1
         for i in 0...8 {
-            if i < 8 && groups[i] == 0 {
+            if i < 8 && group(i) == 0 {
                 if runStart < 0 { runStart = i }
             } else if runStart >= 0 {
                 if i - runStart > bestLength && i - runStart >= 2 { bestStart = runStart; bestLength = i - runStart }
                 runStart = -1
             }
         }
-        func hex(_ range: Range<Int>) -> String {
-            groups[range].map { String($0, radix: 16) }.joined(separator: ":")
+        // At most 39 bytes, written without building a string per group.
+        return String(unsafeUninitializedCapacity: 39) { buffer in
+            var n = 0
+            func put(_ b: UInt8) { buffer[n] = b; n += 1 }
+            func hex(_ v: UInt16) {
+                var started = false
+                for shift in stride(from: 12, through: 0, by: -4) {
+                    let d = UInt8((v >> UInt16(shift)) & 0xF)
+                    if d == 0 && !started && shift > 0 { continue }
+                    started = true
+                    put(d < 10 ? UInt8(ascii: "0") + d : UInt8(ascii: "a") + d - 10)
+                }
+            }
+            var i = 0
+            while i < 8 {
+                if i == bestStart {
+                    put(UInt8(ascii: ":"))
+                    put(UInt8(ascii: ":"))
+                    i += bestLength
+                    continue
+                }
+                if i > 0 && i != bestStart + bestLength { put(UInt8(ascii: ":")) }
+                hex(group(i))
+                i += 1
+            }
+            return n
         }
-        if bestStart < 0 { return hex(0..<8) }
-        return hex(0..<bestStart) + "::" + hex((bestStart + bestLength)..<8)
     }
 }

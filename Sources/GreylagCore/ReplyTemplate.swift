@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Expands the placeholders of configurable reply and header texts.
 ///
 /// | placeholder | value |
@@ -12,21 +14,34 @@
 ///
 /// Unknown placeholders are left as written.
 public enum ReplyTemplate {
+    /// A template cut into literal text and placeholders, once.
+    enum Piece: Sendable {
+        case text(String)
+        case seconds, left, hms, delayed, client, network, sender, recipient
+    }
+
+    /// The last templates cut, by their text: a reply is expanded for every
+    /// deferral, always from the same few configured texts.
+    private static let cache = Mutex<[(template: String, pieces: [Piece])]>([])
+
     public static func expand(_ template: String, verdict: Verdict, query: GreylistQuery) -> String {
-        guard template.contains("{") else { return template }
+        guard template.utf8.contains(UInt8(ascii: "{")) else { return template }
+        let pieces = cut(template)
         var out = ""
-        var rest = Substring(template)
-        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
-            out += rest[..<open]
-            let name = rest[rest.index(after: open)..<close]
-            if let value = value(of: name, verdict: verdict, query: query) {
-                out += value
-            } else {
-                out += rest[open...close]
+        out.reserveCapacity(template.utf8.count + 32)
+        for piece in pieces {
+            switch piece {
+            case .text(let t): out += t
+            case .seconds: out += String(verdict.timeLeft ?? 0)
+            case .left: out += DurationText.format(verdict.timeLeft ?? 0)
+            case .hms: out += DurationText.clock(verdict.timeLeft ?? 0)
+            case .delayed: out += String(verdict.delayed ?? 0)
+            case .client: out += query.clientAddress
+            case .network: out += verdict.triplet?.network ?? ""
+            case .sender: out += query.sender.isEmpty ? "<>" : query.sender
+            case .recipient: out += query.recipient
             }
-            rest = rest[rest.index(after: close)...]
         }
-        out += rest
         return out
     }
 
@@ -34,16 +49,42 @@ public enum ReplyTemplate {
     public static let placeholders: Set<String> = ["seconds", "left", "hms", "delayed", "client", "network",
                                                    "sender", "recipient"]
 
-    static func value(of name: Substring, verdict: Verdict, query: GreylistQuery) -> String? {
+    /// `template` as pieces, from the cache when it was cut before.
+    static func cut(_ template: String) -> [Piece] {
+        if let hit = cache.withLock({ $0.first { $0.template == template }?.pieces }) { return hit }
+        var pieces: [Piece] = []
+        var rest = Substring(template)
+        var literal = ""
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            literal += rest[..<open]
+            if let p = piece(named: rest[rest.index(after: open)..<close]) {
+                if !literal.isEmpty { pieces.append(.text(literal)) }
+                literal = ""
+                pieces.append(p)
+            } else {
+                literal += rest[open...close]  // unknown placeholders are left as written
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        literal += rest
+        if !literal.isEmpty { pieces.append(.text(literal)) }
+        cache.withLock { c in
+            if c.count >= 16 { c.removeFirst() }
+            c.append((template, pieces))
+        }
+        return pieces
+    }
+
+    static func piece(named name: Substring) -> Piece? {
         switch name {
-        case "seconds": return String(verdict.timeLeft ?? 0)
-        case "left": return DurationText.format(verdict.timeLeft ?? 0)
-        case "hms": return DurationText.clock(verdict.timeLeft ?? 0)
-        case "delayed": return String(verdict.delayed ?? 0)
-        case "client": return query.clientAddress
-        case "network": return verdict.triplet?.network ?? ""
-        case "sender": return query.sender.isEmpty ? "<>" : query.sender
-        case "recipient": return query.recipient
+        case "seconds": return .seconds
+        case "left": return .left
+        case "hms": return .hms
+        case "delayed": return .delayed
+        case "client": return .client
+        case "network": return .network
+        case "sender": return .sender
+        case "recipient": return .recipient
         default: return nil
         }
     }
