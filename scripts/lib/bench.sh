@@ -9,6 +9,8 @@
 #                       listener MILTER (default: none), no HTTP server;
 #                       POLICY_KEYS are more lines of [policy], MORE is
 #                       appended after [store] (more keys of it, then tables)
+#   workload_label CONNECTIONS:NEW_SHARE
+#                    -> prints "16 conn, 30% new" for 16:0.3
 #   policy_ask PORT CLIENT SENDER RECIPIENT
 #                    -> sends one Postfix policy request (RCPT) to
 #                       127.0.0.1:PORT on a connection of its own and prints
@@ -36,6 +38,10 @@ bench_config() {
         [[ -n "$more" ]] && printf '%s\n' "$more"
         true
     } >"$file"
+}
+
+workload_label() {
+    awk -v c="${1%%:*}" -v s="${1##*:}" 'BEGIN { printf "%s conn, %.0f%% new", c, 100 * s }'
 }
 
 policy_ask() {
