@@ -32,8 +32,8 @@ struct BenchFill: AsyncParsableCommand {
         // filled front to back; 100 triplets per /24-like network. They
         // share no key with the load generator's triplets. The next batch
         // is made while the store writes the previous one (the store's
-        // writer runs on a thread of its own): a fifth of the time went to
-        // making the records.
+        // writer runs on a thread of its own); most of the time is the
+        // store's insert statements.
         var writing: Task<Void, any Error>?
         for start in stride(from: 0, to: records, by: batch) {
             let chunk = makeRecords(start..<min(start + batch, records), now: now)
