@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Store size scaling: greylag's decisions/s, p99 and resident memory with
-# 10 thousand, 1 million and 10 million records in its SQLite store. For
-# each size: `greylag bench-fill` writes the records (half passed, half
-# waiting), the daemon starts on that file with its defaults, and
-# `greylag bench` measures 16 connections with 30% new triplets. Prints one
-# line per size and a table with the rate relative to the smallest size.
+# Store size scaling: greylag's decisions/s, p99, CPU per decision (the
+# daemon's, read from /proc) and resident memory with 10 thousand, 1
+# million and 10 million records in its SQLite store. For each size:
+# `greylag bench-fill` writes the records (half passed, half waiting), the
+# daemon starts on that file with its defaults, and `greylag bench`
+# measures 16 connections with 30% new triplets. Prints one line per size
+# and a table with the rate and the CPU per decision relative to the
+# smallest size (issue 21's target: the rate at 10 million at least 90% of
+# the rate at 10 thousand, the CPU per decision within 10% of it).
 #
 # Environment:
-#   BENCH_SIZES     record counts (default "10000 1000000 10000000")
+#   BENCH_SIZES     record counts, smallest first (default "10000 1000000 10000000")
 #   BENCH_SECONDS   measured seconds per size (default 10)
+#   BENCH_BUILD     release (default) or debug (only to try the script out)
 #   BENCH_PORT      greylag's port (default 10995)
 #   BENCH_DIR       where the store files go (default a new directory in /tmp;
 #                   10 million records take about 1.5 GB)
@@ -17,10 +21,21 @@ cd "$(dirname "$0")/.."
 SIZES="${BENCH_SIZES:-10000 1000000 10000000}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 PORT="${BENCH_PORT:-10995}"
+BUILD="${BENCH_BUILD:-release}"
 log() { printf 'bench-scale.sh: %s\n' "$*" >&2; }
+if [[ "$BUILD" != release && "$BUILD" != debug ]]; then
+    log "BENCH_BUILD must be release or debug, not '$BUILD'"
+    exit 2
+fi
+for n in $SIZES; do
+    if [[ ! "$n" =~ ^[0-9]+$ ]]; then
+        log "BENCH_SIZES: '$n' is not a record count"
+        exit 2
+    fi
+done
 
-swift build -c release --product greylag >&2
-BIN="$(swift build -c release --show-bin-path)/greylag"
+swift build -c "$BUILD" --product greylag >&2
+BIN="$(swift build -c "$BUILD" --show-bin-path)/greylag"
 # shellcheck source=scripts/lib/bench.sh
 source scripts/lib/bench.sh
 
@@ -35,8 +50,8 @@ trap cleanup EXIT INT TERM
 
 rss_mib() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
-log "machine: $(nproc) cores; ${SECONDS_PER_RUN}s per size, 16 connections, 30% new triplets"
-declare -A RATE P99 RSS0 RSS1 FILL SIZE
+log "machine: $(nproc) cores; greylag $BUILD build; ${SECONDS_PER_RUN}s per size, 16 connections, 30% new triplets"
+declare -A RATE P99 CPU RSS0 RSS1 FILL SIZE
 for n in $SIZES; do
     db="$WORK/greylag-$n.db"
     rm -f "$db" "$db-wal" "$db-shm"
@@ -46,9 +61,11 @@ for n in $SIZES; do
     PID=$!
     wait_port "$PORT"
     RSS0[$n]="$(rss_mib "$PID")"
-    line="$("$BIN" bench --target "127.0.0.1:$PORT" --connections 16 --new-share 0.3 \
-        --duration "$SECONDS_PER_RUN" --warmup 2 --label "greylag with $n records")"
-    echo "$line"
+    out="$("$BIN" bench --target "127.0.0.1:$PORT" --connections 16 --new-share 0.3 \
+        --duration "$SECONDS_PER_RUN" --warmup 2 --label "greylag with $n records" --server-pid "$PID")"
+    echo "$out"
+    line="$(head -n 1 <<<"$out")"
+    CPU[$n]="$(sed -nE 's/.*cpu per answer: server ([0-9.]+) us.*/\1/p' <<<"$out")"
     RSS1[$n]="$(rss_mib "$PID")"
     kill "$PID"
     wait "$PID" 2>/dev/null || true
@@ -60,9 +77,23 @@ for n in $SIZES; do
 done
 
 first="${SIZES%% *}"
+# ratio A B: 100 * A / B as a percentage, or "-" if either is missing or B is 0.
+ratio() {
+    if [[ -z "$1" || -z "$2" || "$2" == 0 ]]; then printf -- '-'; else awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; fi
+}
 echo
-printf '%12s %10s %10s %12s %10s %14s %12s\n' records "file MiB" "fill (s)" decisions/s "p99 (ms)" "RSS MiB" "vs $first"
+printf '%12s %10s %10s %12s %10s %10s %14s %12s %12s\n' records "file MiB" "fill (s)" decisions/s "p99 (ms)" "CPU (us)" \
+    "RSS MiB" "rate vs $first" "CPU vs $first"
 for n in $SIZES; do
-    printf '%12s %10s %10s %12s %10s %14s %12s\n' "$n" "${SIZE[$n]}" "${FILL[$n]}" "${RATE[$n]}" "${P99[$n]}" \
-        "${RSS0[$n]} -> ${RSS1[$n]}" "$(awk -v r="${RATE[$n]}" -v b="${RATE[$first]}" 'BEGIN { printf "%.0f%%", 100 * r / b }')"
+    printf '%12s %10s %10s %12s %10s %10s %14s %12s %12s\n' "$n" "${SIZE[$n]}" "${FILL[$n]}" "${RATE[$n]}" "${P99[$n]}" \
+        "${CPU[$n]:--}" "${RSS0[$n]} -> ${RSS1[$n]}" "$(ratio "${RATE[$n]}" "${RATE[$first]}")" \
+        "$(ratio "${CPU[$n]:-}" "${CPU[$first]:-}")"
 done
+last="${SIZES##* }"
+if [[ "$last" != "$first" ]]; then
+    r="$(ratio "${RATE[$last]}" "${RATE[$first]}")"
+    c="$(ratio "${CPU[$last]:-}" "${CPU[$first]:-}")"
+    verdict() { awk -v v="${1%\%}" -v lo="$2" -v hi="$3" 'BEGIN { if (v == "-") print "unknown"; else if (v + 0 >= lo && v + 0 <= hi) print "met"; else print "not met" }'; }
+    echo
+    echo "$last against $first records: rate $r (target at least 90%: $(verdict "$r" 90 1e9)), CPU per decision $c (target at most 110%: $(verdict "$c" 0 110))"
+fi

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole benchmark suite, one script after the other on this machine:
 #
-#   scripts/bench.sh          greylag vs the do-nothing responder, postgrey and
-#                             sqlgrey, 16/64 connections, 30%/90% new triplets
-#                             (the ratios come from one run)
-#   scripts/bench-scale.sh    rate, p99 and resident memory with 10 thousand,
-#                             1 million and 10 million records in the store
-#   scripts/bench-milter.sh   the milter path beside the policy path
+#   scripts/bench.sh          greylag vs the do-nothing responder, gross,
+#                             postgrey and sqlgrey, 16/64 connections, 30%/90%
+#                             new triplets (the ratios come from one run), with
+#                             CPU per decision
+#   scripts/bench-scale.sh    rate, p99, CPU per decision and resident memory
+#                             with 10 thousand, 1 million and 10 million records
+#   scripts/bench-milter.sh   the milter path beside the policy path and the
+#                             do-nothing responder, with CPU per decision
 #   scripts/bench-qmail.sh    time per invocation of the qmail-spp helper
 #   scripts/bench-hostile.sh  1,000 idle and 1,000 byte-at-a-time connections
 #

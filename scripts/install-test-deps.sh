@@ -26,6 +26,7 @@ PACKAGES+=(systemd) # systemd-analyze verify of packaging/greylag.service (scrip
 PACKAGES+=(python3-yaml python3-pip) # the RFC 7208 suite: pip fetches pyspf's sdist, its YAML becomes JSON (scripts/lib/spf-suite.sh)
 PACKAGES+=(groff-base man-db) # the greylag.toml(5) page must render without warnings (groff -ww, man -l)
 PACKAGES+=(nsd) # the authoritative DNS server of the DNS tests (scripts/lib/nsd.sh)
+PACKAGES+=(gross) # grossd, the C greylisting policy server that scripts/bench.sh measures against (scripts/lib/gross.sh)
 if [[ -n "${EXTRA_TEST_PACKAGES:-}" ]]; then
     # shellcheck disable=SC2206 # word splitting is intended here
     PACKAGES+=(${EXTRA_TEST_PACKAGES})

@@ -23,6 +23,10 @@ public struct PolicyLoadGenerator: Sendable {
         public var maxRequests = 0
         /// Seed of the workload, so runs can be repeated.
         public var seed: UInt64 = 1
+        /// Only IPv4 clients (by default half the new triplets come from
+        /// IPv6 clients); for servers that do not greylist IPv6 clients,
+        /// such as gross, which lets them pass unexamined.
+        public var ipv4Only = false
 
         public init() {}
     }
@@ -83,7 +87,7 @@ public struct PolicyLoadGenerator: Sendable {
             let loop = group.next()
             let promise = loop.makePromise(of: ConnectionResult.self)
             let workload = Workload(seed: options.seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15,
-                                    connection: index, newShare: options.newShare)
+                                    connection: index, newShare: options.newShare, ipv4Only: options.ipv4Only)
             let opts = options
             let bootstrap = ClientBootstrap(group: loop)
                 .channelOption(.allowRemoteHalfClosure, value: false)
@@ -129,13 +133,15 @@ struct Workload: Sendable {
     private var rng: UInt64
     private let connection: Int
     private let newShare: Double
+    private let ipv4Only: Bool
     private var known: [(client: String, sender: String, recipient: String)] = []
     private var counter = 0
 
-    init(seed: UInt64, connection: Int, newShare: Double) {
+    init(seed: UInt64, connection: Int, newShare: Double, ipv4Only: Bool = false) {
         self.rng = seed | 1
         self.connection = connection
         self.newShare = newShare
+        self.ipv4Only = ipv4Only
     }
 
     mutating func random() -> UInt64 {
@@ -151,7 +157,7 @@ struct Workload: Sendable {
         if !fresh { return known[Int(random() % UInt64(known.count))] }
         counter += 1
         let r = random()
-        let client = r & 1 == 0
+        let client = ipv4Only || r & 1 == 0
             ? "198.\(18 + (r >> 8) % 2).\((r >> 16) % 256).\((r >> 24) % 254 + 1)"
             : "2001:db8:\(String((r >> 8) % 65536, radix: 16)):\(String((r >> 24) % 65536, radix: 16))::\(String((r >> 40) % 65535 + 1, radix: 16))"
         let triplet = (client: client,

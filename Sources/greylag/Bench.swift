@@ -32,6 +32,8 @@ struct Bench: AsyncParsableCommand {
     var trickle = 0
     @Option(help: "Also print the CPU time this server process (Linux: /proc/PID/stat) and the load generator spent per answer.")
     var serverPid: Int32?
+    @Flag(help: "Only IPv4 clients (by default half the new triplets come from IPv6 clients).")
+    var ipv4Only = false
 
     func validate() throws {
         guard connections > 0 else { throw ValidationError("--connections must be at least 1") }
@@ -58,19 +60,12 @@ struct Bench: AsyncParsableCommand {
         options.warmup = warmup
         options.maxRequests = requests
         options.threads = threads
+        options.ipv4Only = ipv4Only
         let hostile = try HostilePeers(host: options.host, port: options.port, idle: idle, trickle: trickle)
         defer { hostile.stop() }
-        // CPU is sampled when the warm-up ends and when the run does, the
-        // window whose answers are counted.
-        let cpuAtStart = Mutex<(server: Double?, own: Double)?>(nil)
-        let pid = serverPid
-        let sampler = Task {
-            try await Task.sleep(nanoseconds: UInt64(warmup * 1e9))
-            cpuAtStart.withLock { $0 = (pid.flatMap(CPUTime.process), CPUTime.own()) }
-        }
+        let sampler = CPUSampler(serverPid: serverPid, warmup: warmup)
         let report = try await PolicyLoadGenerator(options: options).run(keepTranscript: transcript != nil)
-        sampler.cancel()
-        let cpu = (server: pid.flatMap(CPUTime.process), own: CPUTime.own())
+        let cpuLine = sampler.line(answered: report.answered)
         let stillOpen = hostile.stillOpen()
         let actions = report.actions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         print(String(format: "%@: %d connections, %.0f%% new: %.0f decisions/s, p50 %.3f ms, p99 %.3f ms, "
@@ -78,13 +73,7 @@ struct Bench: AsyncParsableCommand {
                      label, connections, newShare * 100, report.rate, report.percentile(0.5),
                      report.percentile(0.99), report.percentile(1.0), report.answered, report.seconds, actions))
         for error in Set(report.errors) { print("  error: \(error)") }
-        if serverPid != nil, let start = cpuAtStart.withLock({ $0 }), report.answered > 0 {
-            let perAnswer = { (seconds: Double) in seconds / Double(report.answered) * 1e6 }
-            var server = "?"
-            if let a = start.server, let b = cpu.server { server = String(format: "%.1f", perAnswer(b - a)) }
-            print(String(format: "  cpu per answer: server %@ us, load generator %.1f us", server,
-                         perAnswer(cpu.own - start.own)))
-        }
+        if let cpuLine { print(cpuLine) }
         if idle + trickle > 0 {
             print("  beside \(idle) idle and \(trickle) byte-at-a-time connections; \(stillOpen) of them still open at the end")
         }
@@ -173,9 +162,14 @@ struct BenchMilter: AsyncParsableCommand {
     var label = "milter"
     @Flag(help: "A fresh connection per session (quit, connect, negotiate) instead of K on the same connection.")
     var reconnect = false
+    @Option(help: "Also print the CPU time this milter process (Linux: /proc/PID/stat) and the load generator spent per RCPT answer.")
+    var serverPid: Int32?
 
     func validate() throws {
         guard (1...10_000).contains(connections) else { throw ValidationError("--connections must be 1 to 10000") }
+        if let pid = serverPid, CPUTime.process(pid) == nil {
+            throw ValidationError("--server-pid \(pid): no such process, or /proc/\(pid)/stat cannot be read")
+        }
         guard (0...1).contains(newShare) else { throw ValidationError("--new-share must be between 0 and 1") }
         guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be over 0 and at most 86400 seconds") }
         guard warmup >= 0, warmup <= 3_600 else { throw ValidationError("--warmup must be 0 to 3600 seconds") }
@@ -193,13 +187,46 @@ struct BenchMilter: AsyncParsableCommand {
         options.duration = duration
         options.warmup = warmup
         options.reconnect = reconnect
+        let sampler = CPUSampler(serverPid: serverPid, warmup: warmup)
         let report = try MilterLoadGenerator(options: options).run()
+        let cpuLine = sampler.line(answered: report.answered)
         let actions = report.actions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         print("\(label): \(connections) connections, \(Int(newShare * 100))% new: \(Int(report.rate)) decisions/s, "
               + String(format: "p50 %.3f ms, p99 %.3f ms, max %.3f ms", report.percentile(0.5), report.percentile(0.99),
                        report.percentile(1.0))
               + " (\(report.answered) answers in \(String(format: "%.2f", report.seconds)) s; replies \(actions))")
         for error in Set(report.errors) { print("  error: \(error)") }
+        if let cpuLine { print(cpuLine) }
+    }
+}
+
+/// The CPU time a server process (from `/proc`) and this load generator
+/// spend in the counted window of a run: sampled when the warm-up ends (on
+/// a timer started at creation) and when `line` is called at the end.
+final class CPUSampler: Sendable {
+    private let pid: Int32?
+    private let atStart = Mutex<(server: Double?, own: Double)?>(nil)
+
+    init(serverPid: Int32?, warmup: Double) {
+        pid = serverPid
+        guard let pid = serverPid else { return }
+        DispatchQueue.global().asyncAfter(deadline: .now() + max(0, warmup)) { [self] in
+            let sample = (server: CPUTime.process(pid), own: CPUTime.own())
+            atStart.withLock { $0 = sample }
+        }
+    }
+
+    /// "  cpu per answer: server S us, load generator G us" over `answered`
+    /// answers, or nil without a server pid, without answers, or when the
+    /// run ended before the warm-up did. S is "?" if the server's
+    /// `/proc/PID/stat` could not be read at either end.
+    func line(answered: Int) -> String? {
+        let end = (server: pid.flatMap(CPUTime.process), own: CPUTime.own())
+        guard pid != nil, answered > 0, let start = atStart.withLock({ $0 }) else { return nil }
+        let perAnswer = { (seconds: Double) in seconds / Double(answered) * 1e6 }
+        var server = "?"
+        if let a = start.server, let b = end.server { server = String(format: "%.1f", perAnswer(b - a)) }
+        return String(format: "  cpu per answer: server %@ us, load generator %.1f us", server, perAnswer(end.own - start.own))
     }
 }
 

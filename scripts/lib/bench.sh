@@ -9,6 +9,14 @@
 #                       listener MILTER (default: none), no HTTP server;
 #                       POLICY_KEYS are more lines of [policy], MORE is
 #                       appended after [store] (more keys of it, then tables)
+#   workload_label CONNECTIONS:NEW_SHARE
+#                    -> prints "16 conn, 30% new" for 16:0.3
+#   policy_ask PORT CLIENT SENDER RECIPIENT
+#                    -> sends one Postfix policy request (RCPT) to
+#                       127.0.0.1:PORT on a connection of its own and prints
+#                       the answer's action line ("action=defer_if_permit
+#                       ..."); status 1, with a message, if no answer comes
+#                       within 5 s
 
 wait_port() {
     local _
@@ -30,4 +38,25 @@ bench_config() {
         [[ -n "$more" ]] && printf '%s\n' "$more"
         true
     } >"$file"
+}
+
+workload_label() {
+    awk -v c="${1%%:*}" -v s="${1##*:}" 'BEGIN { printf "%s conn, %.0f%% new", c, 100 * s }'
+}
+
+policy_ask() {
+    local port="$1" client="$2" sender="$3" recipient="$4" answer="" fd
+    if ! { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
+        printf 'policy_ask: cannot connect to 127.0.0.1:%s\n' "$port" >&2
+        return 1
+    fi
+    printf 'request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nclient_address=%s\nclient_name=unknown\nhelo_name=probe.example\nsender=%s\nrecipient=%s\n\n' \
+        "$client" "$sender" "$recipient" >&"$fd"
+    IFS= read -r -t 5 answer <&"$fd" || true
+    exec {fd}>&-
+    if [[ "$answer" != action=* ]]; then
+        printf 'policy_ask: no answer from 127.0.0.1:%s (got "%s")\n' "$port" "$answer" >&2
+        return 1
+    fi
+    printf '%s\n' "$answer"
 }
