@@ -59,31 +59,66 @@ final class RetryTouches: Sendable {
         var recordExpires: Int64
     }
 
+    /// Which of the two generations a change was made in.
+    private enum Side { case current, flushing }
+
     private enum Undo {
-        case record(Triplet, Record?)
-        case client(String, Client?)
+        case record(Side, Triplet, Record?)
+        case client(Side, String, Client?)
+        case cursor(Int)
     }
 
     private struct State: ~Copyable {
+        /// Touched since the last tick of the flush timer.
         var records: [Triplet: Record] = [:]
         var clients: [String: Client] = [:]
+        /// Touched before it, being written a chunk at a time (`takeChunk`).
+        var flushingRecords: [Triplet: Record] = [:]
+        var flushingClients: [String: Client] = [:]
+        /// The keys of `flushingRecords` in the order chunks take them, and
+        /// how far they got (keys no longer there are skipped).
+        var flushOrder: [Triplet] = []
+        var flushCursor = 0
         /// How to return to the state before the open transaction.
         var undo: [Undo] = []
+
+        func record(_ t: Triplet) -> Record? { records[t] ?? flushingRecords[t] }
+
+        mutating func set(_ side: Side, _ t: Triplet, _ r: Record?) {
+            switch side {
+            case .current: records[t] = r
+            case .flushing: flushingRecords[t] = r
+            }
+        }
+
+        mutating func set(_ side: Side, _ n: String, _ c: Client?) {
+            switch side {
+            case .current: clients[n] = c
+            case .flushing: flushingClients[n] = c
+            }
+        }
+
+        /// Forgets `t` in both generations, noting how to undo it.
+        mutating func drop(_ t: Triplet) {
+            if let old = records.removeValue(forKey: t) { undo.append(.record(.current, t, old)) }
+            if let old = flushingRecords.removeValue(forKey: t) { undo.append(.record(.flushing, t, old)) }
+        }
     }
 
     private let state = Mutex(State())
 
-    /// Touches held: records and client networks.
-    var count: Int { state.withLock { $0.records.count + $0.clients.count } }
+    /// Touches held: records and client networks, both generations.
+    var count: Int {
+        state.withLock { $0.records.count + $0.clients.count + $0.flushingRecords.count + $0.flushingClients.count }
+    }
 
     /// `record` with its touch laid over it; a touch of another generation
-    /// is dropped (writer only).
+    /// of the record is dropped (writer only).
     func overlay(_ record: GreylistRecord) -> GreylistRecord {
         state.withLock { state in
-            guard let t = state.records[record.triplet] else { return record }
+            guard let t = state.record(record.triplet) else { return record }
             guard t.belongs(to: record) else {
-                state.undo.append(.record(record.triplet, t))
-                state.records[record.triplet] = nil
+                state.drop(record.triplet)
                 return record
             }
             return t.applied(to: record)
@@ -93,7 +128,7 @@ final class RetryTouches: Sendable {
     /// `record` with its touch laid over it, for readers: changes nothing.
     func read(_ record: GreylistRecord) -> GreylistRecord {
         state.withLock { state in
-            guard let t = state.records[record.triplet], t.belongs(to: record) else { return record }
+            guard let t = state.record(record.triplet), t.belongs(to: record) else { return record }
             return t.applied(to: record)
         }
     }
@@ -101,9 +136,9 @@ final class RetryTouches: Sendable {
     /// `records` with their touches laid over them, for readers.
     func read(_ records: [GreylistRecord]) -> [GreylistRecord] {
         state.withLock { state in
-            guard !state.records.isEmpty else { return records }
+            guard !state.records.isEmpty || !state.flushingRecords.isEmpty else { return records }
             return records.map { r in
-                guard let t = state.records[r.triplet], t.belongs(to: r) else { return r }
+                guard let t = state.record(r.triplet), t.belongs(to: r) else { return r }
                 return t.applied(to: r)
             }
         }
@@ -112,9 +147,9 @@ final class RetryTouches: Sendable {
     /// `clients` with their touches laid over them, for readers.
     func read(_ clients: [ClientRecord]) -> [ClientRecord] {
         state.withLock { state in
-            guard !state.clients.isEmpty else { return clients }
+            guard !state.clients.isEmpty || !state.flushingClients.isEmpty else { return clients }
             return clients.map { c in
-                guard let t = state.clients[c.network] else { return c }
+                guard let t = state.clients[c.network] ?? state.flushingClients[c.network] else { return c }
                 var out = c
                 out.lastSeen = max(c.lastSeen, t.lastSeen)
                 out.recordExpires = max(c.recordExpires, t.recordExpires)
@@ -123,56 +158,117 @@ final class RetryTouches: Sendable {
         }
     }
 
-    /// Keeps `record`'s lagging columns (writer only).
+    /// Keeps `record`'s lagging columns (writer only). An older touch of it
+    /// still being flushed stays: the statements keep the larger values.
     func touch(_ record: GreylistRecord) {
         state.withLock { state in
             let old = state.records.updateValue(Record(record), forKey: record.triplet)
-            state.undo.append(.record(record.triplet, old))
+            state.undo.append(.record(.current, record.triplet, old))
         }
     }
 
     /// Forgets the touch of `triplet`: its record was written whole or removed (writer only).
     func remove(_ triplet: Triplet) {
-        state.withLock { state in
-            guard let old = state.records.removeValue(forKey: triplet) else { return }
-            state.undo.append(.record(triplet, old))
-        }
+        state.withLock { $0.drop(triplet) }
     }
 
     /// The touch of a client network, if any.
     func client(_ network: String) -> Client? {
-        state.withLock { $0.clients[network] }
+        state.withLock { $0.clients[network] ?? $0.flushingClients[network] }
     }
 
     /// Moves a client network's last-seen time and expiry on (writer only).
     func touchClient(_ network: String, lastSeen: Int64, expires: Int64) {
         state.withLock { state in
             let old = state.clients[network]
-            state.clients[network] = Client(lastSeen: max(old?.lastSeen ?? lastSeen, lastSeen),
-                                            recordExpires: max(old?.recordExpires ?? expires, expires))
-            state.undo.append(.client(network, old))
+            let base = old ?? state.flushingClients[network]
+            state.clients[network] = Client(lastSeen: max(base?.lastSeen ?? lastSeen, lastSeen),
+                                            recordExpires: max(base?.recordExpires ?? expires, expires))
+            state.undo.append(.client(.current, network, old))
         }
     }
 
     /// Takes the touch of a client network, to be written now (writer only).
     func takeClient(_ network: String) -> Client? {
         state.withLock { state in
-            guard let old = state.clients.removeValue(forKey: network) else { return nil }
-            state.undo.append(.client(network, old))
-            return old
+            var taken: Client? = nil
+            if let old = state.flushingClients.removeValue(forKey: network) {
+                state.undo.append(.client(.flushing, network, old))
+                taken = old
+            }
+            if let old = state.clients.removeValue(forKey: network) {
+                state.undo.append(.client(.current, network, old))
+                taken = Client(lastSeen: max(old.lastSeen, taken?.lastSeen ?? 0),
+                               recordExpires: max(old.recordExpires, taken?.recordExpires ?? 0))
+            }
+            return taken
         }
     }
 
-    /// Takes every touch, to be written now (writer only); the open
-    /// transaction's undo gives them back if it fails.
-    func takeAll() -> (records: [Triplet: Record], clients: [String: Client]) {
+    /// The flush timer's tick: what was touched since the last one becomes
+    /// the generation to write, unless the last is still being written.
+    /// Returns whether there is anything to write.
+    func tick() -> Bool {
         state.withLock { state in
-            let taken = (state.records, state.clients)
-            for (k, v) in state.records { state.undo.append(.record(k, v)) }
-            for (k, v) in state.clients { state.undo.append(.client(k, v)) }
+            if state.flushingRecords.isEmpty && state.flushingClients.isEmpty {
+                swap(&state.records, &state.flushingRecords)
+                swap(&state.clients, &state.flushingClients)
+                state.flushOrder = Array(state.flushingRecords.keys)
+                state.flushCursor = 0
+            }
+            return !state.flushingRecords.isEmpty || !state.flushingClients.isEmpty
+        }
+    }
+
+    /// Takes up to `limit` touches of the generation being written, to be
+    /// written now (writer only); `more` says whether any are left.
+    func takeChunk(_ limit: Int) -> (records: [(Triplet, Record)], clients: [(String, Client)], more: Bool) {
+        state.withLock { state in
+            var records: [(Triplet, Record)] = []
+            var clients: [(String, Client)] = []
+            // Client networks are few: all of them with the first chunk.
+            for (k, v) in state.flushingClients {
+                state.undo.append(.client(.flushing, k, v))
+                clients.append((k, v))
+            }
+            state.flushingClients = [:]
+            if state.flushCursor >= state.flushOrder.count && !state.flushingRecords.isEmpty {
+                // Touches given back by a failed transaction behind the cursor.
+                state.flushOrder = Array(state.flushingRecords.keys)
+                state.flushCursor = 0
+            }
+            state.undo.append(.cursor(state.flushCursor))
+            while records.count < limit, state.flushCursor < state.flushOrder.count {
+                let k = state.flushOrder[state.flushCursor]
+                state.flushCursor += 1
+                guard let v = state.flushingRecords.removeValue(forKey: k) else { continue }
+                state.undo.append(.record(.flushing, k, v))
+                records.append((k, v))
+            }
+            if state.flushingRecords.isEmpty {
+                state.flushOrder = []
+                state.flushCursor = 0
+            }
+            return (records, clients, !state.flushingRecords.isEmpty || !state.flushingClients.isEmpty)
+        }
+    }
+
+    /// Takes every touch of both generations, to be written now (writer
+    /// only); the open transaction's undo gives them back if it fails.
+    func takeAll() -> (records: [(Triplet, Record)], clients: [(String, Client)]) {
+        state.withLock { state in
+            var records: [(Triplet, Record)] = []
+            var clients: [(String, Client)] = []
+            for (k, v) in state.flushingRecords { state.undo.append(.record(.flushing, k, v)); records.append((k, v)) }
+            for (k, v) in state.records { state.undo.append(.record(.current, k, v)); records.append((k, v)) }
+            for (k, v) in state.flushingClients { state.undo.append(.client(.flushing, k, v)); clients.append((k, v)) }
+            for (k, v) in state.clients { state.undo.append(.client(.current, k, v)); clients.append((k, v)) }
             state.records = [:]
             state.clients = [:]
-            return taken
+            state.flushingRecords = [:]
+            state.flushingClients = [:]
+            state.flushOrder = []
+            return (records, clients)
         }
     }
 
@@ -183,8 +279,9 @@ final class RetryTouches: Sendable {
             if !committed {
                 for u in state.undo.reversed() {
                     switch u {
-                    case .record(let k, let v): state.records[k] = v
-                    case .client(let k, let v): state.clients[k] = v
+                    case .record(let side, let k, let v): state.set(side, k, v)
+                    case .client(let side, let k, let v): state.set(side, k, v)
+                    case .cursor(let c): state.flushCursor = c
                     }
                 }
             }

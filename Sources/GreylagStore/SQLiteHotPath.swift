@@ -174,6 +174,20 @@ enum SQLiteHotPath {
     @discardableResult
     static func flush(_ touches: RetryTouches, in db: Database) throws -> Int {
         let (records, clients) = touches.takeAll()
+        try write(records, clients, in: db)
+        return records.count + clients.count
+    }
+
+    /// Writes up to `limit` touches of the generation the flush timer is
+    /// writing (in the caller's transaction); true when some are left.
+    static func flushChunk(_ touches: RetryTouches, limit: Int, in db: Database) throws -> Bool {
+        let (records, clients, more) = touches.takeChunk(limit)
+        try write(records, clients, in: db)
+        return more
+    }
+
+    private static func write(_ records: [(Triplet, RetryTouches.Record)], _ clients: [(String, RetryTouches.Client)],
+                              in db: Database) throws {
         for (t, r) in records {
             try execute(flushTriplet, t, r.lastSeen, r.blockedCount, r.passedCount, r.recordExpires, r.firstSeen,
                         r.blockExpires, in: db)
@@ -181,7 +195,6 @@ enum SQLiteHotPath {
         for (network, c) in clients {
             try client(flushClient, network, c.lastSeen, c.recordExpires, in: db)
         }
-        return records.count + clients.count
     }
 
     /// Runs one of the client statements: network, a time, an expiry.

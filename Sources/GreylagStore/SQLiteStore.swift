@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GreylagCore
+import Synchronization
 
 /// The embedded store: one SQLite file in WAL mode.
 ///
@@ -30,6 +31,12 @@ public final class SQLiteStore: GreylistStore {
     /// decision's transaction writes them all, so memory stays bounded
     /// whatever the rate.
     static let maxTouches = 200_000
+    /// Touches written per transaction by the timer's flush: each chunk is a
+    /// transaction of its own, so decisions are answered between them
+    /// instead of waiting for tens of thousands of updates.
+    static let flushChunk = 2_000
+    /// Whether a chain of flush chunks is under way.
+    private let flushing = RunningFlag()
 
     /// Opens (creating if needed) the store at `path`, migrates its schema
     /// and checks that its tables are greylag's (`SQLiteSchema.check`).
@@ -77,13 +84,28 @@ public final class SQLiteStore: GreylistStore {
         if let touches {
             let writer = self.writer
             let skip = StoreTestSwitch.noTouchFlush
+            let flushing = self.flushing
             flusher = RepeatingTimer(label: "greylag.store.flush", every: flushInterval) {
-                guard !skip, touches.count > 0 else { return }
-                writer.submit({ db in try SQLiteHotPath.flush(touches, in: db) }, completion: { _ in })
+                guard !skip, touches.tick() else { return }
+                guard flushing.begin() else { return }
+                Self.flushChain(touches, writer: writer, running: flushing)
             }
         } else {
             flusher = nil
         }
+    }
+
+    /// Writes the timer's generation of touches a chunk per transaction,
+    /// each chunk submitted once the one before is committed.
+    private static func flushChain(_ touches: RetryTouches, writer: GroupCommitWriter, running: RunningFlag) {
+        writer.submit({ db -> Bool in try SQLiteHotPath.flushChunk(touches, limit: flushChunk, in: db) },
+                      completion: { (result: Result<Bool, any Error>) in
+            if case .success(true) = result {
+                flushChain(touches, writer: writer, running: running)
+            } else {
+                running.end()
+            }
+        })
     }
 
     private static func ender(_ touches: RetryTouches?) -> (@Sendable (Bool) -> Void)? {
@@ -268,4 +290,14 @@ final class RepeatingTimer: @unchecked Sendable {  // DispatchSource is thread-s
     func cancel() {
         queue.sync { timer.cancel() }
     }
+}
+
+/// Whether something is under way, for one at a time.
+final class RunningFlag: Sendable {
+    private let running = Atomic<Bool>(false)
+
+    /// True if it was not running and now is.
+    func begin() -> Bool { running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged }
+
+    func end() { running.store(false, ordering: .releasing) }
 }

@@ -183,4 +183,39 @@ import Testing
         touches.end(committed: true)
         #expect(touches.read(r) == r && touches.count == 0)
     }
+
+    /// The timer writes a generation a chunk at a time; a chunk whose
+    /// transaction fails is taken again, and what is touched meanwhile waits
+    /// for the next generation.
+    @Test func theTimerWritesInChunksAndLosesNoneOnAFailure() {
+        let touches = RetryTouches()
+        func record(_ i: Int) -> GreylistRecord {
+            GreylistRecord(triplet: triplet(i), firstSeen: t0, lastSeen: t0 + 1, blockExpires: t0 + 300,
+                           recordExpires: t0 + 86_400, blockedCount: 2, passedCount: 0)
+        }
+        for i in 0..<5_000 { touches.touch(record(i)) }
+        touches.end(committed: true)
+        #expect(touches.tick())
+        touches.touch(record(9_999))  // the next generation
+        touches.end(committed: true)
+        var written = Set<Triplet>()
+        var chunk = touches.takeChunk(2_000)
+        #expect(chunk.records.count == 2_000 && chunk.more)
+        touches.end(committed: false)  // lost: taken again
+        var rounds = 0
+        repeat {
+            chunk = touches.takeChunk(2_000)
+            touches.end(committed: true)
+            written.formUnion(chunk.records.map(\.0))
+            rounds += 1
+        } while chunk.more && rounds < 10
+        #expect(written == Set((0..<5_000).map { triplet($0) }))
+        #expect(rounds == 3)
+        // The next tick hands over what was touched meanwhile.
+        #expect(touches.tick())
+        chunk = touches.takeChunk(2_000)
+        #expect(chunk.records.map(\.0) == [triplet(9_999)] && !chunk.more)
+        touches.end(committed: true)
+        #expect(!touches.tick() && touches.count == 0)
+    }
 }
