@@ -280,7 +280,7 @@ public final class GreylistService: Sendable {
             line += " sasl_user=\(query.authenticatedUser.logEscaped)"
         }
         line += " via=\(query.origin)"
-        logger.log(level: level, "\(line)")
+        logger.log(level: level, Logger.Message(stringLiteral: line))
     }
 }
 

@@ -71,13 +71,14 @@ public final class LogWriter: Sendable {
         return state.withLock { $0.droppedTotal + $0.dropped }
     }
 
-    /// Queues one line (a newline is added).
-    func append(_ line: String) {
+    /// Queues one line made of `parts` (a newline is added).
+    func append(_ parts: String...) {
+        let length = parts.reduce(0) { $0 + $1.utf8.count }
         let schedule = state.withLock { state -> Bool in
-            if state.buffer.count + line.utf8.count + 1 > maxBuffered {
+            if state.buffer.count + length + 1 > maxBuffered {
                 state.dropped += 1
             } else {
-                state.buffer.append(contentsOf: line.utf8)
+                for p in parts { state.buffer.append(contentsOf: p.utf8) }
                 state.buffer.append(UInt8(ascii: "\n"))
             }
             if state.scheduled { return false }
@@ -245,7 +246,12 @@ public struct GreylagLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var line = ""
         line.reserveCapacity(256)
-        line += "\(event.level) \(label): \(event.message)"
+        // rawValue, not interpolation: that describes the level by reflection.
+        line += event.level.rawValue
+        line += " "
+        line += label
+        line += ": "
+        line += event.message.description
         if let extra = event.metadata, !extra.isEmpty {
             var all = metadata
             all.merge(extra) { $1 }
@@ -255,7 +261,11 @@ public struct GreylagLogHandler: LogHandler {
         } else if !metadata.isEmpty {
             for (key, value) in metadata.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
         }
-        writer.append(writer.format.render(level: event.level, body: line))
+        if case .plain = writer.format {
+            writer.append(PlainClock.timestamp(), " ", line)  // the usual case, without one more copy
+        } else {
+            writer.append(writer.format.render(level: event.level, body: line))
+        }
         if event.level >= .error { writer.flush() }
     }
 }
