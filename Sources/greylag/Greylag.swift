@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GreylagCore
 import GreylagServer
+import QmailGate
 
 /// The entry point: the qmail helpers, which run once per recipient or
 /// connection, and the OpenSMTPD filter are dispatched before anything else starts.
