@@ -104,4 +104,8 @@ print(f"{'':48} {'mean':>6} {'median':>6} {'CPU':>6}   {'x mean':>6} {'x median'
 for r in results:
     print(f"{r['command']:48} {r['mean'] * 1e3:6.2f} {r['median'] * 1e3:6.2f} {cpu(r) * 1e3:6.2f}   "
           f"{r['mean'] / floor['mean']:6.2f} {r['median'] / floor['median']:8.2f} {cpu(r) / cpu(floor):6.2f}")
+wrap, true = results[3], results[4]
+decision = wrap["median"] - true["median"]
+print(f"\nqmail-wrap's decision without the exec of /bin/true (median of the one less the other's): "
+      f"{decision * 1e3:.2f} ms, {decision / floor['median']:.2f} x the C client's median")
 EOF
