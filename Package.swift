@@ -6,6 +6,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "greylag", targets: ["greylag"]),
+        // The qmail helpers alone (greylag-qmail qmail-spp, ...): the Swift runtime and QmailGate,
+        // no Foundation, so that qmail's call per recipient starts in a millisecond or two.
+        .executable(name: "greylag-qmail", targets: ["greylag-qmail"]),
         // libFuzzer targets when built by scripts/fuzz.sh; a replayer of kept inputs otherwise.
         .executable(name: "greylag-fuzz", targets: ["greylag-fuzz"]),
     ],
@@ -105,6 +108,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // qmail runs it once per recipient or connection, so it must start as fast as a C program:
+        // no Foundation (QmailEndToEndTests checks), and on Linux linked statically, Swift runtime and
+        // C library included, so that no dynamic loader resolves thousands of symbols at each start.
+        // Not position-independent: glibc's static-pie start asserts that there is no rpath, and
+        // SwiftPM always adds one; stack, heap and mappings are still randomised.
+        .executableTarget(name: "greylag-qmail", dependencies: ["QmailGate"], linkerSettings: [
+            .unsafeFlags(["-static-executable"], .when(platforms: [.linux])),
         ]),
         .target(name: "GreylagFuzz", dependencies: [
             "GreylagCore", "GreylagDNS", "PolicyProtocol", "Milter", "GreylagServer", "GreylagStore",

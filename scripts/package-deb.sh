@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian package of greylag: a release binary with the Swift
-# runtime linked in (no Swift needed on the target), stripped, with its
+# runtime linked in (no Swift needed on the target) and greylag-qmail, the
+# qmail helpers alone in a static executable, both stripped, with its
 # commented configuration file (a conffile), the systemd unit, man pages,
 # shell completions and maintainer scripts, assembled with dpkg-deb.
 #
@@ -36,7 +37,7 @@ while [[ $# -gt 0 ]]; do
         --output=*) OUTPUT="${1#--output=}" ;;
         --no-build) BUILD=0 ;;
         --lintian) LINTIAN=1 ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
     shift
@@ -78,11 +79,14 @@ BUILD_ARGS=(-c release --static-swift-stdlib --scratch-path "$SCRATCH" "${TRAITS
 if [[ $BUILD -eq 1 ]]; then
     log "building $PACKAGE $VERSION (swift build ${BUILD_ARGS[*]} --product greylag); this takes a while"
     swift build "${BUILD_ARGS[@]}" --product greylag
+    swift build "${BUILD_ARGS[@]}" --product greylag-qmail
 fi
 BIN="$(swift build "${BUILD_ARGS[@]}" --show-bin-path)/greylag"
 [[ -x "$BIN" ]] || die "no binary at $BIN (run without --no-build)"
 got="$("$BIN" --version)"
 [[ "$got" == "$UPSTREAM" ]] || die "$BIN --version says '$got', Version.swift says '$UPSTREAM'"
+QMAIL_BIN="$(dirname "$BIN")/greylag-qmail"
+[[ -x "$QMAIL_BIN" ]] || die "no binary at $QMAIL_BIN (run without --no-build)"
 
 WORK="$(mktemp -d /tmp/greylag-deb.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
@@ -98,6 +102,11 @@ G="$ROOT/usr/sbin/greylag"
 [[ "$("$G" --version)" == "$UPSTREAM" ]] || die "the stripped binary does not run"
 "$G" reference --help >/dev/null 2>&1 \
     || die "this greylag has no 'reference' command (needed for the conffile and greylag.toml(5))"
+# greylag-qmail: what docs/qmail.md has qmail run; it too must run stripped.
+install -m 0755 "$QMAIL_BIN" "$ROOT/usr/sbin/greylag-qmail"
+strip --remove-section=.comment --remove-section=.note "$ROOT/usr/sbin/greylag-qmail"
+"$ROOT/usr/sbin/greylag-qmail" qmail-spp --help 2>&1 | grep -q '^usage: greylag-qmail qmail-spp ' \
+    || die "the stripped greylag-qmail does not run"
 
 # The configuration file: every key commented with its default and meaning.
 install -d "$ROOT/etc/greylag"
@@ -171,7 +180,7 @@ printf '/etc/greylag/greylag.toml\n' >"$ROOT/DEBIAN/conffiles"
 # Depends: the shared libraries the binary still links (libc, SQLite, libstdc++, libmariadb3, ...).
 mkdir -p "$WORK/src/debian"
 printf 'Source: greylag\n\nPackage: %s\nArchitecture: any\n' "$PACKAGE" >"$WORK/src/debian/control"
-SHLIBS="$(cd "$WORK/src" && dpkg-shlibdeps -O "-e$ROOT/usr/sbin/greylag" 2>"$WORK/shlibdeps.err")" \
+SHLIBS="$(cd "$WORK/src" && dpkg-shlibdeps -O "-e$ROOT/usr/sbin/greylag" "-e$ROOT/usr/sbin/greylag-qmail" 2>"$WORK/shlibdeps.err")" \
     || { cat "$WORK/shlibdeps.err" >&2; die "dpkg-shlibdeps failed"; }
 SHLIBS="${SHLIBS#shlibs:Depends=}"
 [[ -n "$SHLIBS" ]] || die "dpkg-shlibdeps found no dependencies"

@@ -6,7 +6,7 @@
 # the way systemd would run it (user greylag, /run/greylag made as
 # RuntimeDirectory= makes it, the unit's working directory, umask and
 # descriptor limit), a Postfix policy query sent to 127.0.0.1:10023, the
-# qmail-spp helper run as qmaild:nofiles against /run/greylag/policy.sock,
+# qmail-spp helper (greylag and greylag-qmail) run as qmaild:nofiles against /run/greylag/policy.sock,
 # the daemon stopped, then dpkg -r (data and conffile stay) and dpkg -P (they
 # and the user go). lintian, systemd-analyze verify and man -l run on the
 # package too. The root runs in a network namespace of its own (loopback
@@ -169,6 +169,9 @@ EOF
                    SMTPMAILFROM=carol@example.com SMTPRCPTTO=dave@example.net GREYLISTING=)
     check "qmail-spp as qmaild:nofiles via /run/greylag/policy.sock answers E451" bash -c '
         out=$(chroot "$1" /usr/bin/setpriv --reuid=qmaild --regid=nofiles --init-groups "${@:2}" /usr/sbin/greylag qmail-spp 2>&1)
+        echo "$out"; [[ "$out" == E451\ * ]]' _ "$ROOT" "${spp_env[@]}"
+    check "greylag-qmail qmail-spp (docs/qmail.md's spelling) as qmaild:nofiles answers E451 too" bash -c '
+        out=$(chroot "$1" /usr/bin/setpriv --reuid=qmaild --regid=nofiles --init-groups "${@:2}" /usr/sbin/greylag-qmail qmail-spp 2>&1)
         echo "$out"; [[ "$out" == E451\ * ]]' _ "$ROOT" "${spp_env[@]}"
     check "qmail-spp as nobody (not in nofiles) may not use the helpers' socket, and lets the mail through" bash -c '
         out=$(chroot "$1" /usr/bin/setpriv --reuid=nobody --regid=nogroup --clear-groups "${@:3}" /usr/sbin/greylag qmail-spp 2>"$2")

@@ -3,6 +3,7 @@ import Foundation
 import GreylagCore
 import GreylagServer
 import GreylagStore
+import QmailGate
 
 /// The entry point: the qmail helpers, which run once per recipient or
 /// connection, and the OpenSMTPD filter are dispatched before anything else starts.

@@ -112,6 +112,7 @@ enum DocSnippets {
         "greylistd-toml": "EximEndToEndTests",
         "qmail-toml": "QmailDefaultsTests",
         "qmail-spp-plugin": "QmailDefaultsTests",
+        "qmail-smtpplugins": "QmailDefaultsTests",
         "qmail-envelope-scanner": "QmailEndToEndTests",
         "qmail-tcpserver-run": "QmailEndToEndTests",
         "opensmtpd-toml": "OpenSMTPDEndToEndTests",

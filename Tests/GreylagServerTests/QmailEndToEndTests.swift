@@ -15,7 +15,45 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
     try await PolicyTestClient.offPool { try runCapturing(path, arguments, environment: environment) }
 }
 
-/// The qmail helpers as qmail runs them: the real binary, a real daemon on
+/// The ways to start a qmail helper, which must behave alike: `greylag
+/// HELPER`, `greylag-qmail HELPER` (the small program docs/qmail.md
+/// recommends), and greylag-qmail through a link named `greylag-HELPER`.
+enum HelperEntry: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case greylag = "greylag"
+    case greylagQmail = "greylag-qmail"
+    case link = "link greylag-HELPER"
+
+    var testDescription: String { rawValue }
+
+    /// The built greylag-qmail: `GREYLAG_QMAIL_BINARY`, or the one next to
+    /// `GREYLAG_BINARY` (`swift build` makes both).
+    static func smallBinary() throws -> String {
+        if let path = E2E.environment["GREYLAG_QMAIL_BINARY"], !path.isEmpty { return path }
+        let path = URL(fileURLWithPath: try E2E.value("GREYLAG_BINARY")).deletingLastPathComponent()
+            .appendingPathComponent("greylag-qmail").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw TestFailure("no greylag-qmail next to GREYLAG_BINARY (\(path)); swift build --product greylag-qmail")
+        }
+        return path
+    }
+
+    /// The program and the first arguments that run `helper` this way
+    /// (a link is made in `dir`).
+    func command(_ helper: String, in dir: TemporaryDirectory) throws -> (path: String, arguments: [String]) {
+        switch self {
+        case .greylag: return (try E2E.value("GREYLAG_BINARY"), [helper])
+        case .greylagQmail: return (try Self.smallBinary(), [helper])
+        case .link:
+            let link = dir.path + "/greylag-" + helper
+            if !FileManager.default.fileExists(atPath: link) {
+                try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: try Self.smallBinary())
+            }
+            return (link, [])
+        }
+    }
+}
+
+/// The qmail helpers as qmail runs them: the real binaries, a real daemon on
 /// a unix socket, and Debian's tcpserver in front of the wrapper.
 @Suite(.serialized, .enabled(if: E2E.enabled)) struct QmailEndToEndTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -31,9 +69,9 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
         }
     }
 
-    @Test func sppPluginAnswersAsQmailExpects() async throws {
-        let binary = try E2E.value("GREYLAG_BINARY")
+    @Test(arguments: HelperEntry.allCases) func sppPluginAnswersAsQmailExpects(_ entry: HelperEntry) async throws {
         let dir = TemporaryDirectory()
+        let (binary, helper) = try entry.command("qmail-spp", in: dir)
         let socket = dir.path + "/policy.sock"
         let clock = ManualClock()
         let log = CapturedLog()
@@ -41,7 +79,7 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
                     "TCPREMOTEHOST": "mail.example.org", "SMTPHELOHOST": "mail.example.org",
                     "SMTPMAILFROM": "a@example.org", "SMTPRCPTTO": "b@example.net"]
         @Sendable func plugin(_ env: [String: String], _ args: [String] = []) async throws -> PluginRun {
-            let r = try await runQmailHelper(binary, ["qmail-spp"] + args, environment: env)
+            let r = try await runQmailHelper(binary, helper + args, environment: env)
             return PluginRun(r.status, r.stdout, r.stderr)
         }
         try await withDaemon(configure: configure(socket), clock: clock, log: log) { (_, _) async throws in
@@ -77,9 +115,9 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
         #expect(down.stderr.hasSuffix("; passing the mail\n"))
     }
 
-    @Test func envelopeScannerExitCodes() async throws {
-        let binary = try E2E.value("GREYLAG_BINARY")
+    @Test(arguments: HelperEntry.allCases) func envelopeScannerExitCodes(_ entry: HelperEntry) async throws {
         let dir = TemporaryDirectory()
+        let (binary, helper) = try entry.command("qmail-envelope-scanner", in: dir)
         let socket = dir.path + "/policy.sock"
         let clock = ManualClock()
         let env = ["GREYLAG_SOCKET": socket, "TCPREMOTEIP": "198.51.100.9"]
@@ -88,11 +126,10 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
         let line = try DocSnippets.snippet("qmail-envelope-scanner").trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(line.hasPrefix("ENVELOPE_SCANNER=\""), "\(line)")
         let command = line.dropFirst("ENVELOPE_SCANNER=\"".count).dropLast().split(separator: " ").map(String.init)
-        #expect(command.first == "/usr/sbin/greylag", "\(command)")
-        let arguments = Array(command.dropFirst())
-        #expect(arguments == ["qmail-envelope-scanner"], "\(arguments)")
+        #expect(command.first == "/usr/sbin/greylag-qmail", "\(command)")
+        #expect(Array(command.dropFirst()) == ["qmail-envelope-scanner"], "\(command)")
         @Sendable func scan(_ from: String, _ to: String, _ e: [String: String] = [:]) async throws -> PluginRun {
-            let r = try await runQmailHelper(binary, arguments + [from, to],
+            let r = try await runQmailHelper(binary, helper + [from, to],
                                              environment: env.merging(e) { $1 })
             return PluginRun(r.status, r.stdout, r.stderr)
         }
@@ -103,19 +140,20 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
             #expect(try await scan("bad@spam.example", "b@example.net").status == 100)
             #expect(try await scan("x@example.org", "b@example.net", ["RELAYCLIENT": ""]).status == 0)
         }
-        let down = try await runQmailHelper(binary, ["qmail-envelope-scanner", "a@example.org", "c@example.net"],
+        let down = try await runQmailHelper(binary, helper + ["a@example.org", "c@example.net"],
                                             environment: env)
         #expect(down.status == 0 && down.stderr.contains("passing the mail"))
     }
 
     /// Starts `tcpserver` on a free loopback port in front of the wrapper
-    /// and the stand-in SMTP server; returns the process and port.
-    func tcpserver(_ binary: String, socket: String, environment: [String: String]) throws -> (Process, Int) {
+    /// (`binary` with `helper`, the arguments that name qmail-wrap) and the
+    /// stand-in SMTP server; returns the process and port.
+    func tcpserver(_ binary: String, _ helper: [String], socket: String, environment: [String: String]) throws -> (Process, Int) {
         let port = try freePort()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/tcpserver")
-        p.arguments = ["-q", "-H", "-R", "-l", "mx.greylag.test", "127.0.0.1", String(port), binary, "qmail-wrap",
-                       "--socket", "unix:" + socket, "/bin/bash", Self.repository + "/scripts/lib/fake-smtpd.sh"]
+        p.arguments = ["-q", "-H", "-R", "-l", "mx.greylag.test", "127.0.0.1", String(port), binary] + helper
+            + ["--socket", "unix:" + socket, "/bin/bash", Self.repository + "/scripts/lib/fake-smtpd.sh"]
         p.environment = environment.merging(["PATH": "/usr/bin:/bin"]) { $1 }
         p.standardOutput = FileHandle.nullDevice
         try spawn(p)
@@ -135,16 +173,16 @@ func runQmailHelper(_ path: String, _ arguments: [String], environment: [String:
                                                 "--to", "b@example.net", "--timeout", "20"])
     }
 
-    @Test func wrapperUnderTcpserver() async throws {
-        let binary = try E2E.value("GREYLAG_BINARY")
+    @Test(arguments: HelperEntry.allCases) func wrapperUnderTcpserver(_ entry: HelperEntry) async throws {
         let dir = TemporaryDirectory()
+        let (binary, helper) = try entry.command("qmail-wrap", in: dir)
         let socket = dir.path + "/policy.sock"
         try await withDaemon(configure: configure(socket), clock: nil) { _, _ in
             let servers = [
-                try tcpserver(binary, socket: socket, environment: ["JGREYLIST_HOLDTIME": "2"]),
-                try tcpserver(binary, socket: socket, environment: ["JGREYLIST": ""]),
-                try tcpserver(binary, socket: socket, environment: ["JGREYLIST": "Your network is not welcome"]),
-                try tcpserver(binary, socket: socket, environment: ["JGREYLIST_NOREV": "1"]),
+                try tcpserver(binary, helper, socket: socket, environment: ["JGREYLIST_HOLDTIME": "2"]),
+                try tcpserver(binary, helper, socket: socket, environment: ["JGREYLIST": ""]),
+                try tcpserver(binary, helper, socket: socket, environment: ["JGREYLIST": "Your network is not welcome"]),
+                try tcpserver(binary, helper, socket: socket, environment: ["JGREYLIST_NOREV": "1"]),
             ]
             // SIGKILL: a child of the test process may start with SIGTERM blocked.
             defer { for (p, _) in servers { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
@@ -178,7 +216,7 @@ extension QmailEndToEndTests {
     /// nofiles as in production, so the wrapper reaches the helpers' socket
     /// through its group.
     @Test func docsRunFileUnderTcpserver() async throws {
-        let binary = try E2E.value("GREYLAG_BINARY")
+        let binary = try HelperEntry.smallBinary()
         guard let qmaild = getpwnam("qmaild"), let nofiles = getgrnam("nofiles") else {
             throw TestFailure("no qmaild user or nofiles group (scripts/test.sh makes them as qmail's install does)")
         }
@@ -197,7 +235,7 @@ extension QmailEndToEndTests {
         let port = try freePort()
         var runLine = try DocSnippets.snippet("qmail-tcpserver-run")
         for (old, new) in [(" 0 smtp ", " 127.0.0.1 \(port) "), ("-x /etc/tcp.smtp.cdb", "-x \(rules).cdb"),
-                           ("/usr/sbin/greylag", binary), ("--socket /run/greylag/policy.sock", "--socket \(socket)"),
+                           ("/usr/sbin/greylag-qmail", binary), ("--socket /run/greylag/policy.sock", "--socket \(socket)"),
                            ("/var/qmail/bin/qmail-smtpd", smtpd)] {
             runLine = try DocSnippets.replacingOnce(runLine, old, new)
         }
@@ -225,6 +263,83 @@ extension QmailEndToEndTests {
             #expect(second.status == 0, "\(second.output)")
             #expect(second.output.contains("250 2.0.0 fake-smtpd queued"), "\(second.output)")
         }
+    }
+}
+
+extension QmailEndToEndTests {
+    /// greylag-qmail is the small program it is meant to be: nothing of
+    /// Foundation, the networking or the store, neither as a shared library
+    /// it needs nor linked into it (on Linux it is a static executable).
+    @Test func smallBinaryLinksNeitherFoundationNorTheDaemon() async throws {
+        let binary = try HelperEntry.smallBinary()
+        let dynamic = try await runProgram("/usr/bin/readelf", ["-dW", binary])
+        #expect(dynamic.status == 0, "\(dynamic.output)")
+        let needed = dynamic.output.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+            .compactMap { $0.split(separator: "[").last?.split(separator: "]").first.map(String.init) }
+        // Linked statically on Linux: no dynamic section at all, or (a build without those flags) only
+        // the Swift runtime and the C libraries.
+        #expect(needed.allSatisfy { $0.hasPrefix("libswift") || $0.hasPrefix("libc.") || $0.hasPrefix("libm.")
+                                    || $0.hasPrefix("libstdc++") || $0.hasPrefix("libgcc_s") || $0.hasPrefix("libdispatch")
+                                    || $0.hasPrefix("libBlocksRuntime") || $0.hasPrefix("ld-linux") },
+                "\(needed)")
+        #expect(!needed.contains { $0.contains("Foundation") }, "\(needed)")
+        // And nothing of them inside: symbols of the modules Foundation, FoundationEssentials, NIOCore, GRDB.
+        // (Booleans first: a failed expectation would print the whole symbol table.)
+        let symbols = try await runProgram("/usr/bin/readelf", ["-sW", binary])
+        let readable = symbols.status == 0 && symbols.output.contains("QmailGate")
+        #expect(readable, "the symbol table was read")
+        for module in ["$s10Foundation", "$s20FoundationEssentials", "$s7NIOCore", "$s4GRDB", "$s11GreylagCore",
+                       "sqlite3_open"] {
+            let linked = symbols.output.contains(module)
+            #expect(!linked, "greylag-qmail links \(module)")
+        }
+        // The big binary, for contrast, does have them: the check can see a dependency.
+        let big = try await runProgram("/usr/bin/readelf", ["-sW", try E2E.value("GREYLAG_BINARY")])
+        let bigHasNIO = big.output.contains("$s7NIOCore")
+        #expect(bigHasNIO)
+    }
+
+    /// Its command line: a helper named by the first argument or by the
+    /// program's name; anything else is a usage error (64) that names the
+    /// helpers; each helper's usage names the program as it was called.
+    @Test func smallBinaryCommandLine() async throws {
+        let small = try HelperEntry.smallBinary()
+        let dir = TemporaryDirectory()
+        let env = ["GREYLAG_SOCKET": dir.path + "/none.sock"]
+        let none = try await runQmailHelper(small, [], environment: env)
+        #expect(none.status == 64 && none.stdout.isEmpty, "\(none)")
+        #expect(none.stderr.hasPrefix("usage: greylag-qmail qmail-spp|qmail-envelope-scanner|qmail-wrap"), "\(none)")
+        let unknown = try await runQmailHelper(small, ["serve"], environment: env)
+        #expect(unknown.status == 64 && unknown.stderr.hasPrefix("greylag-qmail: unknown helper serve\nusage: "),
+                "\(unknown)")
+        let help = try await runQmailHelper(small, ["--help"], environment: env)
+        #expect(help.status == 0 && help.stdout.hasPrefix("usage: greylag-qmail ") && help.stderr.isEmpty, "\(help)")
+        let sppHelp = try await runQmailHelper(small, ["qmail-spp", "--help"], environment: env)
+        #expect(sppHelp.status == 0 && sppHelp.stdout.hasPrefix("usage: greylag-qmail qmail-spp [--socket "), "\(sppHelp)")
+        // The same helper in the big binary says what it always said.
+        let bigHelp = try await runQmailHelper(try E2E.value("GREYLAG_BINARY"), ["qmail-spp", "--help"], environment: env)
+        #expect(bigHelp.status == 0 && bigHelp.stdout.hasPrefix("""
+            usage: greylag qmail-spp [--socket unix:/path|HOST:PORT] [--timeout MS] [--legacy-text]
+                                     [--always | --activation VARIABLE] [--reject-code 553|550]
+            """), "\(bigHelp)")
+        // Through links: greylag-HELPER and the bare helper name.
+        for name in ["greylag-qmail-wrap", "qmail-wrap"] {
+            let link = dir.path + "/" + name
+            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: small)
+            let r = try await runQmailHelper(link, [], environment: env)
+            #expect(r.status == 111 && r.stderr.hasPrefix("usage: \(name) [--socket "), "\(name): \(r)")
+        }
+        // Each helper's own failure code when its arguments are wrong: 120 (qmail answers 451), 0 (the
+        // scanner never blocks mail on a set-up mistake), 111 (tcpserver's wrapper).
+        #expect(try await runQmailHelper(small, ["qmail-spp", "--timeout", "x"], environment: env).status == 120)
+        #expect(try await runQmailHelper(small, ["qmail-envelope-scanner", "only-one"], environment: env).status == 0)
+        #expect(try await runQmailHelper(small, ["qmail-wrap"], environment: env).status == 111)
+        // Hostile arguments are refused with the usage, never a trap.
+        let odd = try await runQmailHelper(small, ["qmail-spp", "--socket"], environment: env)
+        #expect(odd.status == 120 && odd.stderr.contains("usage: greylag-qmail qmail-spp"), "\(odd)")
+        let long = try await runQmailHelper(small, ["qmail-envelope-scanner", "--socket", "unix:/" + String(repeating: "x", count: 5000),
+                                                    "a@example.org", "b@example.net"], environment: env)
+        #expect(long.status == 0 && long.stderr.contains("passing the mail"), "\(long)")
     }
 }
 

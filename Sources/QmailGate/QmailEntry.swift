@@ -1,34 +1,48 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import QmailGate
 
-/// `greylag qmail-spp`, `qmail-envelope-scanner` and `qmail-wrap`: run once
-/// per recipient or connection, so they are dispatched before the argument
-/// parser and the rest of the program start, and use plain system calls.
-enum QmailEntry {
+/// `qmail-spp`, `qmail-envelope-scanner` and `qmail-wrap`: run once per
+/// recipient or connection, so they use plain system calls and nothing
+/// but the Swift runtime. Two executables share this entry: `greylag`
+/// dispatches to it before its argument parser and the rest of the
+/// program start, and `greylag-qmail`, which links this module only, so
+/// that a call does not pay for loading Foundation, NIO and the store.
+public enum QmailEntry {
     /// Where the qmail setup of docs/qmail.md has the daemon listen for the helpers
     /// (`policy.helper_listen`): only such a listener honours their attributes.
-    static let defaultSocket = "/run/greylag/policy.sock"
+    public static let defaultSocket = "/run/greylag/policy.sock"
 
-    /// Runs a qmail entry point named by `args[1]`; nil if it is none.
-    static func run(_ args: [String]) -> Int32? {
+    /// The helpers' names, as the first argument gives them.
+    public static let helpers = ["qmail-spp", "qmail-envelope-scanner", "qmail-wrap"]
+
+    /// Runs the helper named by `args[1]` (the rest are its arguments);
+    /// nil if it is none. `command` is how usage texts name the program
+    /// (`greylag`, `greylag-qmail`).
+    public static func run(_ args: [String], command: String = "greylag") -> Int32? {
         guard args.count > 1 else { return nil }
-        switch args[1] {
-        case "qmail-spp": return spp(Array(args.dropFirst(2)))
-        case "qmail-envelope-scanner": return scanner(Array(args.dropFirst(2)))
-        case "qmail-wrap": return wrap(Array(args.dropFirst(2)))
+        return run(helper: args[1], Array(args.dropFirst(2)), usageName: command + " " + args[1])
+    }
+
+    /// Runs `helper` with `args`; nil if it is no helper's name. `usageName`
+    /// is the command its usage text shows (`greylag qmail-spp`).
+    public static func run(helper: String, _ args: [String], usageName: String) -> Int32? {
+        switch helper {
+        case "qmail-spp": return spp(args, usage: { sppUsage(usageName) })
+        case "qmail-envelope-scanner": return scanner(args, usage: { scannerUsage(usageName) })
+        case "qmail-wrap": return wrap(args, usage: { wrapUsage(usageName) })
         default: return nil
         }
     }
 
-    static func env(_ name: String) -> String? {
+    public static func env(_ name: String) -> String? {
         guard let p = getenv(name) else { return nil }
         return String(cString: p)
     }
 
-    /// Common options; returns the client and the arguments left.
-    static func common(_ args: [String], usage: String,
+    /// Common options; returns the client and the arguments left. `usage`
+    /// is made only when needed: a helper's start must stay short.
+    static func common(_ args: [String], usage: () -> String,
                        extra: (String, inout [String].Iterator) -> Bool = { _, _ in false }) -> (PolicyClient, [String])? {
         var target = env("GREYLAG_SOCKET") ?? defaultSocket
         var timeout: Int32 = 3000
@@ -38,17 +52,17 @@ enum QmailEntry {
             if !rest.isEmpty { rest.append(a); continue }  // after the first operand, everything is an operand
             switch a {
             case "--socket":
-                guard let v = it.next() else { fail(usage) ; return nil }
+                guard let v = it.next() else { fail(usage()); return nil }
                 target = v
             case "--timeout":
-                guard let v = it.next(), let ms = Int32(v), ms > 0 else { fail(usage); return nil }
+                guard let v = it.next(), let ms = Int32(v), ms > 0 else { fail(usage()); return nil }
                 timeout = ms
             case "-h", "--help":
-                print(usage)
+                print(usage())
                 exit(0)
             default:
                 if a.hasPrefix("--") {
-                    if !extra(a, &it) { fail("unknown option \(a)\n" + usage); return nil }
+                    if !extra(a, &it) { fail("unknown option \(a)\n" + usage()); return nil }
                 } else {
                     rest.append(a)
                 }
@@ -61,7 +75,8 @@ enum QmailEntry {
         write(2, message + "\n")
     }
 
-    static func write(_ fd: Int32, _ text: String) {
+    /// Writes all of `text` to `fd` (nothing more on an error but EINTR).
+    public static func write(_ fd: Int32, _ text: String) {
         var bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {
@@ -73,17 +88,20 @@ enum QmailEntry {
 
     // MARK: qmail-spp
 
-    static let sppUsage = """
-        usage: greylag qmail-spp [--socket unix:/path|HOST:PORT] [--timeout MS] [--legacy-text]
-                                 [--always | --activation VARIABLE] [--reject-code 553|550]
+    static func sppUsage(_ name: String) -> String {
+        let indent = String(repeating: " ", count: "usage: ".count + name.count + 1)
+        return """
+        usage: \(name) [--socket unix:/path|HOST:PORT] [--timeout MS] [--legacy-text]
+        \(indent)[--always | --activation VARIABLE] [--reject-code 553|550]
         A qmail-spp [rcpt] plugin: asks the greylag daemon (default \(defaultSocket), or $GREYLAG_SOCKET;
         a listener of policy.helper_listen) and prints E451 to defer, E553/E550 to refuse, nothing to pass.
         """
+    }
 
-    static func spp(_ args: [String]) -> Int32 {
+    static func spp(_ args: [String], usage: () -> String) -> Int32 {
         var options = QmailHelpers.SPPOptions()
         var bad = false
-        guard let (client, rest) = common(args, usage: sppUsage, extra: { a, it in
+        guard let (client, rest) = common(args, usage: usage, extra: { a, it in
             switch a {
             case "--legacy-text": options.legacyText = true
             case "--always": options.activation = nil
@@ -97,7 +115,7 @@ enum QmailEntry {
             }
             return true
         }), !bad, rest.isEmpty else {
-            fail(sppUsage)
+            fail(usage())
             return 120  // qmail answers 451 for a plugin that fails
         }
         let (out, err) = QmailHelpers.spp(env, options: options, ask: { try client.ask($0) })
@@ -108,15 +126,16 @@ enum QmailEntry {
 
     // MARK: envelope scanner
 
-    static let scannerUsage = """
-        usage: greylag qmail-envelope-scanner [--socket unix:/path|HOST:PORT] [--timeout MS] MAILFROM RCPTTO
+    static func scannerUsage(_ name: String) -> String { """
+        usage: \(name) [--socket unix:/path|HOST:PORT] [--timeout MS] MAILFROM RCPTTO
         The ENVELOPE_SCANNER of the Plesk qmail patch: asks the greylag daemon (default \(defaultSocket),
         or $GREYLAG_SOCKET; a listener of policy.helper_listen); exit 101 to defer, 100 to refuse, 0 to pass.
         """
+    }
 
-    static func scanner(_ args: [String]) -> Int32 {
-        guard let (client, rest) = common(args, usage: scannerUsage), rest.count == 2 else {
-            fail(scannerUsage)
+    static func scanner(_ args: [String], usage: () -> String) -> Int32 {
+        guard let (client, rest) = common(args, usage: usage), rest.count == 2 else {
+            fail(usage())
             return 0  // never block mail on a set-up mistake
         }
         let (status, err) = QmailHelpers.envelopeScanner(env, sender: rest[0], recipient: rest[1],
@@ -127,8 +146,8 @@ enum QmailEntry {
 
     // MARK: tcpserver wrapper
 
-    static let wrapUsage = """
-        usage: greylag qmail-wrap [--socket unix:/path|HOST:PORT] [--timeout MS] PROGRAM [ARGS...]
+    static func wrapUsage(_ name: String) -> String { """
+        usage: \(name) [--socket unix:/path|HOST:PORT] [--timeout MS] PROGRAM [ARGS...]
         A tcpserver wrapper (like jgreylist): greylists the client at connection time; a client that
         waited long enough is handed to PROGRAM (e.g. /var/qmail/bin/qmail-smtpd). Reads JGREYLIST,
         JGREYLIST_NOREV, JGREYLIST_HOLDTIME, JGREYLIST_TIMEOUT, JGREYLIST_BY_IP, JGREYLIST_LOG_SMTP
@@ -136,10 +155,11 @@ enum QmailEntry {
         \(defaultSocket), or $GREYLAG_SOCKET) on a listener of policy.helper_listen: only there does the
         hold time count.
         """
+    }
 
-    static func wrap(_ args: [String]) -> Int32 {
-        guard let (client, program) = common(args, usage: wrapUsage), !program.isEmpty else {
-            fail(wrapUsage)
+    static func wrap(_ args: [String], usage: () -> String) -> Int32 {
+        guard let (client, program) = common(args, usage: usage), !program.isEmpty else {
+            fail(usage())
             return 111
         }
         let options = QmailHelpers.WrapOptions(env)
