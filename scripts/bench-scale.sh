@@ -14,6 +14,9 @@
 #   BENCH_SECONDS   measured seconds per size (default 10)
 #   BENCH_BUILD     release (default) or debug (only to try the script out)
 #   BENCH_PORT      greylag's port (default 10995)
+#   BENCH_MORE      more configuration lines after [store], e.g. 'flush_interval = 0'
+#                   to compare with retries written through (default none)
+#   GREYLAG_SQLITE_PAGE_CACHE=plain  SQLite's own page cache, for comparison
 #   BENCH_DIR       where the store files go (default a new directory in /tmp;
 #                   10 million records take about 1.5 GB)
 set -euo pipefail
@@ -56,7 +59,7 @@ for n in $SIZES; do
     db="$WORK/greylag-$n.db"
     rm -f "$db" "$db-wal" "$db-shm"
     FILL[$n]="$("$BIN" bench-fill --path "$db" --records "$n" | sed -E 's/.* in ([0-9.]+) s/\1/')"
-    bench_config "$WORK/greylag.toml" "127.0.0.1:$PORT" "$db"
+    bench_config "$WORK/greylag.toml" "127.0.0.1:$PORT" "$db" "" "" "${BENCH_MORE:-}"
     "$BIN" serve --config "$WORK/greylag.toml" >"$WORK/greylag-$n.log" 2>&1 &
     PID=$!
     wait_port "$PORT"
