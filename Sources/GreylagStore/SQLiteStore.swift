@@ -95,13 +95,21 @@ public final class SQLiteStore: GreylistStore {
         }
     }
 
+    /// How long the flush waits between two chunks: a generation of tens of
+    /// thousands of touches written at once put as many pages into the
+    /// write-ahead log within a second, more than the checkpointer's passive
+    /// runs keep up with, and its RESTART then held the writer for half a
+    /// second. Paced, 50,000 touches take about half a second.
+    static let flushPause: DispatchTimeInterval = .milliseconds(10)
+    private static let pacing = DispatchQueue(label: "greylag.store.flush-pacing", qos: .utility)
+
     /// Writes the timer's generation of touches a chunk per transaction,
-    /// each chunk submitted once the one before is committed.
+    /// each chunk submitted a moment after the one before is committed.
     private static func flushChain(_ touches: RetryTouches, writer: GroupCommitWriter, running: RunningFlag) {
         writer.submit({ db -> Bool in try SQLiteHotPath.flushChunk(touches, limit: flushChunk, in: db) },
                       completion: { (result: Result<Bool, any Error>) in
             if case .success(true) = result {
-                flushChain(touches, writer: writer, running: running)
+                pacing.asyncAfter(deadline: .now() + flushPause) { flushChain(touches, writer: writer, running: running) }
             } else {
                 running.end()
             }
