@@ -81,6 +81,9 @@ final class RetryTouches: Sendable {
         var flushCursor = 0
         /// How to return to the state before the open transaction.
         var undo: [Undo] = []
+        /// Touches the open transaction writes: they stay visible until it
+        /// is committed, then go if nobody touched them again meanwhile.
+        var written: [Undo] = []
 
         func record(_ t: Triplet) -> Record? { records[t] ?? flushingRecords[t] }
 
@@ -125,39 +128,6 @@ final class RetryTouches: Sendable {
         }
     }
 
-    /// `record` with its touch laid over it, for readers: changes nothing.
-    func read(_ record: GreylistRecord) -> GreylistRecord {
-        state.withLock { state in
-            guard let t = state.record(record.triplet), t.belongs(to: record) else { return record }
-            return t.applied(to: record)
-        }
-    }
-
-    /// `records` with their touches laid over them, for readers.
-    func read(_ records: [GreylistRecord]) -> [GreylistRecord] {
-        state.withLock { state in
-            guard !state.records.isEmpty || !state.flushingRecords.isEmpty else { return records }
-            return records.map { r in
-                guard let t = state.record(r.triplet), t.belongs(to: r) else { return r }
-                return t.applied(to: r)
-            }
-        }
-    }
-
-    /// `clients` with their touches laid over them, for readers.
-    func read(_ clients: [ClientRecord]) -> [ClientRecord] {
-        state.withLock { state in
-            guard !state.clients.isEmpty || !state.flushingClients.isEmpty else { return clients }
-            return clients.map { c in
-                guard let t = state.clients[c.network] ?? state.flushingClients[c.network] else { return c }
-                var out = c
-                out.lastSeen = max(c.lastSeen, t.lastSeen)
-                out.recordExpires = max(c.recordExpires, t.recordExpires)
-                return out
-            }
-        }
-    }
-
     /// Keeps `record`'s lagging columns (writer only). An older touch of it
     /// still being flushed stays: the statements keep the larger values.
     func touch(_ record: GreylistRecord) {
@@ -188,16 +158,17 @@ final class RetryTouches: Sendable {
         }
     }
 
-    /// Takes the touch of a client network, to be written now (writer only).
+    /// The touch of a client network, to be written now in the open
+    /// transaction (writer only); it goes once that is committed.
     func takeClient(_ network: String) -> Client? {
         state.withLock { state in
             var taken: Client? = nil
-            if let old = state.flushingClients.removeValue(forKey: network) {
-                state.undo.append(.client(.flushing, network, old))
+            if let old = state.flushingClients[network] {
+                state.written.append(.client(.flushing, network, old))
                 taken = old
             }
-            if let old = state.clients.removeValue(forKey: network) {
-                state.undo.append(.client(.current, network, old))
+            if let old = state.clients[network] {
+                state.written.append(.client(.current, network, old))
                 taken = Client(lastSeen: max(old.lastSeen, taken?.lastSeen ?? 0),
                                recordExpires: max(old.recordExpires, taken?.recordExpires ?? 0))
             }
@@ -220,20 +191,20 @@ final class RetryTouches: Sendable {
         }
     }
 
-    /// Takes up to `limit` touches of the generation being written, to be
-    /// written now (writer only); `more` says whether any are left.
+    /// Up to `limit` touches of the generation being written, to be written
+    /// now in the open transaction (writer only); they go once it is
+    /// committed. `more` says whether any are left after them.
     func takeChunk(_ limit: Int) -> (records: [(Triplet, Record)], clients: [(String, Client)], more: Bool) {
         state.withLock { state in
             var records: [(Triplet, Record)] = []
             var clients: [(String, Client)] = []
-            // Client networks are few: all of them with the first chunk.
+            // Client networks are few: all of them with every chunk.
             for (k, v) in state.flushingClients {
-                state.undo.append(.client(.flushing, k, v))
+                state.written.append(.client(.flushing, k, v))
                 clients.append((k, v))
             }
-            state.flushingClients = [:]
             if state.flushCursor >= state.flushOrder.count && !state.flushingRecords.isEmpty {
-                // Touches given back by a failed transaction behind the cursor.
+                // Touches a failed transaction left behind the cursor.
                 state.flushOrder = Array(state.flushingRecords.keys)
                 state.flushCursor = 0
             }
@@ -241,34 +212,65 @@ final class RetryTouches: Sendable {
             while records.count < limit, state.flushCursor < state.flushOrder.count {
                 let k = state.flushOrder[state.flushCursor]
                 state.flushCursor += 1
-                guard let v = state.flushingRecords.removeValue(forKey: k) else { continue }
-                state.undo.append(.record(.flushing, k, v))
+                guard let v = state.flushingRecords[k] else { continue }
+                state.written.append(.record(.flushing, k, v))
                 records.append((k, v))
             }
-            if state.flushingRecords.isEmpty {
-                state.flushOrder = []
-                state.flushCursor = 0
-            }
-            return (records, clients, !state.flushingRecords.isEmpty || !state.flushingClients.isEmpty)
+            return (records, clients, state.flushCursor < state.flushOrder.count)
         }
     }
 
-    /// Takes every touch of both generations, to be written now (writer
-    /// only); the open transaction's undo gives them back if it fails.
+    /// Every touch of both generations, to be written now in the open
+    /// transaction (writer only); they go once it is committed.
     func takeAll() -> (records: [(Triplet, Record)], clients: [(String, Client)]) {
         state.withLock { state in
             var records: [(Triplet, Record)] = []
             var clients: [(String, Client)] = []
-            for (k, v) in state.flushingRecords { state.undo.append(.record(.flushing, k, v)); records.append((k, v)) }
-            for (k, v) in state.records { state.undo.append(.record(.current, k, v)); records.append((k, v)) }
-            for (k, v) in state.flushingClients { state.undo.append(.client(.flushing, k, v)); clients.append((k, v)) }
-            for (k, v) in state.clients { state.undo.append(.client(.current, k, v)); clients.append((k, v)) }
-            state.records = [:]
-            state.clients = [:]
-            state.flushingRecords = [:]
-            state.flushingClients = [:]
-            state.flushOrder = []
+            for (k, v) in state.flushingRecords { state.written.append(.record(.flushing, k, v)); records.append((k, v)) }
+            for (k, v) in state.records { state.written.append(.record(.current, k, v)); records.append((k, v)) }
+            for (k, v) in state.flushingClients { state.written.append(.client(.flushing, k, v)); clients.append((k, v)) }
+            for (k, v) in state.clients { state.written.append(.client(.current, k, v)); clients.append((k, v)) }
             return (records, clients)
+        }
+    }
+
+    /// What readers lay over what they read. Taken before the read: a touch
+    /// leaves memory only once its row is committed, so a read that starts
+    /// after this sees either the touch here or the row.
+    func snapshot() -> Snapshot {
+        state.withLock { Snapshot(records: $0.records, flushingRecords: $0.flushingRecords, clients: $0.clients,
+                                  flushingClients: $0.flushingClients) }
+    }
+
+    struct Snapshot: Sendable {
+        let records: [Triplet: Record]
+        let flushingRecords: [Triplet: Record]
+        let clients: [String: Client]
+        let flushingClients: [String: Client]
+
+        func applied(_ r: GreylistRecord) -> GreylistRecord {
+            var out = r
+            for t in [flushingRecords[r.triplet], records[r.triplet]] {
+                if let t, t.belongs(to: r) { out = t.applied(to: out) }
+            }
+            return out
+        }
+
+        func applied(_ rs: [GreylistRecord]) -> [GreylistRecord] {
+            records.isEmpty && flushingRecords.isEmpty ? rs : rs.map(applied)
+        }
+
+        func applied(_ cs: [ClientRecord]) -> [ClientRecord] {
+            guard !clients.isEmpty || !flushingClients.isEmpty else { return cs }
+            return cs.map { c in
+                var out = c
+                for t in [flushingClients[c.network], clients[c.network]] {
+                    guard let t else { continue }
+                    out.lastSeen = max(out.lastSeen, t.lastSeen)
+                    out.recordExpires = max(out.recordExpires, t.recordExpires)
+                }
+                return out
+            }
         }
     }
 
@@ -276,7 +278,23 @@ final class RetryTouches: Sendable {
     /// (they are undone, newest first).
     func end(committed: Bool) {
         state.withLock { state in
-            if !committed {
+            if committed {
+                for w in state.written {
+                    switch w {
+                    case .record(let side, let k, let v):
+                        let now = side == .current ? state.records[k] : state.flushingRecords[k]
+                        if now == v { state.set(side, k, nil as Record?) }
+                    case .client(let side, let k, let v):
+                        let now = side == .current ? state.clients[k] : state.flushingClients[k]
+                        if now == v { state.set(side, k, nil as Client?) }
+                    case .cursor: break
+                    }
+                }
+                if state.flushingRecords.isEmpty {
+                    state.flushOrder = []
+                    state.flushCursor = 0
+                }
+            } else {
                 for u in state.undo.reversed() {
                     switch u {
                     case .record(let side, let k, let v): state.set(side, k, v)
@@ -286,6 +304,7 @@ final class RetryTouches: Sendable {
                 }
             }
             state.undo.removeAll(keepingCapacity: true)
+            state.written.removeAll(keepingCapacity: true)
         }
     }
 }

@@ -163,14 +163,16 @@ public final class SQLiteStore: GreylistStore {
     }
 
     public func record(for triplet: Triplet) async throws -> GreylistRecord? {
+        let touched = touches?.snapshot()  // before the read: see RetryTouches.snapshot
         let record = try await pool.read { db in try SQLiteSchema.record(triplet, in: db) }
-        guard let touches, let record else { return record }
-        return touches.read(record)
+        guard let touched, let record else { return record }
+        return touched.applied(record)
     }
 
     public func records(matching filter: RecordFilter, now: Int64) async throws -> [GreylistRecord] {
+        let touched = touches?.snapshot()
         let records = try await pool.read { db in try SQLiteSchema.records(filter, now: now, in: db) }
-        return touches?.read(records) ?? records
+        return touched?.applied(records) ?? records
     }
 
     public func delete(_ triplet: Triplet) async throws -> Bool {
@@ -222,13 +224,15 @@ public final class SQLiteStore: GreylistStore {
     }
 
     public func exportRecords(after: Triplet?, limit: Int) async throws -> [GreylistRecord] {
+        let touched = touches?.snapshot()
         let records = try await pool.read { db in try SQLiteSchema.exportRecords(after: after, limit: limit, in: db) }
-        return touches?.read(records) ?? records
+        return touched?.applied(records) ?? records
     }
 
     public func exportClients(after: String?, limit: Int) async throws -> [ClientRecord] {
+        let touched = touches?.snapshot()
         let clients = try await pool.read { db in try SQLiteSchema.exportClients(after: after, limit: limit, in: db) }
-        return touches?.read(clients) ?? clients
+        return touched?.applied(clients) ?? clients
     }
 
     public func addHistory(_ counts: [HistoryCount]) async throws {
