@@ -34,16 +34,9 @@ MG_PORT=10193
 MG_BIN="${MILTER_GREYLIST:-$(command -v milter-greylist || true)}"
 
 log() { printf 'bench-milter.sh: %s\n' "$*" >&2; }
-if [[ "$BUILD" != release && "$BUILD" != debug ]]; then
-    log "BENCH_BUILD must be release or debug, not '$BUILD'"
-    exit 2
-fi
-for workload in $WORKLOADS; do
-    if [[ ! "$workload" =~ ^[0-9]+:(0(\.[0-9]+)?|1(\.0*)?)$ ]]; then
-        log "BENCH_WORKLOADS: '$workload' is not CONNECTIONS:NEW_SHARE (e.g. 16:0.3)"
-        exit 2
-    fi
-done
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
+check_build_and_workloads "$BUILD" "$WORKLOADS"
 if [[ -n "$MG_BIN" && ! -x "$MG_BIN" ]]; then
     log "MILTER_GREYLIST: '$MG_BIN' is not an executable"
     exit 2
@@ -51,8 +44,6 @@ fi
 
 swift build -c "$BUILD" --product greylag >&2
 BIN="$(swift build -c "$BUILD" --show-bin-path)/greylag"
-# shellcheck source=scripts/lib/bench.sh
-source scripts/lib/bench.sh
 WORK="$(mktemp -d /tmp/greylag-bench-milter.XXXXXX)"
 PID=""
 DUNNO_PID=""

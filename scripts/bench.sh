@@ -47,16 +47,9 @@ GROSS_PORT=10094
 log() { printf 'bench.sh: %s\n' "$*" >&2; }
 skip() { [[ "${!1:-0}" == 1 ]]; }
 
-if [[ "$BUILD" != release && "$BUILD" != debug ]]; then
-    log "BENCH_BUILD must be release or debug, not '$BUILD'"
-    exit 2
-fi
-for workload in $WORKLOADS; do
-    if [[ ! "$workload" =~ ^[0-9]+:(0(\.[0-9]+)?|1(\.0*)?)$ ]]; then
-        log "BENCH_WORKLOADS: '$workload' is not CONNECTIONS:NEW_SHARE (e.g. 16:0.3)"
-        exit 2
-    fi
-done
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
+check_build_and_workloads "$BUILD" "$WORKLOADS"
 
 if ! skip BENCH_SKIP_POSTGREY || ! skip BENCH_SKIP_SQLGREY || ! skip BENCH_SKIP_GROSS; then
     bash scripts/install-test-deps.sh
@@ -65,8 +58,6 @@ log "building greylag ($BUILD)"
 swift build -c "$BUILD" --product greylag >&2
 BIN="$(swift build -c "$BUILD" --show-bin-path)/greylag"
 
-# shellcheck source=scripts/lib/bench.sh
-source scripts/lib/bench.sh
 # shellcheck source=scripts/lib/postgrey.sh
 source scripts/lib/postgrey.sh
 # shellcheck source=scripts/lib/sqlgrey.sh

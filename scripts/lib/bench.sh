@@ -60,3 +60,21 @@ policy_ask() {
     fi
     printf '%s\n' "$answer"
 }
+
+# check_build_and_workloads BUILD WORKLOADS
+#                  -> exits 2 with a message (through the script's `log`)
+#                     unless BUILD is release or debug and every workload
+#                     is CONNECTIONS:NEW_SHARE
+check_build_and_workloads() {
+    local build="$1" workloads="$2" workload
+    if [[ "$build" != release && "$build" != debug ]]; then
+        log "BENCH_BUILD must be release or debug, not '$build'"
+        exit 2
+    fi
+    for workload in $workloads; do
+        if [[ ! "$workload" =~ ^[0-9]+:(0(\.[0-9]+)?|1(\.0*)?)$ ]]; then
+            log "BENCH_WORKLOADS: '$workload' is not CONNECTIONS:NEW_SHARE (e.g. 16:0.3)"
+            exit 2
+        fi
+    done
+}
