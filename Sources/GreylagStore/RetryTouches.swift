@@ -84,6 +84,8 @@ final class RetryTouches: Sendable {
         /// Touches the open transaction writes: they stay visible until it
         /// is committed, then go if nobody touched them again meanwhile.
         var written: [Undo] = []
+        /// `takeAll` ran in the open transaction: everything is being written.
+        var allTaken = false
 
         func record(_ t: Triplet) -> Record? { records[t] ?? flushingRecords[t] }
 
@@ -109,6 +111,14 @@ final class RetryTouches: Sendable {
     }
 
     private let state = Mutex(State())
+
+    /// True when more than `limit` touches are held and the open
+    /// transaction is not already writing them all.
+    func overLimit(_ limit: Int) -> Bool {
+        state.withLock {
+            !$0.allTaken && $0.records.count + $0.clients.count + $0.flushingRecords.count + $0.flushingClients.count > limit
+        }
+    }
 
     /// Touches held: records and client networks, both generations.
     var count: Int {
@@ -226,6 +236,7 @@ final class RetryTouches: Sendable {
         state.withLock { state in
             var records: [(Triplet, Record)] = []
             var clients: [(String, Client)] = []
+            state.allTaken = true
             for (k, v) in state.flushingRecords { state.written.append(.record(.flushing, k, v)); records.append((k, v)) }
             for (k, v) in state.records { state.written.append(.record(.current, k, v)); records.append((k, v)) }
             for (k, v) in state.flushingClients { state.written.append(.client(.flushing, k, v)); clients.append((k, v)) }
@@ -305,6 +316,7 @@ final class RetryTouches: Sendable {
             }
             state.undo.removeAll(keepingCapacity: true)
             state.written.removeAll(keepingCapacity: true)
+            state.allTaken = false
         }
     }
 }

@@ -157,7 +157,7 @@ public final class SQLiteStore: GreylistStore {
             let decision = decide(state)
             try SQLiteHotPath.apply(decision.change, for: triplet, previous: state.record, now: now, touches: touches,
                                     in: db)
-            if let touches, touches.count > Self.maxTouches { try SQLiteHotPath.flush(touches, in: db) }
+            if let touches, touches.overLimit(Self.maxTouches) { try SQLiteHotPath.flush(touches, in: db) }
             return decision
         }, completion: completion)
     }
