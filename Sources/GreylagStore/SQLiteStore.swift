@@ -95,11 +95,10 @@ public final class SQLiteStore: GreylistStore {
         }
     }
 
-    /// How long the flush waits between two chunks: a generation of tens of
-    /// thousands of touches written at once put as many pages into the
-    /// write-ahead log within a second, more than the checkpointer's passive
-    /// runs keep up with, and its RESTART then held the writer for half a
-    /// second. Paced, 50,000 touches take about half a second.
+    /// How long the flush waits between two chunks, so that a generation of
+    /// tens of thousands of touches does not put its pages into the
+    /// write-ahead log all at once, and the checkpointer's passive runs and
+    /// the decisions get their turns between chunks.
     static let flushPause: DispatchTimeInterval = .milliseconds(10)
     private static let pacing = DispatchQueue(label: "greylag.store.flush-pacing", qos: .utility)
 
@@ -109,7 +108,11 @@ public final class SQLiteStore: GreylistStore {
         writer.submit({ db -> Bool in try SQLiteHotPath.flushChunk(touches, limit: flushChunk, in: db) },
                       completion: { (result: Result<Bool, any Error>) in
             if case .success(true) = result {
-                pacing.asyncAfter(deadline: .now() + flushPause) { flushChain(touches, writer: writer, running: running) }
+                pacing.asyncAfter(deadline: .now() + flushPause) {
+                    // Closed meanwhile: its loop may be gone; `close` wrote the rest.
+                    guard !running.isStopped else { return running.end() }
+                    flushChain(touches, writer: writer, running: running)
+                }
             } else {
                 running.end()
             }
@@ -271,6 +274,7 @@ public final class SQLiteStore: GreylistStore {
     }
 
     public func close() async throws {
+        flushing.stop()
         flusher?.cancel()
         // What the timer has not written yet goes into one last transaction;
         // the store is closed even if that fails.
@@ -304,12 +308,20 @@ final class RepeatingTimer: @unchecked Sendable {  // DispatchSource is thread-s
     }
 }
 
-/// Whether something is under way, for one at a time.
+/// Whether something is under way, for one at a time, until stopped.
 final class RunningFlag: Sendable {
     private let running = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
 
-    /// True if it was not running and now is.
-    func begin() -> Bool { running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged }
+    /// True if it was not running and now is; never once stopped.
+    func begin() -> Bool {
+        !isStopped && running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    }
 
     func end() { running.store(false, ordering: .releasing) }
+
+    /// Nothing begins after this.
+    func stop() { stopped.store(true, ordering: .releasing) }
+
+    var isStopped: Bool { stopped.load(ordering: .acquiring) }
 }
