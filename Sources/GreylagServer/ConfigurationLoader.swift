@@ -44,7 +44,7 @@ public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
 /// dry_run = false
 ///
 /// [server]
-/// threads = 0                   # event-loop threads; 0: one per core
+/// threads = 0                   # event-loop threads; 0: one with SQLite "normal", else one per core
 ///
 /// [policy]
 /// listen = ["127.0.0.1:10023"]  # also "[::1]:10023", "unix:/run/greylag/policy.sock"

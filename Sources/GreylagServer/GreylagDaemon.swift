@@ -393,7 +393,7 @@ public final class GreylagDaemon: Service {
             + (greylistds.isEmpty ? "" : "greylistd socket on \(greylistds.compactMap { $0.localAddress.map(Self.describe) }.joined(separator: ", ")); ")
             + "store \(config.backendDescription)"
             + (config.backend == .sqlite ? " (synchronous \(config.synchronous.rawValue))" : "")
-            + "; \(config.effectiveThreads) threads; delay \(DurationText.format(config.policy.delay))"
+            + "; \(config.effectiveThreads) thread\(config.effectiveThreads == 1 ? "" : "s"); delay \(DurationText.format(config.policy.delay))"
             + (config.policy.dryRun ? "; DRY RUN" : "")
             + "; DNS \(Self.describeResolver(config))"
             + "; admin socket \(config.adminSocketPath ?? "off"); http \(httpBound.map { "on \($0)" } ?? "off"); lists: "
