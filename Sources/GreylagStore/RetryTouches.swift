@@ -194,11 +194,23 @@ final class RetryTouches: Sendable {
             if state.flushingRecords.isEmpty && state.flushingClients.isEmpty {
                 swap(&state.records, &state.flushingRecords)
                 swap(&state.clients, &state.flushingClients)
-                state.flushOrder = Array(state.flushingRecords.keys)
+                // In key order, a chunk's updates share leaf pages: each
+                // page is written to the WAL once per chunk, not once per
+                // touch on it.
+                state.flushOrder = state.flushingRecords.keys.sorted(by: Self.keyOrder)
                 state.flushCursor = 0
             }
             return !state.flushingRecords.isEmpty || !state.flushingClients.isEmpty
         }
+    }
+
+    /// The triplets table's key order (SQLite's BINARY collation compares
+    /// UTF-8 bytes; Swift's order is the same for ASCII and close enough
+    /// for locality otherwise).
+    static func keyOrder(_ a: Triplet, _ b: Triplet) -> Bool {
+        if a.network != b.network { return a.network < b.network }
+        if a.sender != b.sender { return a.sender < b.sender }
+        return a.recipient < b.recipient
     }
 
     /// Up to `limit` touches of the generation being written, to be written
@@ -215,7 +227,7 @@ final class RetryTouches: Sendable {
             }
             if state.flushCursor >= state.flushOrder.count && !state.flushingRecords.isEmpty {
                 // Touches a failed transaction left behind the cursor.
-                state.flushOrder = Array(state.flushingRecords.keys)
+                state.flushOrder = state.flushingRecords.keys.sorted(by: Self.keyOrder)
                 state.flushCursor = 0
             }
             state.undo.append(.cursor(state.flushCursor))
