@@ -3,14 +3,23 @@ import Logging
 import NIOCore
 
 /// The one greylisting decision a connection waits for, shared by the
-/// policy and milter handlers: a token per decision, a timeout armed while
-/// the store works on it, the verdict handed back on the connection's event
+/// policy and milter handlers: a token per decision, a timeout while the
+/// store works on it, the verdict handed back on the connection's event
 /// loop, and exactly one finish, by the decision or by the timeout with the
 /// failure mode's verdict.
+///
+/// The timeout costs no timer per decision: a connection has one timer,
+/// armed at the deadline of the decision it was armed for. When it fires
+/// and a later decision is awaited, it is armed again at that one's
+/// deadline; when none is, it stays unarmed. Scheduling and cancelling a
+/// task per decision cost more than a tenth of a decision's CPU.
 struct PendingDecision<Payload> {
     private var nextToken: UInt64 = 0
     private var current: (token: UInt64, payload: Payload)?
-    private var timeoutTask: Scheduled<Void>?
+    /// When the awaited decision times out (see `armTimeout`).
+    private var deadline: NIODeadline?
+    /// The connection's timer, when armed.
+    private var timer: Scheduled<Void>?
 
     /// A decision is awaited.
     var isWaiting: Bool { current != nil }
@@ -20,24 +29,42 @@ struct PendingDecision<Payload> {
     mutating func begin(_ payload: Payload) -> UInt64 {
         nextToken &+= 1
         current = (nextToken, payload)
+        deadline = nil
         return nextToken
     }
 
-    /// Arms the timeout of decision `token` if it is still awaited, which
-    /// calls `finished` on `loop` with the failure mode's verdict. Armed after
+    /// Gives decision `token`, if it is still awaited, `timeout` from now;
+    /// `fire` (the connection's, the same for every decision) is called on
+    /// `loop` when the timer fires and must call `timerFired`. Armed after
     /// the service was asked: a decision that needs no store (a whitelisted
-    /// client, a non-RCPT stage) has finished by then and costs no timer.
+    /// client, a non-RCPT stage) has finished by then and needs no timeout.
     /// The store's answer cannot overtake it, as it reaches the connection
     /// through its event loop, which is running this call.
-    mutating func armTimeout(_ token: UInt64, service: GreylistService, timeout: TimeAmount, loop: any EventLoop,
-                             finished: @escaping @Sendable (Verdict, UInt64, _ timedOut: Bool) -> Void) {
-        guard current?.token == token, timeoutTask == nil else { return }
-        timeoutTask = loop.scheduleTask(in: timeout) {
-            // The store did not answer in time: one more failure for its health.
-            service.health.failed(Self.timeoutReason(timeout),
-                                  startedAt: StoreHealth.now() &- UInt64(timeout.nanoseconds))
-            finished(service.failureVerdict(for: nil), token, true)
-        }
+    mutating func armTimeout(_ token: UInt64, timeout: TimeAmount, loop: any EventLoop,
+                             fire: @escaping @Sendable () -> Void) {
+        guard current?.token == token else { return }
+        let due = NIODeadline.now() + timeout
+        deadline = due
+        if timer == nil { timer = loop.scheduleTask(deadline: due, fire) }
+    }
+
+    /// The connection's timer fired: the token of the awaited decision
+    /// when its deadline has passed (answer it with the failure mode, see
+    /// `timedOut`); nil when none is awaited or its deadline is still
+    /// ahead, the timer then armed again for it.
+    mutating func timerFired(loop: any EventLoop, fire: @escaping @Sendable () -> Void) -> UInt64? {
+        timer = nil
+        guard let c = current, let due = deadline else { return nil }
+        if due <= .now() { return c.token }
+        timer = loop.scheduleTask(deadline: due, fire)
+        return nil
+    }
+
+    /// Records a decision that timed out after `timeout` as a failure of
+    /// the store and returns the failure mode's verdict for it.
+    static func timedOut(service: GreylistService, timeout: TimeAmount) -> Verdict {
+        service.health.failed(timeoutReason(timeout), startedAt: StoreHealth.now() &- UInt64(timeout.nanoseconds))
+        return service.failureVerdict(for: nil)
     }
 
     /// Asks the service to decide `query` and hands the verdict to
@@ -52,18 +79,18 @@ struct PendingDecision<Payload> {
 
     /// Ends the decision `token` and returns its payload; nil when it was
     /// already ended (the timeout answered first, or the decision did).
+    /// The timer stays armed: it finds nothing late when it fires.
     mutating func finish(_ token: UInt64) -> Payload? {
         guard let c = current, c.token == token else { return nil }
         current = nil
-        timeoutTask?.cancel()
-        timeoutTask = nil
+        deadline = nil
         return c.payload
     }
 
-    /// The connection goes away: no timeout is left behind.
+    /// The connection goes away: no timer is left behind.
     mutating func cancel() {
-        timeoutTask?.cancel()
-        timeoutTask = nil
+        timer?.cancel()
+        timer = nil
     }
 
     /// Why the failure mode answered when the timeout did.

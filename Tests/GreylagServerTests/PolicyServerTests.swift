@@ -6,9 +6,11 @@ import Testing
 
 /// A store whose decisions fail or stall, for the failure-mode paths.
 final class BrokenStore: GreylistStore {
-    enum Mode { case fail, hang, slow(Duration) }
+    enum Mode { case fail, hang, slow(Duration), hangAfter(Int) }
     let mode: Mode
     let inner: SQLiteStore
+    private let lock = NSLock()
+    private var decisions = 0
 
     init(_ mode: Mode, config: GreylagConfiguration) throws {
         self.mode = mode
@@ -20,6 +22,7 @@ final class BrokenStore: GreylistStore {
     func decide(_ triplet: Triplet, now: Int64, _ decide: @escaping @Sendable (TripletState) -> Decision,
                 completion: @escaping @Sendable (Result<Decision, any Error>) -> Void) {
         let mode = self.mode, inner = self.inner
+        let count = lock.withLock { decisions += 1; return decisions }
         Task {
             switch mode {
             case .fail:
@@ -27,6 +30,7 @@ final class BrokenStore: GreylistStore {
                 return
             case .hang: try? await Task.sleep(for: .seconds(30))
             case .slow(let d): try? await Task.sleep(for: d)
+            case .hangAfter(let n): if count > n { try? await Task.sleep(for: .seconds(30)) }
             }
             inner.decide(triplet, now: now, decide, completion: completion)
         }
@@ -258,6 +262,24 @@ extension BrokenStore: @unchecked Sendable {}
             let start = ContinuousClock.now
             #expect(try await client.reply() == "action=DUNNO")  // the failure mode, after 300 ms
             #expect(ContinuousClock.now - start >= .milliseconds(200))
+            #expect(ContinuousClock.now - start < .seconds(5))
+        }
+    }
+
+    /// A connection has one timeout timer, armed for the decision it was
+    /// armed for: when it fires for an answered decision while a later one
+    /// is awaited, that one still gets its whole timeout, then its answer.
+    @Test func aLaterDecisionGetsItsWholeTimeout() async throws {
+        try await withDaemon(configure: { $0.storeTimeout = 0.8 },
+                             store: { try BrokenStore(.hangAfter(1), config: $0) }) { addresses, _ in
+            let client = try await PolicyTestClient(addresses[0])
+            #expect(try await client.ask(rcptRequest())?.hasPrefix("action=DEFER_IF_PERMIT ") == true)
+            try await Task.sleep(for: .milliseconds(400))
+            let start = ContinuousClock.now
+            // The timer armed for the first decision fires in about 400 ms;
+            // this one is due 800 ms after it was asked.
+            #expect(try await client.ask(rcptRequest(sender: "other@example.org")) == "action=DUNNO")
+            #expect(ContinuousClock.now - start >= .milliseconds(700))
             #expect(ContinuousClock.now - start < .seconds(5))
         }
     }
