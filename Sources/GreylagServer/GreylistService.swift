@@ -57,6 +57,8 @@ public final class GreylistService: Sendable {
     public let store: any GreylistStore
     public let failureMode: GreylagConfiguration.FailureMode
     private let logger: Logger
+    /// The decision lines' path past swift-log, when the logger is greylag's own.
+    private let directLog: GreylagLogHandler.DirectLines?
     /// The wall clock in Unix seconds; tests pass a manual one.
     public let now: @Sendable () -> Int64
     /// Decisions since start, by reason and action.
@@ -86,6 +88,7 @@ public final class GreylistService: Sendable {
         self.store = store
         self.failureMode = failureMode
         self.logger = logger
+        self.directLog = (logger.handler as? GreylagLogHandler)?.direct
         self.now = clock
         self.metrics = metrics
         self.health = StoreHealth(logger: logger, failureMode: failureMode, factory: metrics.factory)
@@ -259,28 +262,98 @@ public final class GreylistService: Sendable {
         history.record(verdict, query, now: now())
         let level: Logger.Level = verdict.reason == .notRecipientStage ? .debug : .info
         guard logger.logLevel <= level else { return }
-        let word: String
+        if let directLog {
+            // Written straight into the log's buffer: no string, no event.
+            directLog.write(level) { Self.decisionLine(verdict, query, into: &$0) }
+        } else {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(256)
+            Self.decisionLine(verdict, query, into: &bytes)
+            logger.log(level: level, Logger.Message(stringLiteral: String(decoding: bytes, as: UTF8.self)))
+        }
+    }
+
+    /// The message of a decision's log line. What a peer chose (addresses,
+    /// SPF text, a rule's text, the SASL user) is escaped.
+    static func decisionLine(_ verdict: Verdict, _ query: GreylistQuery, into line: inout [UInt8]) {
         switch verdict.action {
-        case .pass: word = verdict.wouldDefer ? "would defer (dry run), passing" : "pass"
-        case .defer: word = "defer"
-        case .reject: word = "reject"
+        case .pass: line.appendText(verdict.wouldDefer ? "would defer (dry run), passing" : "pass")
+        case .defer: line.appendText("defer")
+        case .reject: line.appendText("reject")
         }
-        var line = "\(word): client=\(query.clientAddress.logEscaped)"
-        if let t = verdict.triplet { line += " network=\(t.network)" }
-        line += " sender=<\(query.sender.logEscaped)> recipient=<\(query.recipient.logEscaped)>"
-        line += " reason=\(verdict.reason.rawValue)"
-        if let left = verdict.timeLeft, verdict.action == .defer || verdict.wouldDefer { line += " retry_in=\(left)s" }
-        if let delayed = verdict.delayed { line += " delayed=\(delayed)s" }
-        if !verdict.zones.isEmpty { line += " zones=\(verdict.zones.joined(separator: ","))" }
-        if let spf = verdict.spf { line += " spf=\(spf.logEscaped)" }
-        if !verdict.skipped.isEmpty { line += " skipped=\(verdict.skipped.joined(separator: ","))" }
+        line.appendText(": client=")
+        line.appendEscaped(query.clientAddress)
+        if let t = verdict.triplet {
+            line.appendText(" network=")
+            line.appendText(t.network)
+        }
+        line.appendText(" sender=<")
+        line.appendEscaped(query.sender)
+        line.appendText("> recipient=<")
+        line.appendEscaped(query.recipient)
+        line.appendText("> reason=")
+        line.appendText(verdict.reason.rawValue)
+        if let left = verdict.timeLeft, verdict.action == .defer || verdict.wouldDefer {
+            line.appendText(" retry_in=")
+            line.appendDecimal(left)
+            line.append(UInt8(ascii: "s"))
+        }
+        if let delayed = verdict.delayed {
+            line.appendText(" delayed=")
+            line.appendDecimal(delayed)
+            line.append(UInt8(ascii: "s"))
+        }
+        if !verdict.zones.isEmpty {
+            line.appendText(" zones=")
+            line.appendText(verdict.zones.joined(separator: ","))
+        }
+        if let spf = verdict.spf {
+            line.appendText(" spf=")
+            line.appendEscaped(spf)
+        }
+        if !verdict.skipped.isEmpty {
+            line.appendText(" skipped=")
+            line.appendText(verdict.skipped.joined(separator: ","))
+        }
         if let rule = verdict.rule {
-            line += " rule=\"\(rule.description.logEscaped)\""
+            line.appendText(" rule=\"")
+            line.appendEscaped(rule.description)
+            line.append(UInt8(ascii: "\""))
         } else if verdict.reason == .authenticated {
-            line += " sasl_user=\(query.authenticatedUser.logEscaped)"
+            line.appendText(" sasl_user=")
+            line.appendEscaped(query.authenticatedUser)
         }
-        line += " via=\(query.origin)"
-        logger.log(level: level, Logger.Message(stringLiteral: line))
+        line.appendText(" via=")
+        line.appendText(query.origin)
+    }
+}
+
+extension [UInt8] {
+    /// Appends `text`'s UTF-8 bytes.
+    @inline(__always)
+    mutating func appendText(_ text: String) {
+        append(contentsOf: text.utf8)
+    }
+
+    /// Appends `text` as `logEscaped` shows it.
+    mutating func appendEscaped(_ text: String) {
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+            append(contentsOf: text.utf8)
+        } else {
+            append(contentsOf: text.logEscaped.utf8)
+        }
+    }
+
+    /// Appends `value` in decimal.
+    mutating func appendDecimal(_ value: Int64) {
+        if value < 0 { append(UInt8(ascii: "-")) }
+        var m = value.magnitude
+        let start = count
+        repeat {
+            append(UInt8(ascii: "0") + UInt8(m % 10))
+            m /= 10
+        } while m > 0
+        self[start...].reverse()
     }
 }
 

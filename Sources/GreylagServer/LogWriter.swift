@@ -90,6 +90,27 @@ public final class LogWriter: Sendable {
         if schedule { queue.asyncAfter(deadline: .now() + .milliseconds(Self.gatherMilliseconds)) { self.writePending() } }
     }
 
+    /// Queues one line: `head`, then what `body` appends (one line, no
+    /// newline; a newline is added). The body is written straight into the
+    /// buffer, under the lock: the decision lines' path, which no string is
+    /// made for.
+    func appendLine(_ head: String, body: (inout [UInt8]) -> Void) {
+        let schedule = state.withLock { state -> Bool in
+            let mark = state.buffer.count
+            state.buffer.append(contentsOf: head.utf8)
+            body(&state.buffer)
+            state.buffer.append(UInt8(ascii: "\n"))
+            if state.buffer.count > maxBuffered {
+                state.buffer.removeSubrange(mark...)
+                state.dropped += 1
+            }
+            if state.scheduled { return false }
+            state.scheduled = true
+            return true
+        }
+        if schedule { queue.asyncAfter(deadline: .now() + .milliseconds(Self.gatherMilliseconds)) { self.writePending() } }
+    }
+
     /// Writes everything queued so far before returning.
     public func flush() {
         queue.sync { self.writePending() }
@@ -241,6 +262,32 @@ public struct GreylagLogHandler: LogHandler {
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
+    }
+
+    /// Lines written without swift-log's event and without a string: the
+    /// decision lines. Nil when this handler adds metadata to every line
+    /// (those go through `log`).
+    var direct: DirectLines? {
+        metadata.isEmpty ? DirectLines(label: label, writer: writer) : nil
+    }
+
+    /// Writes lines of a `GreylagLogHandler` without metadata, each as
+    /// `log(event:)` would write it.
+    struct DirectLines: Sendable {
+        let label: String
+        let writer: LogWriter
+
+        /// Writes one line at `level`; `body` appends the message's bytes
+        /// (one line: escaped, no newline).
+        func write(_ level: Logger.Level, body: (inout [UInt8]) -> Void) {
+            let tail = level.rawValue + " " + label + ": "
+            switch writer.format {
+            case .plain: writer.appendLine(PlainClock.timestamp() + " " + tail, body: body)
+            case .journal: writer.appendLine("<\(LogFormat.severity(level))>" + tail, body: body)
+            case .syslog(let facility):
+                writer.appendLine(SyslogClock.header(priority: facility.code * 8 + LogFormat.severity(level)) + tail, body: body)
+            }
+        }
     }
 
     public func log(event: LogEvent) {
