@@ -262,13 +262,12 @@ public final class GreylistService: Sendable {
         history.record(verdict, query, now: now())
         let level: Logger.Level = verdict.reason == .notRecipientStage ? .debug : .info
         guard logger.logLevel <= level else { return }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256)
+        Self.decisionLine(verdict, query, into: &bytes)
         if let directLog {
-            // Written straight into the log's buffer: no string, no event.
-            directLog.write(level) { Self.decisionLine(verdict, query, into: &$0) }
+            directLog.write(level, bytes)  // copied into the log's buffer: no string, no event
         } else {
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(256)
-            Self.decisionLine(verdict, query, into: &bytes)
             logger.log(level: level, Logger.Message(stringLiteral: String(decoding: bytes, as: UTF8.self)))
         }
     }

@@ -30,6 +30,9 @@ public enum LogFormat: Sendable, Equatable {
         }
     }
 
+    /// `<0>` to `<7>`: journal line prefixes by severity.
+    static let journalPrefixes = (0...7).map { "<\($0)>" }
+
     /// `body` as the line(s) to write: a body of several lines (a refused
     /// reload lists its errors) gets the prefix on each, so the journal and
     /// syslog keep every line at the event's priority.

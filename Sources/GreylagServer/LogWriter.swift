@@ -90,19 +90,19 @@ public final class LogWriter: Sendable {
         if schedule { queue.asyncAfter(deadline: .now() + .milliseconds(Self.gatherMilliseconds)) { self.writePending() } }
     }
 
-    /// Queues one line: `head`, then what `body` appends (one line, no
-    /// newline; a newline is added). The body is written straight into the
-    /// buffer, under the lock: the decision lines' path, which no string is
-    /// made for.
-    func appendLine(_ head: String, body: (inout [UInt8]) -> Void) {
+    /// Queues one line: `head`, `middle`, then `body` (one line, no
+    /// newline; a newline is added), copied once, straight into the
+    /// buffer: the decision lines' path, which no string is made for.
+    func appendLine(_ head: String, _ middle: String, body: [UInt8]) {
+        let length = head.utf8.count + middle.utf8.count + body.count + 1
         let schedule = state.withLock { state -> Bool in
-            let mark = state.buffer.count
-            state.buffer.append(contentsOf: head.utf8)
-            body(&state.buffer)
-            state.buffer.append(UInt8(ascii: "\n"))
-            if state.buffer.count > maxBuffered {
-                state.buffer.removeSubrange(mark...)
+            if state.buffer.count + length > maxBuffered {
                 state.dropped += 1
+            } else {
+                state.buffer.append(contentsOf: head.utf8)
+                state.buffer.append(contentsOf: middle.utf8)
+                state.buffer.append(contentsOf: body)
+                state.buffer.append(UInt8(ascii: "\n"))
             }
             if state.scheduled { return false }
             state.scheduled = true
@@ -274,18 +274,39 @@ public struct GreylagLogHandler: LogHandler {
     /// Writes lines of a `GreylagLogHandler` without metadata, each as
     /// `log(event:)` would write it.
     struct DirectLines: Sendable {
-        let label: String
         let writer: LogWriter
+        /// What comes between the format's head and the message, by level
+        /// (`" info greylag: "` on plain lines), made once.
+        private let middles: [String]
 
-        /// Writes one line at `level`; `body` appends the message's bytes
-        /// (one line: escaped, no newline).
-        func write(_ level: Logger.Level, body: (inout [UInt8]) -> Void) {
-            let tail = level.rawValue + " " + label + ": "
+        init(label: String, writer: LogWriter) {
+            self.writer = writer
+            let space = writer.format == .plain ? " " : ""
+            middles = Self.levels.map { space + $0.rawValue + " " + label + ": " }
+        }
+
+        private static let levels: [Logger.Level] = [.trace, .debug, .info, .notice, .warning, .error, .critical]
+
+        private static func index(_ level: Logger.Level) -> Int {
+            switch level {
+            case .trace: return 0
+            case .debug: return 1
+            case .info: return 2
+            case .notice: return 3
+            case .warning: return 4
+            case .error: return 5
+            case .critical: return 6
+            }
+        }
+
+        /// Writes one line at `level`; `body` is the message (one line, escaped).
+        func write(_ level: Logger.Level, _ body: [UInt8]) {
+            let middle = middles[Self.index(level)]
             switch writer.format {
-            case .plain: writer.appendLine(PlainClock.timestamp() + " " + tail, body: body)
-            case .journal: writer.appendLine("<\(LogFormat.severity(level))>" + tail, body: body)
+            case .plain: writer.appendLine(PlainClock.timestamp(), middle, body: body)
+            case .journal: writer.appendLine(LogFormat.journalPrefixes[LogFormat.severity(level)], middle, body: body)
             case .syslog(let facility):
-                writer.appendLine(SyslogClock.header(priority: facility.code * 8 + LogFormat.severity(level)) + tail, body: body)
+                writer.appendLine(SyslogClock.header(priority: facility.code * 8 + LogFormat.severity(level)), middle, body: body)
             }
         }
     }
