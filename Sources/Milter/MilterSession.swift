@@ -441,17 +441,21 @@ public struct MilterSession: Sendable {
     }
 
     /// `CODE TEXT` with `%` doubled (libmilter formats the text) and line
-    /// breaks removed.
+    /// breaks (every CR and LF byte) removed. Works on bytes: a `Character`
+    /// loop cost a tenth of a milter decision, and it kept a CR LF pair,
+    /// which is one `Character`.
     static func replyText(_ code: String, _ text: String) -> String {
-        let clean = text.replacingPercent().filter { $0 != "\r" && $0 != "\n" }
-        return clean.isEmpty ? code : "\(code) \(clean)"
-    }
-}
-
-extension String {
-    func replacingPercent() -> String {
-        var out = ""
-        for c in self { out += c == "%" ? "%%" : String(c) }
-        return out
+        let special: (UInt8) -> Bool = { $0 == UInt8(ascii: "%") || $0 == 0x0D || $0 == 0x0A }
+        guard text.utf8.contains(where: special) else { return text.isEmpty ? code : code + " " + text }
+        var clean: [UInt8] = []
+        clean.reserveCapacity(text.utf8.count + 8)
+        for byte in text.utf8 {
+            switch byte {
+            case 0x0D, 0x0A: continue
+            case UInt8(ascii: "%"): clean.append(contentsOf: [UInt8(ascii: "%"), UInt8(ascii: "%")])
+            default: clean.append(byte)
+            }
+        }
+        return clean.isEmpty ? code : code + " " + String(decoding: clean, as: UTF8.self)
     }
 }

@@ -88,6 +88,17 @@ import Testing
         #expect(s.received(.endOfMessage, now: now) == .reply([.continue]))
     }
 
+    /// The reply text goes through libmilter's formatting: `%` doubled,
+    /// every CR and LF byte removed (a CR LF pair too), code alone when
+    /// nothing is left.
+    @Test func replyTextIsSafeForLibmilter() {
+        #expect(MilterSession.replyText("451 4.7.1", "Greylisted, try in 300 seconds") == "451 4.7.1 Greylisted, try in 300 seconds")
+        #expect(MilterSession.replyText("550", "100% sure\r\nX-Injected: yes\n") == "550 100%% sureX-Injected: yes")
+        #expect(MilterSession.replyText("550", "%%é\r") == "550 %%%%é")
+        #expect(MilterSession.replyText("451", "\r\n") == "451")
+        #expect(MilterSession.replyText("451", "") == "451")
+    }
+
     @Test func abortBetweenMessagesForgetsTheFirst() {
         var s = MilterSession(config: config)
         connected(&s)
