@@ -437,7 +437,9 @@ public struct MilterSession: Sendable {
 
     /// An address without angle brackets.
     static func bare(_ s: String) -> String {
-        s.hasPrefix("<") && s.hasSuffix(">") && s.count >= 2 ? String(s.dropFirst().dropLast()) : s
+        let bytes = s.utf8
+        guard bytes.count >= 2, bytes.first == UInt8(ascii: "<"), bytes.last == UInt8(ascii: ">") else { return s }
+        return String(decoding: bytes.dropFirst().dropLast(), as: UTF8.self)
     }
 
     /// `CODE TEXT` with `%` doubled (libmilter formats the text) and line

@@ -99,6 +99,15 @@ import Testing
         #expect(MilterSession.replyText("451", "") == "451")
     }
 
+    @Test func bareAddressLosesOnlyItsAngleBrackets() {
+        #expect(MilterSession.bare("<a@example.org>") == "a@example.org")
+        #expect(MilterSession.bare("<é@example.org>") == "é@example.org")
+        #expect(MilterSession.bare("<>") == "")
+        #expect(MilterSession.bare("<") == "<")
+        #expect(MilterSession.bare("<a@example.org") == "<a@example.org")
+        #expect(MilterSession.bare("a@example.org") == "a@example.org")
+    }
+
     @Test func abortBetweenMessagesForgetsTheFirst() {
         var s = MilterSession(config: config)
         connected(&s)
