@@ -896,6 +896,8 @@ actor StoreReopener {
     private let service: GreylistService
     private let logger: Logger
     private var running = false
+    /// Asks that came while an attempt ran, resumed when it ends.
+    private var waiters: [CheckedContinuation<Void, Never>] = []
     private var lastReason: String?
     /// An open that was still running when the daemon started serving.
     private var pending: Task<any GreylistStore, any Error>?
@@ -918,21 +920,48 @@ actor StoreReopener {
     var isOpening: Bool { pending != nil }
 
     /// One attempt; true when the real store is in place (now or before).
+    /// An attempt asked for while one runs waits for it and, if the store
+    /// is still not open, makes one more: the one running (or the open
+    /// begun at start) may have begun before the postmaster fixed the cause
+    /// and asked again.
     @discardableResult
     func attempt(trigger: String) async -> Bool {
         guard store.unavailableReason != nil else { return true }
-        guard !running else { return false }
+        if running {
+            await withCheckedContinuation { waiters.append($0) }
+            guard store.unavailableReason != nil else { return true }
+            guard !running else { return false }  // another waiter makes the next one
+        }
         running = true
-        defer { running = false }
-        let opened: any GreylistStore
-        let task = pending ?? Task { [open] in try await open() }
+        defer {
+            running = false
+            let waiting = waiters
+            waiters = []
+            waiting.forEach { $0.resume() }
+        }
+        var opened: (any GreylistStore)?
+        var task = pending ?? Task { [open] in try await open() }
+        var fromStart = pending != nil
         pending = nil
-        do {
-            // Shutting down cancels the open (a server backend waits up to 30 s for its server).
-            opened = try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
-        } catch {
-            if Task.isCancelled { return false }
-            let reason = "\(error)"
+        var failure: (any Error)?
+        while opened == nil {
+            do {
+                // Shutting down cancels the open (a server backend waits up to 30 s for its server).
+                let t = task
+                opened = try await withTaskCancellationHandler { try await t.value } onCancel: { t.cancel() }
+            } catch {
+                if Task.isCancelled { return false }
+                guard fromStart else {
+                    failure = error
+                    break
+                }
+                // The open begun at start began before this was asked for.
+                fromStart = false
+                task = Task { [open] in try await open() }
+            }
+        }
+        guard let opened else {
+            let reason = "\(failure.map { "\($0)" } ?? "unknown error")"
             if reason != lastReason {
                 logger.error("store still cannot be opened (\(trigger)): \(reason)")
                 lastReason = reason
