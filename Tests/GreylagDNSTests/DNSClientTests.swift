@@ -183,7 +183,9 @@ final class TestResponder: Sendable {
             client.shutdown()
             #expect(await pending == .failure(.timeout))
         }
-        #expect(took < .seconds(2), "shutdown did not end the lookup in flight")
+        // Well under the 5 s timeout; the margin is for a loaded machine
+        // (the full suite took 2.2 s here once).
+        #expect(took < .seconds(4), "shutdown did not end the lookup in flight")
         #expect(await client.lookup("after.example", .a) == .failure(.noResolver))
     }
 }
