@@ -20,6 +20,8 @@ struct PendingDecision<Payload> {
     private var deadline: NIODeadline?
     /// The connection's timer, when armed.
     private var timer: Scheduled<Void>?
+    /// What the timer runs (see `armTimeout`).
+    private var fire: (@Sendable () -> Void)?
 
     /// A decision is awaited.
     var isWaiting: Bool { current != nil }
@@ -33,28 +35,33 @@ struct PendingDecision<Payload> {
         return nextToken
     }
 
-    /// Gives decision `token`, if it is still awaited, `timeout` from now;
-    /// `fire` (the connection's, the same for every decision) is called on
-    /// `loop` when the timer fires and must call `timerFired`. Armed after
-    /// the service was asked: a decision that needs no store (a whitelisted
+    /// Gives decision `token`, if it is still awaited, `timeout` from now.
+    /// When the connection's timer fires, `fired` is called with `owner`
+    /// (the handler) on `loop` and must call `timerFired`. Armed after the
+    /// service was asked: a decision that needs no store (a whitelisted
     /// client, a non-RCPT stage) has finished by then and needs no timeout.
     /// The store's answer cannot overtake it, as it reaches the connection
     /// through its event loop, which is running this call.
-    mutating func armTimeout(_ token: UInt64, timeout: TimeAmount, loop: any EventLoop,
-                             fire: @escaping @Sendable () -> Void) {
+    mutating func armTimeout<Owner: AnyObject>(_ token: UInt64, timeout: TimeAmount, loop: any EventLoop, owner: Owner,
+                                               fired: @escaping @Sendable (Owner) -> Void) {
         guard current?.token == token else { return }
         let due = NIODeadline.now() + timeout
         deadline = due
-        if timer == nil { timer = loop.scheduleTask(deadline: due, fire) }
+        guard timer == nil else { return }
+        if fire == nil {  // made once per connection; `cancel` lets go of it (it holds the owner)
+            let bound = NIOLoopBound(owner, eventLoop: loop)
+            fire = { fired(bound.value) }
+        }
+        timer = loop.scheduleTask(deadline: due, fire!)
     }
 
     /// The connection's timer fired: the token of the awaited decision
     /// when its deadline has passed (answer it with the failure mode, see
     /// `timedOut`); nil when none is awaited or its deadline is still
     /// ahead, the timer then armed again for it.
-    mutating func timerFired(loop: any EventLoop, fire: @escaping @Sendable () -> Void) -> UInt64? {
+    mutating func timerFired(loop: any EventLoop) -> UInt64? {
         timer = nil
-        guard let c = current, let due = deadline else { return nil }
+        guard let c = current, let due = deadline, let fire else { return nil }
         if due <= .now() { return c.token }
         timer = loop.scheduleTask(deadline: due, fire)
         return nil
@@ -91,6 +98,7 @@ struct PendingDecision<Payload> {
     mutating func cancel() {
         timer?.cancel()
         timer = nil
+        fire = nil
     }
 
     /// Why the failure mode answered when the timeout did.

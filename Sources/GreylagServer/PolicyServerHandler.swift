@@ -30,8 +30,6 @@ final class PolicyServerHandler: ChannelInboundHandler {
     private var pending = PendingDecision<(request: PolicyRequest, query: GreylistQuery, now: Int64)>()
     private var inputClosed = false
     private var draining = false
-    /// What the timeout timer runs (see `timerFire`).
-    private var timerFireClosure: (@Sendable () -> Void)?
 
     init(session: PolicySession, service: GreylistService, decisionTimeout: TimeAmount, mailbox: EventLoopMailbox,
          logger: Logger, helperLog: HelperAttributeLog) {
@@ -51,7 +49,6 @@ final class PolicyServerHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         pending.cancel()
-        timerFireClosure = nil  // it holds the handler
         self.context = nil
     }
 
@@ -119,20 +116,12 @@ final class PolicyServerHandler: ChannelInboundHandler {
         }
         let token = pending.begin((request, query, now))
         PendingDecision<Void>.ask(query, now: now, token: token, service: service, mailbox: mailbox, finished: finished)
-        pending.armTimeout(token, timeout: decisionTimeout, loop: context.eventLoop, fire: timerFire(context))
+        pending.armTimeout(token, timeout: decisionTimeout, loop: context.eventLoop, owner: self) { $0.timerFired() }
     }
 
-    /// The connection's timeout timer calls this (made once per connection).
-    private func timerFire(_ context: ChannelHandlerContext) -> @Sendable () -> Void {
-        if let fire = timerFireClosure { return fire }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let fire: @Sendable () -> Void = { bound.value.timerFired() }
-        timerFireClosure = fire
-        return fire
-    }
-
+    /// The connection's timeout timer fired (see `PendingDecision`).
     private func timerFired() {
-        guard let context, let token = pending.timerFired(loop: context.eventLoop, fire: timerFire(context)) else { return }
+        guard let context, let token = pending.timerFired(loop: context.eventLoop) else { return }
         decided(PendingDecision<Void>.timedOut(service: service, timeout: decisionTimeout), token: token, timedOut: true)
     }
 
