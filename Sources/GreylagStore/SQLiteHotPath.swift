@@ -165,6 +165,16 @@ enum SQLiteHotPath {
             passed_count = max(passed_count, ?6), record_expires = max(record_expires, ?7)
         WHERE client_network = ?1 AND sender = ?2 AND recipient = ?3 AND first_seen = ?8 AND block_expires = ?9
         """
+    /// `flushTriplet` for a record that never passed, whose expiry no touch
+    /// moves (see `onlyTouches`): without `record_expires` in the SET the
+    /// expiry index is left alone. SQLite deletes and re-inserts an index
+    /// entry whose column is set even to the same value, which made every
+    /// such row dirty a random leaf of the index.
+    static let flushBlockedTriplet = """
+        UPDATE triplets SET last_seen = max(last_seen, ?4), blocked_count = max(blocked_count, ?5),
+            passed_count = max(passed_count, ?6)
+        WHERE client_network = ?1 AND sender = ?2 AND recipient = ?3 AND first_seen = ?7 AND block_expires = ?8
+        """
     static let flushClient = """
         UPDATE clients SET last_seen = max(last_seen, ?2), record_expires = max(record_expires, ?3)
         WHERE client_network = ?1
@@ -189,8 +199,13 @@ enum SQLiteHotPath {
     private static func write(_ records: [(Triplet, RetryTouches.Record)], _ clients: [(String, RetryTouches.Client)],
                               in db: Database) throws {
         for (t, r) in records {
-            try execute(flushTriplet, t, r.lastSeen, r.blockedCount, r.passedCount, r.recordExpires, r.firstSeen,
-                        r.blockExpires, in: db)
+            if r.passedCount == 0 {
+                try execute(flushBlockedTriplet, t, r.lastSeen, r.blockedCount, r.passedCount, r.firstSeen,
+                            r.blockExpires, in: db)
+            } else {
+                try execute(flushTriplet, t, r.lastSeen, r.blockedCount, r.passedCount, r.recordExpires, r.firstSeen,
+                            r.blockExpires, in: db)
+            }
         }
         for (network, c) in clients {
             try client(flushClient, network, c.lastSeen, c.recordExpires, in: db)
