@@ -334,13 +334,10 @@ extension [UInt8] {
         append(contentsOf: text.utf8)
     }
 
-    /// Appends `text` as `logEscaped` shows it.
+    /// Appends `text` as `logEscaped` shows it (which returns plain text
+    /// itself, without a copy).
     mutating func appendEscaped(_ text: String) {
-        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
-            append(contentsOf: text.utf8)
-        } else {
-            append(contentsOf: text.logEscaped.utf8)
-        }
+        append(contentsOf: text.logEscaped.utf8)
     }
 
     /// Appends `value` in decimal.

@@ -40,7 +40,7 @@ public enum LogFormat: Sendable, Equatable {
         let prefix: String
         switch self {
         case .plain: return PlainClock.timestamp() + " " + body
-        case .journal: prefix = "<\(Self.severity(level))>"
+        case .journal: prefix = Self.journalPrefixes[Self.severity(level)]
         case .syslog(let facility): prefix = SyslogClock.header(priority: facility.code * 8 + Self.severity(level))
         }
         guard body.utf8.contains(UInt8(ascii: "\n")) else { return prefix + body }

@@ -73,12 +73,30 @@ public final class LogWriter: Sendable {
 
     /// Queues one line made of `parts` (a newline is added).
     func append(_ parts: String...) {
-        let length = parts.reduce(0) { $0 + $1.utf8.count }
+        enqueue(length: parts.reduce(0) { $0 + $1.utf8.count }) { buffer in
+            for p in parts { buffer.append(contentsOf: p.utf8) }
+        }
+    }
+
+    /// Queues one line: `head`, `middle`, then `body` (one line, no
+    /// newline; a newline is added), copied once, straight into the
+    /// buffer: the decision lines' path, which no string is made for.
+    func appendLine(_ head: String, _ middle: String, body: [UInt8]) {
+        enqueue(length: head.utf8.count + middle.utf8.count + body.count) { buffer in
+            buffer.append(contentsOf: head.utf8)
+            buffer.append(contentsOf: middle.utf8)
+            buffer.append(contentsOf: body)
+        }
+    }
+
+    /// Adds a line of `length` bytes that `write` appends, and its newline,
+    /// or counts it dropped when the buffer has no room for it.
+    private func enqueue(length: Int, _ write: (inout [UInt8]) -> Void) {
         let schedule = state.withLock { state -> Bool in
             if state.buffer.count + length + 1 > maxBuffered {
                 state.dropped += 1
             } else {
-                for p in parts { state.buffer.append(contentsOf: p.utf8) }
+                write(&state.buffer)
                 state.buffer.append(UInt8(ascii: "\n"))
             }
             if state.scheduled { return false }
@@ -87,27 +105,6 @@ public final class LogWriter: Sendable {
         }
         // A short wait gathers the lines of many decisions into one write
         // and one wake-up of the writing thread, instead of one each.
-        if schedule { queue.asyncAfter(deadline: .now() + .milliseconds(Self.gatherMilliseconds)) { self.writePending() } }
-    }
-
-    /// Queues one line: `head`, `middle`, then `body` (one line, no
-    /// newline; a newline is added), copied once, straight into the
-    /// buffer: the decision lines' path, which no string is made for.
-    func appendLine(_ head: String, _ middle: String, body: [UInt8]) {
-        let length = head.utf8.count + middle.utf8.count + body.count + 1
-        let schedule = state.withLock { state -> Bool in
-            if state.buffer.count + length > maxBuffered {
-                state.dropped += 1
-            } else {
-                state.buffer.append(contentsOf: head.utf8)
-                state.buffer.append(contentsOf: middle.utf8)
-                state.buffer.append(contentsOf: body)
-                state.buffer.append(UInt8(ascii: "\n"))
-            }
-            if state.scheduled { return false }
-            state.scheduled = true
-            return true
-        }
         if schedule { queue.asyncAfter(deadline: .now() + .milliseconds(Self.gatherMilliseconds)) { self.writePending() } }
     }
 
