@@ -919,6 +919,13 @@ actor StoreReopener {
     /// True while the open begun at start has not ended: the next attempt waits for it.
     var isOpening: Bool { pending != nil }
 
+    /// What `open` gives; shutting down cancels it (a server backend waits
+    /// up to 30 s for its server).
+    private static func outcome(of open: Task<any GreylistStore, any Error>) async
+        -> Result<any GreylistStore, any Error> {
+        await withTaskCancellationHandler { await open.result } onCancel: { open.cancel() }
+    }
+
     /// One attempt; true when the real store is in place (now or before).
     /// An attempt asked for while one runs waits for it and, if the store
     /// is still not open, makes one more: the one running (or the open
@@ -939,29 +946,20 @@ actor StoreReopener {
             waiters = []
             waiting.forEach { $0.resume() }
         }
-        var opened: (any GreylistStore)?
-        var task = pending ?? Task { [open] in try await open() }
-        var fromStart = pending != nil
+        let fromStart = pending
         pending = nil
-        var failure: (any Error)?
-        while opened == nil {
-            do {
-                // Shutting down cancels the open (a server backend waits up to 30 s for its server).
-                let t = task
-                opened = try await withTaskCancellationHandler { try await t.value } onCancel: { t.cancel() }
-            } catch {
-                if Task.isCancelled { return false }
-                guard fromStart else {
-                    failure = error
-                    break
-                }
-                // The open begun at start began before this was asked for.
-                fromStart = false
-                task = Task { [open] in try await open() }
-            }
+        var result = await Self.outcome(of: fromStart ?? Task { [open] in try await open() })
+        if case .failure = result, fromStart != nil, !Task.isCancelled {
+            // The open begun at start began before this was asked for.
+            result = await Self.outcome(of: Task { [open] in try await open() })
         }
-        guard let opened else {
-            let reason = "\(failure.map { "\($0)" } ?? "unknown error")"
+        let opened: any GreylistStore
+        switch result {
+        case .success(let s):
+            opened = s
+        case .failure(let error):
+            if Task.isCancelled { return false }
+            let reason = "\(error)"
             if reason != lastReason {
                 logger.error("store still cannot be opened (\(trigger)): \(reason)")
                 lastReason = reason
