@@ -31,15 +31,8 @@ public enum StoreTestSwitch {
 /// and only then resumes the callers. Work submitted during a commit forms
 /// the next group, so under load one fsync serves many decisions.
 final class GroupCommitWriter: Sendable {
-    private struct Job: Sendable {
-        /// Runs inside the transaction; returns what to do after the commit.
-        let run: @Sendable (Database) -> @Sendable () -> Void
-        /// Called instead when the transaction could not be committed.
-        let abort: @Sendable (any Error) -> Void
-    }
-
     private struct State: ~Copyable {
-        var pending: [Job] = []
+        var pending: [GroupJob] = []
         var draining = false
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -58,6 +51,8 @@ final class GroupCommitWriter: Sendable {
     /// Called on the writer after each transaction, with whether it was
     /// committed, before any of its callers is answered.
     private let afterTransaction: (@Sendable (Bool) -> Void)?
+    /// BEGIN and COMMIT, prepared once on the writer's connection.
+    private let transactionStatements = TransactionStatements()
 
     /// Transactions committed so far (each may hold many writes).
     var commitCount: Int { commits.load(ordering: .relaxed) }
@@ -92,16 +87,12 @@ final class GroupCommitWriter: Sendable {
     /// its result once that transaction is committed (on the writer thread).
     func submit<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T,
                              completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
-        let job = Job(
-            run: { db in
-                do {
-                    let value = try body(db)
-                    return { completion(.success(value)) }
-                } catch {
-                    return { completion(.failure(error)) }
-                }
-            },
-            abort: { error in completion(.failure(error)) })
+        submit(ClosureJob(body, completion: completion))
+    }
+
+    /// Runs `job` in the next group transaction and answers it once that
+    /// transaction is committed (on the writer thread).
+    func submit(_ job: GroupJob) {
         let startDrain = state.withLock { state -> Bool in
             state.pending.append(job)
             if state.draining { return false }
@@ -123,11 +114,21 @@ final class GroupCommitWriter: Sendable {
         }
     }
 
+    /// Finalizes the statements the writer keeps, on the writer's
+    /// connection: call once everything is drained, before the pool is
+    /// closed (SQLite does not close a connection with statements left).
+    func dropStatements(also other: (@Sendable () -> Void)? = nil) throws {
+        try pool.writeWithoutTransaction { _ in
+            transactionStatements.drop()
+            other?()
+        }
+    }
+
     /// Commits one group, then hands the rest back to the executor, so an
     /// event loop that runs the writer gets to its own connections between
     /// groups however busy the other loops keep the writer.
     private func drain() {
-        let batch: [Job]? = state.withLock { state in
+        let batch: [GroupJob]? = state.withLock { state in
             if state.pending.isEmpty {
                 state.draining = false
                 return nil
@@ -150,24 +151,23 @@ final class GroupCommitWriter: Sendable {
             waiters.forEach { $0.resume() }
             return
         }
-        var completions: [@Sendable () -> Void] = []
-        completions.reserveCapacity(batch.count)
         var answered = false
         do {
             try pool.writeWithoutTransaction { db in
                 // GRDB's `inTransaction` compiles BEGIN and COMMIT anew
-                // each time, which cost a tenth of a decision; cached, they
-                // are compiled once per connection.
-                try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+                // each time, which cost a tenth of a decision; these are
+                // compiled once per connection.
+                let (begin, commit) = try transactionStatements.get(db)
+                try begin.execute()
                 do {
-                    for job in batch { completions.append(job.run(db)) }
+                    for job in batch { job.run(db) }
                     if answerBeforeCommit {
                         // TEST ONLY (see StoreTestSwitch): the wrong order.
                         answered = true
-                        completions.forEach { $0() }
+                        batch.forEach { $0.committed() }
                         usleep(StoreTestSwitch.heldCommit)
                     }
-                    try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+                    try commit.execute()
                 } catch {
                     // A failed COMMIT may leave the transaction open.
                     if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK TRANSACTION") }
@@ -177,11 +177,72 @@ final class GroupCommitWriter: Sendable {
             afterTransaction?(true)
             commits.add(1, ordering: .relaxed)
             writes.add(batch.count, ordering: .relaxed)
-            if !answered { completions.forEach { $0() } }
+            if !answered { batch.forEach { $0.committed() } }
         } catch {
             afterTransaction?(false)
             if !answered { batch.forEach { $0.abort(error) } }
         }
         execute { self.drain() }
+    }
+}
+
+/// One piece of work for a group transaction: `run` inside it, then
+/// `committed` once it is committed, or `abort` instead when it failed.
+/// A subclass holds what its work needs, so a decision is one object here
+/// rather than a closure for each step and one for its result.
+///
+/// `@unchecked Sendable`: a job is made on one thread and handed to the
+/// writer, which alone calls its methods, one after another.
+class GroupJob: @unchecked Sendable {
+    /// Runs inside the transaction; keeps its result for `committed`.
+    func run(_ db: Database) {}
+    /// The transaction holding `run`'s writes is committed.
+    func committed() {}
+    /// The transaction could not be committed: `run`'s writes are gone.
+    func abort(_ error: any Error) {}
+}
+
+/// A job made of a closure and its completion.
+private final class ClosureJob<T: Sendable>: GroupJob, @unchecked Sendable {
+    private let body: @Sendable (Database) throws -> T
+    private let completion: @Sendable (Result<T, any Error>) -> Void
+    private var result: Result<T, any Error>?
+
+    init(_ body: @escaping @Sendable (Database) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
+        self.body = body
+        self.completion = completion
+    }
+
+    override func run(_ db: Database) {
+        result = Result { try body(db) }
+    }
+
+    override func committed() {
+        completion(result ?? .failure(DatabaseError(resultCode: .SQLITE_MISUSE, message: "a job answered before it ran")))
+    }
+
+    override func abort(_ error: any Error) {
+        completion(.failure(error))
+    }
+}
+
+/// BEGIN IMMEDIATE and COMMIT on the writer's connection, prepared on first
+/// use. Used only by the drain loop, one group at a time.
+private final class TransactionStatements: @unchecked Sendable {
+    private var connection: ObjectIdentifier?
+    private var statements: (begin: Statement, commit: Statement)?
+
+    func get(_ db: Database) throws -> (begin: Statement, commit: Statement) {
+        if let statements, connection == ObjectIdentifier(db) { return statements }
+        let made = (begin: try db.makeStatement(sql: "BEGIN IMMEDIATE TRANSACTION"),
+                    commit: try db.makeStatement(sql: "COMMIT TRANSACTION"))
+        statements = made
+        connection = ObjectIdentifier(db)
+        return made
+    }
+
+    func drop() {
+        statements = nil
+        connection = nil
     }
 }

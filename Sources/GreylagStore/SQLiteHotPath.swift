@@ -3,12 +3,64 @@ import GRDBSQLite
 import GreylagCore
 
 /// The statements every decision runs, bound and read through SQLite's C
-/// API on statements GRDB prepared and caches. GRDB's row and argument
-/// types cost more than the queries themselves on this path; everything
-/// else in the store goes through GRDB as usual.
+/// API on statements prepared once per writer connection (`Statements`).
+/// GRDB's row and argument types cost more than the queries themselves on
+/// this path; everything else in the store goes through GRDB as usual.
 enum SQLiteHotPath {
-    /// SQLite copies bound text (the Swift string's buffer is temporary).
-    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+    /// A NUL byte: what an empty string is bound as (an empty buffer may
+    /// have no address, and a null pointer would bind NULL).
+    private static let emptyText: StaticString = ""
+
+    /// The hot path's statements, prepared on first use on the writer's
+    /// connection and kept for its life. GRDB's statement cache finds a
+    /// statement by hashing and comparing its whole SQL text, a few times a
+    /// decision; these are found by index. Used only on the writer, inside
+    /// its transactions, one job at a time.
+    final class Statements: @unchecked Sendable {
+        enum Query: Int, CaseIterable {
+            case selectTriplet, selectClient, upsert, updateCounts, refreshClient, countClientPass, flushTriplet, flushBlockedTriplet,
+                 flushClient
+            var sql: String {
+                switch self {
+                case .selectTriplet: SQLiteHotPath.selectTriplet
+                case .selectClient: SQLiteHotPath.selectClient
+                case .upsert: SQLiteHotPath.upsertTriplet
+                case .updateCounts: SQLiteHotPath.updateCounts
+                case .refreshClient: SQLiteHotPath.refreshClient
+                case .countClientPass: SQLiteHotPath.countClientPass
+                case .flushTriplet: SQLiteHotPath.flushTriplet
+                case .flushBlockedTriplet: SQLiteHotPath.flushBlockedTriplet
+                case .flushClient: SQLiteHotPath.flushClient
+                }
+            }
+        }
+
+        /// The connection the statements were prepared on.
+        private var connection: ObjectIdentifier?
+        private var prepared: [Statement?] = Array(repeating: nil, count: Query.allCases.count)
+
+        init() {}
+
+        /// `query`'s statement on `db`, prepared now if it is not yet. Another
+        /// connection than the last one drops every statement first.
+        func statement(_ query: Query, in db: Database) throws -> OpaquePointer {
+            if connection != ObjectIdentifier(db) {
+                prepared = Array(repeating: nil, count: Query.allCases.count)
+                connection = ObjectIdentifier(db)
+            }
+            if let statement = prepared[query.rawValue] { return statement.sqliteStatement }
+            let statement = try db.makeStatement(sql: query.sql)
+            prepared[query.rawValue] = statement
+            return statement.sqliteStatement
+        }
+
+        /// Finalizes every statement: SQLite does not close a connection
+        /// that has statements left. Called on the writer before the pool closes.
+        func drop() {
+            prepared = Array(repeating: nil, count: Query.allCases.count)
+            connection = nil
+        }
+    }
 
     static let selectTriplet = """
         SELECT first_seen, last_seen, block_expires, record_expires, blocked_count, passed_count, origin
@@ -20,39 +72,39 @@ enum SQLiteHotPath {
 
     /// The triplet's record and its network's passed count at `now`, with
     /// `touches` (the writes not yet flushed) laid over them.
-    static func state(of triplet: Triplet, now: Int64, touches: RetryTouches? = nil,
-                      in db: Database) throws -> TripletState {
-        let select = try db.cachedStatement(sql: selectTriplet).sqliteStatement
-        defer { sqlite3_reset(select) }
-        bind(triplet, to: select)
+    static func state(of triplet: Triplet, now: Int64, touches: RetryTouches? = nil, in db: Database,
+                      _ statements: Statements) throws -> TripletState {
+        let select = try statements.statement(.selectTriplet, in: db)
         var record: GreylistRecord? = nil
-        switch sqlite3_step(select) {
-        case SQLITE_ROW:
-            let origin = sqlite3_column_text(select, 6).map { String(cString: $0) } ?? "AUTO"
-            record = GreylistRecord(
-                triplet: triplet,
-                firstSeen: sqlite3_column_int64(select, 0), lastSeen: sqlite3_column_int64(select, 1),
-                blockExpires: sqlite3_column_int64(select, 2), recordExpires: sqlite3_column_int64(select, 3),
-                blockedCount: sqlite3_column_int64(select, 4), passedCount: sqlite3_column_int64(select, 5),
-                origin: RecordOrigin(rawValue: origin) ?? .auto)
-            if let touches, let r = record { record = touches.overlay(r) }
-        case SQLITE_DONE:
-            break
-        case let code:
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        try withBound(triplet, to: select) {
+            switch sqlite3_step(select) {
+            case SQLITE_ROW:
+                let origin = sqlite3_column_text(select, 6).map { String(cString: $0) } ?? "AUTO"
+                record = GreylistRecord(
+                    triplet: triplet,
+                    firstSeen: sqlite3_column_int64(select, 0), lastSeen: sqlite3_column_int64(select, 1),
+                    blockExpires: sqlite3_column_int64(select, 2), recordExpires: sqlite3_column_int64(select, 3),
+                    blockedCount: sqlite3_column_int64(select, 4), passedCount: sqlite3_column_int64(select, 5),
+                    origin: RecordOrigin(rawValue: origin) ?? .auto)
+                if let touches, let r = record { record = touches.overlay(r) }
+            case SQLITE_DONE:
+                break
+            case let code:
+                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+            }
         }
-        let client = try db.cachedStatement(sql: selectClient).sqliteStatement
-        defer { sqlite3_reset(client) }
-        sqlite3_bind_text(client, 1, triplet.network, -1, transient)
+        let client = try statements.statement(.selectClient, in: db)
         var passed: Int64 = 0
-        switch sqlite3_step(client) {
-        case SQLITE_ROW:
-            var expires = sqlite3_column_int64(client, 1)
-            if let t = touches?.client(triplet.network) { expires = max(expires, t.recordExpires) }
-            if expires >= now { passed = sqlite3_column_int64(client, 0) }
-        case SQLITE_DONE: break
-        case let code:
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        try withBound(triplet.network, to: client) {
+            switch sqlite3_step(client) {
+            case SQLITE_ROW:
+                var expires = sqlite3_column_int64(client, 1)
+                if let t = touches?.client(triplet.network) { expires = max(expires, t.recordExpires) }
+                if expires >= now { passed = sqlite3_column_int64(client, 0) }
+            case SQLITE_DONE: break
+            case let code:
+                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+            }
         }
         return TripletState(record: record, clientPassedTriplets: passed)
     }
@@ -67,9 +119,9 @@ enum SQLiteHotPath {
         """
 
     /// Inserts or replaces a record.
-    static func upsert(_ r: GreylistRecord, in db: Database) throws {
-        try execute(upsertTriplet, r.triplet, r.firstSeen, r.lastSeen, r.blockExpires, r.recordExpires,
-                    r.blockedCount, r.passedCount, text: r.origin.rawValue, in: db)
+    static func upsert(_ r: GreylistRecord, in db: Database, _ s: Statements) throws {
+        try execute(.upsert, r.triplet, r.firstSeen, r.lastSeen, r.blockExpires, r.recordExpires,
+                    r.blockedCount, r.passedCount, text: r.origin.rawValue, in: db, s)
     }
 
     static let refreshClient = """
@@ -94,25 +146,28 @@ enum SQLiteHotPath {
     /// A retry that is still blocked changes only the counters and the time
     /// last seen: an UPDATE of just those columns leaves the expiry index
     /// alone, which saves a page in the WAL for most decisions.
-    static func write(_ r: GreylistRecord, previous: GreylistRecord?, in db: Database) throws {
+    static func write(_ r: GreylistRecord, previous: GreylistRecord?, in db: Database, _ s: Statements) throws {
         guard let p = previous, p.firstSeen == r.firstSeen, p.blockExpires == r.blockExpires,
               p.recordExpires == r.recordExpires, p.origin == r.origin else {
-            try upsert(r, in: db)
+            try upsert(r, in: db, s)
             return
         }
-        try execute(updateCounts, r.triplet, r.lastSeen, r.blockedCount, r.passedCount, in: db)
+        try execute(.updateCounts, r.triplet, r.lastSeen, r.blockedCount, r.passedCount, in: db, s)
     }
 
-    /// Runs `sql` with the triplet bound to ?1 to ?3, `values` to the
+    /// Runs `query` with the triplet bound to ?1 to ?3, `values` to the
     /// parameters after it and `text`, if any, to the last one.
-    private static func execute(_ sql: String, _ t: Triplet, _ values: Int64..., text: String? = nil,
-                                in db: Database) throws {
-        let statement = try db.cachedStatement(sql: sql).sqliteStatement
-        defer { sqlite3_reset(statement) }
-        bind(t, to: statement)
+    private static func execute(_ query: Statements.Query, _ t: Triplet, _ values: Int64..., text: String? = nil,
+                                in db: Database, _ s: Statements) throws {
+        let statement = try s.statement(query, in: db)
         for (i, value) in values.enumerated() { sqlite3_bind_int64(statement, Int32(4 + i), value) }
-        if let text { sqlite3_bind_text(statement, Int32(4 + values.count), text, -1, transient) }
-        try run(statement, in: db)
+        try withBound(t, to: statement) {
+            guard var text else { return try run(statement, in: db) }
+            try text.withUTF8 { bytes in
+                bindText(bytes, to: statement, at: Int32(4 + values.count))
+                try run(statement, in: db)
+            }
+        }
     }
 
     /// Writes a decision's change; `previous` is the record the decision
@@ -120,13 +175,13 @@ enum SQLiteHotPath {
     /// as it was (`onlyTouches`) and a client network's refresh are kept
     /// there instead, to be written by `flush`.
     static func apply(_ change: StoreChange, for triplet: Triplet, previous: GreylistRecord?, now: Int64,
-                      touches: RetryTouches? = nil, in db: Database) throws {
+                      touches: RetryTouches? = nil, in db: Database, _ s: Statements) throws {
         if let record = change.record {
             if let touches, let p = previous, onlyTouches(record, previous: p) {
                 touches.touch(record)
             } else {
                 touches?.remove(record.triplet)
-                try write(record, previous: previous, in: db)
+                try write(record, previous: previous, in: db, s)
             }
         }
         switch change.client {
@@ -136,15 +191,15 @@ enum SQLiteHotPath {
             if let touches {
                 touches.touchClient(triplet.network, lastSeen: now, expires: e)
             } else {
-                try client(refreshClient, triplet.network, now, e, in: db)
+                try client(.refreshClient, triplet.network, now, e, in: db, s)
             }
         case .countPass(let e):
             // The count restarts when the stored expiry has passed: it must
             // be the one a pending refresh moved on.
             if let t = touches?.takeClient(triplet.network) {
-                try client(flushClient, triplet.network, t.lastSeen, t.recordExpires, in: db)
+                try client(.flushClient, triplet.network, t.lastSeen, t.recordExpires, in: db, s)
             }
-            try client(countClientPass, triplet.network, now, e, in: db)
+            try client(.countClientPass, triplet.network, now, e, in: db, s)
         }
     }
 
@@ -182,51 +237,91 @@ enum SQLiteHotPath {
 
     /// Writes every touch held (in the caller's transaction); returns how many.
     @discardableResult
-    static func flush(_ touches: RetryTouches, in db: Database) throws -> Int {
+    static func flush(_ touches: RetryTouches, in db: Database, _ s: Statements) throws -> Int {
         let (records, clients) = touches.takeAll()
-        try write(records, clients, in: db)
+        try write(records, clients, in: db, s)
         return records.count + clients.count
     }
 
     /// Writes up to `limit` touches of the generation the flush timer is
     /// writing (in the caller's transaction); true when some are left.
-    static func flushChunk(_ touches: RetryTouches, limit: Int, in db: Database) throws -> Bool {
+    static func flushChunk(_ touches: RetryTouches, limit: Int, in db: Database, _ s: Statements) throws -> Bool {
         let (records, clients, more) = touches.takeChunk(limit)
-        try write(records, clients, in: db)
+        try write(records, clients, in: db, s)
         return more
     }
 
     private static func write(_ records: [(Triplet, RetryTouches.Record)], _ clients: [(String, RetryTouches.Client)],
-                              in db: Database) throws {
+                              in db: Database, _ s: Statements) throws {
         for (t, r) in records {
             if r.passedCount == 0 {
-                try execute(flushBlockedTriplet, t, r.lastSeen, r.blockedCount, r.passedCount, r.firstSeen,
-                            r.blockExpires, in: db)
+                try execute(.flushBlockedTriplet, t, r.lastSeen, r.blockedCount, r.passedCount, r.firstSeen,
+                            r.blockExpires, in: db, s)
             } else {
-                try execute(flushTriplet, t, r.lastSeen, r.blockedCount, r.passedCount, r.recordExpires, r.firstSeen,
-                            r.blockExpires, in: db)
+                try execute(.flushTriplet, t, r.lastSeen, r.blockedCount, r.passedCount, r.recordExpires, r.firstSeen,
+                            r.blockExpires, in: db, s)
             }
         }
         for (network, c) in clients {
-            try client(flushClient, network, c.lastSeen, c.recordExpires, in: db)
+            try client(.flushClient, network, c.lastSeen, c.recordExpires, in: db, s)
         }
     }
 
     /// Runs one of the client statements: network, a time, an expiry.
-    private static func client(_ sql: String, _ network: String, _ time: Int64, _ expires: Int64,
-                               in db: Database) throws {
-        let statement = try db.cachedStatement(sql: sql).sqliteStatement
-        defer { sqlite3_reset(statement) }
-        sqlite3_bind_text(statement, 1, network, -1, transient)
+    private static func client(_ query: Statements.Query, _ network: String, _ time: Int64, _ expires: Int64,
+                               in db: Database, _ s: Statements) throws {
+        let statement = try s.statement(query, in: db)
         sqlite3_bind_int64(statement, 2, time)
         sqlite3_bind_int64(statement, 3, expires)
-        try run(statement, in: db)
+        try withBound(network, to: statement) { try run(statement, in: db) }
     }
 
-    private static func bind(_ t: Triplet, to statement: OpaquePointer) {
-        sqlite3_bind_text(statement, 1, t.network, -1, transient)
-        sqlite3_bind_text(statement, 2, t.sender, -1, transient)
-        sqlite3_bind_text(statement, 3, t.recipient, -1, transient)
+    /// Runs `body` with the triplet bound to ?1, ?2 and ?3 of `statement`.
+    ///
+    /// SQLite reads the strings' own bytes (SQLITE_STATIC) instead of
+    /// copying each into a buffer of its own, as SQLITE_TRANSIENT does, and
+    /// Swift lends them without making C strings: together that was a
+    /// quarter of the allocations of a decision. The bytes are lent only
+    /// for `body`, so `body` runs the statement, and the statement is
+    /// reset and its bindings cleared before they go.
+    private static func withBound<R>(_ t: Triplet, to statement: OpaquePointer, _ body: () throws -> R) throws -> R {
+        var network = t.network, sender = t.sender, recipient = t.recipient
+        return try network.withUTF8 { n in
+            try sender.withUTF8 { s in
+                try recipient.withUTF8 { r in
+                    bindText(n, to: statement, at: 1)
+                    bindText(s, to: statement, at: 2)
+                    bindText(r, to: statement, at: 3)
+                    defer { unbind(statement) }
+                    return try body()
+                }
+            }
+        }
+    }
+
+    /// `withBound` for one text, bound to ?1.
+    private static func withBound<R>(_ text: String, to statement: OpaquePointer, _ body: () throws -> R) throws -> R {
+        var text = text
+        return try text.withUTF8 { bytes in
+            bindText(bytes, to: statement, at: 1)
+            defer { unbind(statement) }
+            return try body()
+        }
+    }
+
+    /// Binds bytes SQLite does not copy: valid until `unbind`.
+    private static func bindText(_ bytes: UnsafeBufferPointer<UInt8>, to statement: OpaquePointer, at index: Int32) {
+        let start = bytes.baseAddress ?? emptyText.utf8Start
+        let pointer = UnsafeRawPointer(start).assumingMemoryBound(to: CChar.self)
+        // Protocol limits keep every text far below SQLite's own limit (1 GB).
+        sqlite3_bind_text(statement, index, pointer, Int32(clamping: bytes.count), nil)
+    }
+
+    /// Resets `statement` and drops its bindings, which may point at bytes
+    /// that are about to go.
+    private static func unbind(_ statement: OpaquePointer) {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
     }
 
     private static func run(_ statement: OpaquePointer, in db: Database) throws {

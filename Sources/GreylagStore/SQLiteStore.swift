@@ -26,6 +26,8 @@ public final class SQLiteStore: GreylistStore {
     /// `flushInterval` is zero: then every decision writes them).
     private let touches: RetryTouches?
     private let flusher: RepeatingTimer?
+    /// The hot path's statements on the writer's connection.
+    private let statements: SQLiteHotPath.Statements
 
     /// How many touches may wait for the timer: past this, the next
     /// decision's transaction writes them all, so memory stays bounded
@@ -78,6 +80,8 @@ public final class SQLiteStore: GreylistStore {
         try pool.read { db in try SQLiteSchema.check(in: db) }
         let touches: RetryTouches? = flushInterval > .zero ? RetryTouches() : nil
         self.touches = touches
+        let statements = SQLiteHotPath.Statements()
+        self.statements = statements
         writer = GroupCommitWriter(pool: pool, maxBatch: maxBatch, executor: writerExecutor,
                                    afterTransaction: Self.ender(touches))
         checkpointer = try WALCheckpointer(path: path, synchronous: sync, interval: .milliseconds(200))
@@ -88,7 +92,7 @@ public final class SQLiteStore: GreylistStore {
             flusher = RepeatingTimer(label: "greylag.store.flush", every: flushInterval) {
                 guard !skip, touches.tick() else { return }
                 guard flushing.begin() else { return }
-                Self.flushChain(touches, writer: writer, running: flushing)
+                Self.flushChain(touches, writer: writer, statements: statements, running: flushing)
             }
         } else {
             flusher = nil
@@ -104,14 +108,15 @@ public final class SQLiteStore: GreylistStore {
 
     /// Writes the timer's generation of touches a chunk per transaction,
     /// each chunk submitted a moment after the one before is committed.
-    private static func flushChain(_ touches: RetryTouches, writer: GroupCommitWriter, running: RunningFlag) {
-        writer.submit({ db -> Bool in try SQLiteHotPath.flushChunk(touches, limit: flushChunk, in: db) },
+    private static func flushChain(_ touches: RetryTouches, writer: GroupCommitWriter,
+                                   statements: SQLiteHotPath.Statements, running: RunningFlag) {
+        writer.submit({ db -> Bool in try SQLiteHotPath.flushChunk(touches, limit: flushChunk, in: db, statements) },
                       completion: { (result: Result<Bool, any Error>) in
             if case .success(true) = result {
                 pacing.asyncAfter(deadline: .now() + flushPause) {
                     // Closed meanwhile: its loop may be gone; `close` wrote the rest.
                     guard !running.isStopped else { return running.end() }
-                    flushChain(touches, writer: writer, running: running)
+                    flushChain(touches, writer: writer, statements: statements, running: running)
                 }
             } else {
                 running.end()
@@ -130,7 +135,7 @@ public final class SQLiteStore: GreylistStore {
     /// Writes every touch now, and returns once that is committed.
     public func flush() async throws {
         guard let touches, touches.count > 0 else { return }
-        _ = try await writer.write { db in try SQLiteHotPath.flush(touches, in: db) }
+        _ = try await writer.write { [statements] db in try SQLiteHotPath.flush(touches, in: db, statements) }
     }
 
     /// Transactions committed so far; with group commit, fewer than writes.
@@ -154,15 +159,53 @@ public final class SQLiteStore: GreylistStore {
 
     public func decide(_ triplet: Triplet, now: Int64, _ decide: @escaping @Sendable (TripletState) -> Decision,
                        completion: @escaping @Sendable (Result<Decision, any Error>) -> Void) {
-        let touches = self.touches
-        writer.submit({ db in
-            let state = try SQLiteHotPath.state(of: triplet, now: now, touches: touches, in: db)
-            let decision = decide(state)
-            try SQLiteHotPath.apply(decision.change, for: triplet, previous: state.record, now: now, touches: touches,
-                                    in: db)
-            if let touches, touches.overLimit(Self.maxTouches) { try SQLiteHotPath.flush(touches, in: db) }
-            return decision
-        }, completion: completion)
+        writer.submit(DecisionJob(triplet: triplet, now: now, decide: decide, completion: completion, touches: touches,
+                                  statements: statements))
+    }
+
+    /// A decision for the writer: its state read, the engine's change
+    /// applied, the caller answered after the commit. One object per
+    /// decision instead of a closure for each of those steps.
+    private final class DecisionJob: GroupJob, @unchecked Sendable {
+        let triplet: Triplet
+        let now: Int64
+        let decide: @Sendable (TripletState) -> Decision
+        let completion: @Sendable (Result<Decision, any Error>) -> Void
+        let touches: RetryTouches?
+        let statements: SQLiteHotPath.Statements
+        private var result: Result<Decision, any Error>?
+
+        init(triplet: Triplet, now: Int64, decide: @escaping @Sendable (TripletState) -> Decision,
+             completion: @escaping @Sendable (Result<Decision, any Error>) -> Void, touches: RetryTouches?,
+             statements: SQLiteHotPath.Statements) {
+            self.triplet = triplet
+            self.now = now
+            self.decide = decide
+            self.completion = completion
+            self.touches = touches
+            self.statements = statements
+        }
+
+        override func run(_ db: Database) {
+            result = Result {
+                let state = try SQLiteHotPath.state(of: triplet, now: now, touches: touches, in: db, statements)
+                let decision = decide(state)
+                try SQLiteHotPath.apply(decision.change, for: triplet, previous: state.record, now: now,
+                                        touches: touches, in: db, statements)
+                if let touches, touches.overLimit(SQLiteStore.maxTouches) {
+                    try SQLiteHotPath.flush(touches, in: db, statements)
+                }
+                return decision
+            }
+        }
+
+        override func committed() {
+            completion(result ?? .failure(DatabaseError(resultCode: .SQLITE_MISUSE, message: "a decision answered before it ran")))
+        }
+
+        override func abort(_ error: any Error) {
+            completion(.failure(error))
+        }
     }
 
     public func record(for triplet: Triplet) async throws -> GreylistRecord? {
@@ -189,8 +232,8 @@ public final class SQLiteStore: GreylistStore {
 
     public func expire(now: Int64, limit: Int) async throws -> Int {
         // Touches first: one may have moved an expiry past `now`.
-        try await writer.write { [touches] db in
-            if let touches { try SQLiteHotPath.flush(touches, in: db) }
+        try await writer.write { [touches, statements] db in
+            if let touches { try SQLiteHotPath.flush(touches, in: db, statements) }
             return try SQLiteSchema.expire(now: now, limit: limit, in: db)
         }
     }
@@ -218,8 +261,8 @@ public final class SQLiteStore: GreylistStore {
             let end = start + 5_000
             let r = Array(records[min(start, records.count)..<min(end, records.count)])
             let c = Array(clients[min(start, clients.count)..<min(end, clients.count)])
-            try await writer.write { [touches] db in
-                if let touches { try SQLiteHotPath.flush(touches, in: db) }
+            try await writer.write { [touches, statements] db in
+                if let touches { try SQLiteHotPath.flush(touches, in: db, statements) }
                 try SQLiteSchema.importState(records: r, clients: c, in: db)
             }
             start = end
@@ -262,9 +305,9 @@ public final class SQLiteStore: GreylistStore {
 
     /// Writes a record as it is (imports, tests, manual entries).
     public func put(_ record: GreylistRecord) async throws {
-        try await writer.write { [touches] db in
+        try await writer.write { [touches, statements] db in
             touches?.remove(record.triplet)
-            try SQLiteHotPath.upsert(record, in: db)
+            try SQLiteHotPath.upsert(record, in: db, statements)
         }
     }
 
@@ -281,6 +324,7 @@ public final class SQLiteStore: GreylistStore {
         var failure: (any Error)? = nil
         do { try await flush() } catch { failure = error }
         await writer.drained()
+        try writer.dropStatements(also: { [statements] in statements.drop() })
         try checkpointer.close()
         try pool.close()
         if let failure { throw failure }
