@@ -24,10 +24,17 @@ public enum AddressNormalizer {
         if let plus = local.firstIndex(of: UInt8(ascii: "+")), plus != local.startIndex {
             local = local[..<plus]
         }
-        var out = maskNumbers(local)
-        out.append(contentsOf: bytes[at...])
-        bytes = out
-        return String(decoding: bytes, as: UTF8.self)
+        // Masking never lengthens the local part: the string is made once,
+        // in place, instead of from an array built for it.
+        let domain = bytes[at...]
+        return String(unsafeUninitializedCapacity: local.count + domain.count) { buffer in
+            var n = maskNumbers(local, into: buffer)
+            for byte in domain {
+                buffer[n] = byte
+                n += 1
+            }
+            return n
+        }
     }
 
     /// The address lower-cased, without brackets and without a BATV tag:
@@ -42,7 +49,13 @@ public enum AddressNormalizer {
 
     /// The recipient as stored in a triplet: lower-cased, brackets removed.
     public static func recipient(_ raw: String) -> String {
-        String(decoding: lowered(stripped(raw)), as: UTF8.self)
+        let s = stripped(raw)
+        // Most recipients arrive bare and lower-case: then they are their own form.
+        if s.count == raw.utf8.count
+            && !s.contains(where: { $0 >= 0x80 || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) }) {
+            return raw
+        }
+        return String(decoding: lowered(s), as: UTF8.self)
     }
 
     /// The address without surrounding blanks and angle brackets.
@@ -134,16 +147,25 @@ public enum AddressNormalizer {
 
     /// Runs of digits that stand alone (not touching a letter or `_`) become `#`.
     static func maskNumbers(_ local: ArraySlice<UInt8>) -> [UInt8] {
+        Array(unsafeUninitializedCapacity: local.count) { buffer, count in
+            count = maskNumbers(local, into: UnsafeMutableBufferPointer(rebasing: buffer[...]))
+        }
+    }
+
+    /// `maskNumbers` written to the start of `out`, which has room for at
+    /// least `local.count` bytes (the result is never longer); returns how
+    /// many bytes it wrote.
+    static func maskNumbers(_ local: ArraySlice<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
         func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
         func isWord(_ b: UInt8) -> Bool {
             (b | 0x20 >= UInt8(ascii: "a") && b | 0x20 <= UInt8(ascii: "z")) || b == UInt8(ascii: "_") || b >= 0x80
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(local.count + 32)
+        var n = 0
         var i = local.startIndex
         while i < local.endIndex {
             guard isDigit(local[i]) else {
-                out.append(local[i])
+                out[n] = local[i]
+                n += 1
                 i += 1
                 continue
             }
@@ -151,9 +173,17 @@ public enum AddressNormalizer {
             while end < local.endIndex && isDigit(local[end]) { end += 1 }
             let before = i > local.startIndex && isWord(local[i - 1])
             let after = end < local.endIndex && isWord(local[end])
-            if before || after { out.append(contentsOf: local[i..<end]) } else { out.append(UInt8(ascii: "#")) }
+            if before || after {
+                for byte in local[i..<end] {
+                    out[n] = byte
+                    n += 1
+                }
+            } else {
+                out[n] = UInt8(ascii: "#")
+                n += 1
+            }
             i = end
         }
-        return out
+        return n
     }
 }

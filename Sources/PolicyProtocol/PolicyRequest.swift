@@ -60,18 +60,24 @@ public struct PolicyRequest: Sendable, Hashable, CustomStringConvertible {
 
     /// The value of an attribute, or "" when absent.
     public subscript(_ name: String) -> String {
+        withValueBytes(name) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Calls `body` with the bytes of an attribute's value (empty when
+    /// absent), without making a `String` of it.
+    public func withValueBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         var name = name
         return name.withUTF8 { wanted in
-            bytes.readableBytesView.withContiguousStorageIfAvailable { raw -> String in
+            bytes.readableBytesView.withContiguousStorageIfAvailable { raw -> R in
                 for entry in index.reversed() {
                     let length = Int(entry.equals - entry.name)
                     guard length == wanted.count else { continue }
                     if memcmp(raw.baseAddress! + Int(entry.name), wanted.baseAddress!, length) == 0 {
-                        return String(decoding: raw[Int(entry.equals + 1)..<Int(entry.end)], as: UTF8.self)
+                        return body(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: raw[Int(entry.equals + 1)..<Int(entry.end)])))
                     }
                 }
-                return ""
-            } ?? ""
+                return body(UnsafeRawBufferPointer(start: nil, count: 0))
+            } ?? body(UnsafeRawBufferPointer(start: nil, count: 0))
         }
     }
 

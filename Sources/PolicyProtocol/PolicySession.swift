@@ -101,8 +101,11 @@ public struct PolicySession: Sendable {
 
     /// A request arrived.
     public func requestReceived(_ request: PolicyRequest) -> Action {
-        let kind = request["request"]
-        if !kind.isEmpty && kind != "smtpd_access_policy" { return .reply(.dunno) }
+        // Compared as bytes: the value is longer than a string kept inline.
+        let isPolicyRequest = request.withValueBytes("request") {
+            $0.isEmpty || $0.elementsEqual("smtpd_access_policy".utf8)
+        }
+        if !isPolicyRequest { return .reply(.dunno) }
         if helperAttributes && request["greylag_scope"] == "connection" {
             return .decide(Self.query(from: request, stage: .rcpt, helperAttributes: true))
         }
@@ -227,7 +230,14 @@ public struct PolicySession: Sendable {
         }
     }
 
+    /// `action` and `text` with a space between, made in one allocation.
     private func joined(_ action: String, _ text: String) -> String {
-        text.isEmpty ? action : action + " " + text
+        guard !text.isEmpty else { return action }
+        var out = ""
+        out.reserveCapacity(action.utf8.count + 1 + text.utf8.count)
+        out += action
+        out += " "
+        out += text
+        return out
     }
 }
