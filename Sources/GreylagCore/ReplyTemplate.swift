@@ -26,10 +26,20 @@ public enum ReplyTemplate {
 
     public static func expand(_ template: String, verdict: Verdict, query: GreylistQuery) -> String {
         guard template.utf8.contains(UInt8(ascii: "{")) else { return template }
-        let pieces = cut(template)
         var out = ""
         out.reserveCapacity(template.utf8.count + 32)
-        for piece in pieces {
+        expand(template, verdict: verdict, query: query, into: &out)
+        return out
+    }
+
+    /// `expand`, appended to `out`: a reply made of a code and this text
+    /// is then one string from the start.
+    public static func expand(_ template: String, verdict: Verdict, query: GreylistQuery, into out: inout String) {
+        guard template.utf8.contains(UInt8(ascii: "{")) else {
+            out += template
+            return
+        }
+        for piece in cut(template) {
             switch piece {
             case .text(let t): out += t
             case .seconds: out += String(verdict.timeLeft ?? 0)
@@ -42,7 +52,6 @@ public enum ReplyTemplate {
             case .recipient: out += query.recipient
             }
         }
-        return out
     }
 
     /// The names `expand` knows, for configuration checks.

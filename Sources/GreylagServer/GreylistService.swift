@@ -344,12 +344,19 @@ extension [UInt8] {
     mutating func appendDecimal(_ value: Int64) {
         if value < 0 { append(UInt8(ascii: "-")) }
         var m = value.magnitude
-        let start = count
+        var low = count
         repeat {
             append(UInt8(ascii: "0") + UInt8(m % 10))
             m /= 10
         } while m > 0
-        self[start...].reverse()
+        // Swapped in place: reversing `self[start...]` copied the whole
+        // array, as the slice shares its storage.
+        var high = count - 1
+        while low < high {
+            swapAt(low, high)
+            low += 1
+            high -= 1
+        }
     }
 }
 

@@ -80,7 +80,12 @@ struct PendingDecision<Payload> {
     static func ask(_ query: GreylistQuery, now: Int64, token: UInt64, service: GreylistService,
                     mailbox: EventLoopMailbox, finished: @escaping @Sendable (Verdict, UInt64, _ timedOut: Bool) -> Void) {
         service.decide(query, now: now) { verdict in
-            mailbox.post { finished(verdict, token, false) }
+            // On the loop already (the store's writer runs there): no task to make.
+            if mailbox.loop.inEventLoop {
+                finished(verdict, token, false)
+            } else {
+                mailbox.post { finished(verdict, token, false) }
+            }
         }
     }
 

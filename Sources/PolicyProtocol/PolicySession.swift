@@ -212,12 +212,12 @@ public struct PolicySession: Sendable {
         case .defer:
             // A `[[rules]]` entry's code and text, where it sets them.
             let r = verdict.reply
-            return PolicyReply(action: joined(r?.deferCode ?? config.deferAction,
-                                              ReplyTemplate.expand(r?.deferText ?? config.deferText, verdict: verdict, query: query)))
+            return PolicyReply(action: joined(r?.deferCode ?? config.deferAction, r?.deferText ?? config.deferText,
+                                              verdict, query))
         case .reject:
             let r = verdict.reply
-            return PolicyReply(action: joined(r?.rejectCode ?? config.rejectAction,
-                                              ReplyTemplate.expand(r?.rejectText ?? config.rejectText, verdict: verdict, query: query)))
+            return PolicyReply(action: joined(r?.rejectCode ?? config.rejectAction, r?.rejectText ?? config.rejectText,
+                                              verdict, query))
         case .pass:
             guard config.addHeader, let delayed = verdict.delayed, delayed > 0 else { return .dunno }
             let instance = request["instance"]
@@ -230,14 +230,17 @@ public struct PolicySession: Sendable {
         }
     }
 
-    /// `action` and `text` with a space between, made in one allocation.
-    private func joined(_ action: String, _ text: String) -> String {
-        guard !text.isEmpty else { return action }
+    /// `action` and the text `template` makes for this verdict, with a
+    /// space between (the action alone when the text is empty), made in
+    /// one string.
+    private func joined(_ action: String, _ template: String, _ verdict: Verdict, _ query: GreylistQuery) -> String {
         var out = ""
-        out.reserveCapacity(action.utf8.count + 1 + text.utf8.count)
+        out.reserveCapacity(action.utf8.count + 1 + template.utf8.count + 32)
         out += action
         out += " "
-        out += text
+        let before = out.utf8.count
+        ReplyTemplate.expand(template, verdict: verdict, query: query, into: &out)
+        if out.utf8.count == before { out.removeLast() }
         return out
     }
 }

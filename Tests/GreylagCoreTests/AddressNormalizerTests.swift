@@ -98,4 +98,23 @@ import Testing
     @Test func recipientIsLowerCasedOnly() {
         #expect(AddressNormalizer.recipient("<User+Tag@Example.NET>") == "user+tag@example.net")
     }
+
+    /// A bare lower-case recipient is returned as it came; every other
+    /// form still loses its brackets, blanks and capitals.
+    @Test(arguments: [
+        ("user@example.net", "user@example.net"),
+        ("a-much-longer-recipient.name+tag@mail.example.net", "a-much-longer-recipient.name+tag@mail.example.net"),
+        ("<user@example.net>", "user@example.net"),
+        (" user@example.net", "user@example.net"),
+        ("user@example.net\t", "user@example.net"),
+        ("user@Example.net", "user@example.net"),
+        ("ünï@example.net", "ünï@example.net"),
+        ("ÜNÏ@example.net", "ünï@example.net"),
+        ("<>", ""),
+        ("<", "<"),
+        ("", ""),
+    ])
+    func recipientForms(input: String, expected: String) {
+        #expect(AddressNormalizer.recipient(input) == expected)
+    }
 }

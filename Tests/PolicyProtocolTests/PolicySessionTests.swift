@@ -109,6 +109,19 @@ import Testing
                 == "450 4.7.1 Greylisted for 5m, see https://example.net/greylisting")
     }
 
+    /// An empty text, or one whose placeholders expand to nothing, leaves
+    /// the action alone, without a trailing space.
+    @Test func emptyTextLeavesTheActionAlone() {
+        var c = config
+        c.deferText = ""
+        c.rejectText = "{network}"
+        var session = PolicySession(config: c)
+        #expect(session.verdictReceived(Verdict(action: .defer, reason: .newTriplet, timeLeft: 300), for: request(),
+                                        now: 0).action == "DEFER_IF_PERMIT")
+        #expect(session.verdictReceived(Verdict(action: .reject, reason: .blacklisted), for: request(), now: 0).action
+                == "REJECT")
+    }
+
     @Test func rejectUsesRejectAction() {
         var session = PolicySession(config: config)
         let v = Verdict(action: .reject, reason: .newTriplet)
