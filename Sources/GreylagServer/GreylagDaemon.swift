@@ -560,8 +560,6 @@ public final class GreylagDaemon: Service {
                               tracker: tracker, limit: limits.milter) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: idle),
-                ByteToMessageHandler(MilterDecoder()),
-                MessageToByteHandler(MilterEncoder()),
                 MilterServerHandler(session: MilterSession(config: service.milterReplies), service: service,
                                     decisionTimeout: timeout, mailbox: mailboxes.mailbox(for: channel.eventLoop),
                                     logger: logger),

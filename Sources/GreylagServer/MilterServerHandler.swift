@@ -6,9 +6,14 @@ import NIOCore
 /// Serves one milter connection: commands are handled in order; a RCPT
 /// waits for its decision (and the store commit behind it) before the
 /// commands after it are looked at.
+///
+/// The handler cuts and parses the packets itself and writes its replies
+/// as bytes: a command or reply passed between handlers is boxed (most are
+/// larger than NIO keeps inline), four allocations of a milter decision,
+/// and the replies of one step go out in one buffer.
 final class MilterServerHandler: ChannelInboundHandler {
-    typealias InboundIn = MilterCommand
-    typealias OutboundOut = MilterResponse
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// Commands an MTA may send ahead of a pending answer (macros, mostly).
     static let maxQueued = 64
@@ -22,6 +27,12 @@ final class MilterServerHandler: ChannelInboundHandler {
     private var logger: Logger
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<MilterCommand>()
+    private let decoder = NIOSingleStepByteToMessageProcessor(MilterDecoder())
+    private let encoder = MilterEncoder()
+    /// Replies not yet written (see `reply` and `flush`).
+    private var outbound: ByteBuffer?
+    /// Set when the connection is closing: nothing more is read from it.
+    private var closing = false
     /// The RCPT whose decision is awaited.
     private var pending = PendingDecision<GreylistQuery>()
     private var draining = false
@@ -47,13 +58,45 @@ final class MilterServerHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if queue.count >= Self.maxQueued {
+        guard !closing else { return }
+        do {
+            try decoder.process(buffer: unwrapInboundIn(data)) { command in
+                guard queue.count < Self.maxQueued else { throw TooManyQueued() }
+                queue.append(command)
+            }
+        } catch is TooManyQueued {
             logger.warning("closing milter connection: more than \(Self.maxQueued) commands sent ahead of answers")
-            context.close(promise: nil)
+            close(context)
+            return
+        } catch {
+            errorCaught(context: context, error: error)
             return
         }
-        queue.append(unwrapInboundIn(data))
         if !pending.isWaiting { processQueue() }
+    }
+
+    private struct TooManyQueued: Error {}
+
+    /// Closes the connection; what was read and not handled is dropped.
+    private func close(_ context: ChannelHandlerContext) {
+        closing = true
+        queue.removeAll()
+        context.close(promise: nil)
+    }
+
+    /// Adds `response` to the replies to write.
+    private func reply(_ response: MilterResponse, _ context: ChannelHandlerContext) {
+        if outbound == nil { outbound = context.channel.allocator.buffer(capacity: 64) }
+        try? encoder.encode(data: response, out: &outbound!)  // it does not throw
+    }
+
+    /// Writes the replies added so far, and flushes.
+    private func flush(_ context: ChannelHandlerContext) {
+        if let bytes = outbound {
+            outbound = nil
+            context.write(wrapOutboundOut(bytes), promise: nil)
+        }
+        context.flush()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -77,15 +120,15 @@ final class MilterServerHandler: ChannelInboundHandler {
         } else {
             logger.debug("milter connection error: \(error)")
         }
-        context.close(promise: nil)
+        close(context)
     }
 
     private func processQueue() {
         guard let context else { return }
         while let command = queue.popFirst() {
             if case .quit = command {
-                context.flush()
-                context.close(promise: nil)
+                flush(context)
+                close(context)
                 return
             }
             let action = session.received(command, now: service.now())
@@ -95,15 +138,15 @@ final class MilterServerHandler: ChannelInboundHandler {
             case .none:
                 continue
             case .reply(let replies):
-                for r in replies { context.write(wrapOutboundOut(r), promise: nil) }
+                for r in replies { reply(r, context) }
             case .decide(let query):
-                context.flush()
+                flush(context)
                 startDecision(query, context: context)
                 return
             }
         }
-        context.flush()
-        if draining { context.close(promise: nil) }
+        flush(context)
+        if draining { close(context) }
     }
 
     private func startDecision(_ query: GreylistQuery, context: ChannelHandlerContext) {
@@ -139,12 +182,12 @@ final class MilterServerHandler: ChannelInboundHandler {
                 startDecision(next, context: context)
                 return
             case .reply(let replies):
-                for r in replies { context.write(wrapOutboundOut(r), promise: nil) }
+                for r in replies { reply(r, context) }
             case .none:
                 break
             }
         } else {
-            context.write(wrapOutboundOut(session.verdictReceived(verdict)), promise: nil)
+            reply(session.verdictReceived(verdict), context)
         }
         processQueue()
     }

@@ -144,6 +144,23 @@ func nul(_ s: String...) -> [UInt8] { s.flatMap { Array($0.utf8) + [0] } }
         #expect(log.contains("decision not ready after 300 ms"))
     }
 
+    /// While a RCPT waits for its decision, the commands after it wait in
+    /// a bounded queue: past 64, only that connection is closed.
+    @Test func commandsFarAheadOfAnAnswerCloseTheConnection() async throws {
+        let log = CapturedLog()
+        try await withDaemon(configure: { c in
+            c.milterListeners = [.tcp(host: "127.0.0.1", port: 0)]
+            c.storeTimeout = 10
+        }, store: { try BrokenStore(.hang, config: $0) }, log: log) { addresses, _ in
+            let c = try await open(addresses[1])
+            var bytes = milterPacket("M", nul("<a@example.org>")) + milterPacket("R", nul("<b@example.net>"))
+            for _ in 0..<70 { bytes += milterPacket("D", [UInt8(ascii: "R")] + nul("{rcpt_mailer}", "local")) }
+            try await c.send(bytes: bytes)
+            #expect(try await c.packet() == nil)
+        }
+        #expect(log.contains("closing milter connection: more than 64 commands sent ahead of answers"))
+    }
+
     @Test func unixSocketWithTheConfiguredMode() async throws {
         let dir = TemporaryDirectory()
         let path = dir.path + "/milter.sock"
