@@ -32,7 +32,7 @@ extension GreylistService {
             let d = frozen.decide(triplet, state: state, now: now, dryRun: dryRun, rule: frozenRule)
             return record ? d : Decision(verdict: d.verdict, change: .none)
         }) { result in
-            self.finish(result, triplet: triplet, query: query, startedAt: started, completion: completion)
+            self.finish(result, triplet: triplet, client: query.clientAddress, startedAt: started, completion: completion)
         }
     }
 }

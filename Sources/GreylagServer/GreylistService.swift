@@ -223,17 +223,18 @@ public final class GreylistService: Sendable {
                         rule: Engine.RuleSettings?, now: Int64, started: UInt64,
                         completion: @escaping @Sendable (Verdict) -> Void) {
         let delay = query.delayOverride
+        let client = query.clientAddress  // all the answer needs of the query: not a copy of all of it
         store.decide(triplet, now: now, {
             current.engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay, rule: rule)
         }) { result in
-            self.finish(result, triplet: triplet, query: query, startedAt: started, completion: completion)
+            self.finish(result, triplet: triplet, client: client, startedAt: started, completion: completion)
         }
     }
 
     /// The verdict the failure mode gives when the store cannot answer.
     /// Ends a store decision begun at `startedAt`: its time in the metrics,
     /// the store's health, and the failure mode when the store failed.
-    func finish(_ result: Result<Decision, any Error>, triplet: Triplet, query: GreylistQuery, startedAt started: UInt64,
+    func finish(_ result: Result<Decision, any Error>, triplet: Triplet, client: String, startedAt started: UInt64,
                 completion: @Sendable (Verdict) -> Void) {
         let took = StoreHealth.now() &- started
         metrics.storeTook(nanoseconds: took)
@@ -243,7 +244,7 @@ public final class GreylistService: Sendable {
             health.succeeded()
             completion(decision.verdict)
         case .failure(let error):
-            health.failed("\(error)", client: "\(query.clientAddress)", startedAt: started)
+            health.failed("\(error)", client: client, startedAt: started)
             completion(failureVerdict(for: triplet))
         }
     }
