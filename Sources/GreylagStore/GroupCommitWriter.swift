@@ -52,7 +52,7 @@ final class GroupCommitWriter: Sendable {
     /// committed, before any of its callers is answered.
     private let afterTransaction: (@Sendable (Bool) -> Void)?
     /// BEGIN and COMMIT, prepared once on the writer's connection.
-    private let transactionStatements = TransactionStatements()
+    private let transactionStatements = PreparedStatements<TransactionQuery>()
 
     /// Transactions committed so far (each may hold many writes).
     var commitCount: Int { commits.load(ordering: .relaxed) }
@@ -154,11 +154,9 @@ final class GroupCommitWriter: Sendable {
         var answered = false
         do {
             try pool.writeWithoutTransaction { db in
-                // GRDB's `inTransaction` compiles BEGIN and COMMIT anew
-                // each time, which cost a tenth of a decision; these are
-                // compiled once per connection.
-                let (begin, commit) = try transactionStatements.get(db)
-                try begin.execute()
+                // Compiled once (GRDB's `inTransaction` compiled both for
+                // every group: a tenth of a decision's CPU).
+                try transactionStatements.statement(.begin, in: db).execute()
                 do {
                     for job in batch { job.run(db) }
                     if answerBeforeCommit {
@@ -167,7 +165,7 @@ final class GroupCommitWriter: Sendable {
                         batch.forEach { $0.committed() }
                         usleep(StoreTestSwitch.heldCommit)
                     }
-                    try commit.execute()
+                    try transactionStatements.statement(.commit, in: db).execute()
                 } catch {
                     // A failed COMMIT may leave the transaction open.
                     if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK TRANSACTION") }
@@ -202,47 +200,56 @@ class GroupJob: @unchecked Sendable {
     func abort(_ error: any Error) {}
 }
 
-/// A job made of a closure and its completion.
-private final class ClosureJob<T: Sendable>: GroupJob, @unchecked Sendable {
-    private let body: @Sendable (Database) throws -> T
+/// A job whose `work` makes a value, handed to its completion after the
+/// commit (or the error, when the work or the transaction failed).
+class ResultJob<T: Sendable>: GroupJob, @unchecked Sendable {
     private let completion: @Sendable (Result<T, any Error>) -> Void
     private var result: Result<T, any Error>?
 
-    init(_ body: @escaping @Sendable (Database) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
-        self.body = body
+    init(completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
         self.completion = completion
     }
 
-    override func run(_ db: Database) {
-        result = Result { try body(db) }
+    /// What the job does inside the transaction; subclasses override it.
+    func work(_ db: Database) throws -> T {
+        throw DatabaseError(resultCode: .SQLITE_MISUSE, message: "a job without work")
     }
 
-    override func committed() {
+    final override func run(_ db: Database) {
+        result = Result { try work(db) }
+    }
+
+    final override func committed() {
         completion(result ?? .failure(DatabaseError(resultCode: .SQLITE_MISUSE, message: "a job answered before it ran")))
     }
 
-    override func abort(_ error: any Error) {
+    final override func abort(_ error: any Error) {
         completion(.failure(error))
     }
 }
 
-/// BEGIN IMMEDIATE and COMMIT on the writer's connection, prepared on first
-/// use. Used only by the drain loop, one group at a time.
-private final class TransactionStatements: @unchecked Sendable {
-    private var connection: ObjectIdentifier?
-    private var statements: (begin: Statement, commit: Statement)?
+/// A job made of a closure and its completion.
+private final class ClosureJob<T: Sendable>: ResultJob<T>, @unchecked Sendable {
+    private let body: @Sendable (Database) throws -> T
 
-    func get(_ db: Database) throws -> (begin: Statement, commit: Statement) {
-        if let statements, connection == ObjectIdentifier(db) { return statements }
-        let made = (begin: try db.makeStatement(sql: "BEGIN IMMEDIATE TRANSACTION"),
-                    commit: try db.makeStatement(sql: "COMMIT TRANSACTION"))
-        statements = made
-        connection = ObjectIdentifier(db)
-        return made
+    init(_ body: @escaping @Sendable (Database) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
+        self.body = body
+        super.init(completion: completion)
     }
 
-    func drop() {
-        statements = nil
-        connection = nil
+    override func work(_ db: Database) throws -> T {
+        try body(db)
+    }
+}
+
+/// BEGIN IMMEDIATE and COMMIT: GRDB's `inTransaction` compiles both anew
+/// for every transaction.
+private enum TransactionQuery: Int, PreparedQuery {
+    case begin, commit
+    var sql: String {
+        switch self {
+        case .begin: "BEGIN IMMEDIATE TRANSACTION"
+        case .commit: "COMMIT TRANSACTION"
+        }
     }
 }

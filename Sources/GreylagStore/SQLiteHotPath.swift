@@ -3,7 +3,7 @@ import GRDBSQLite
 import GreylagCore
 
 /// The statements every decision runs, bound and read through SQLite's C
-/// API on statements prepared once per writer connection (`Statements`).
+/// API on statements prepared once on the writer's connection (`Statements`).
 /// GRDB's row and argument types cost more than the queries themselves on
 /// this path; everything else in the store goes through GRDB as usual.
 enum SQLiteHotPath {
@@ -11,54 +11,24 @@ enum SQLiteHotPath {
     /// have no address, and a null pointer would bind NULL).
     private static let emptyText: StaticString = ""
 
-    /// The hot path's statements, prepared on first use on the writer's
-    /// connection and kept for its life. GRDB's statement cache finds a
-    /// statement by hashing and comparing its whole SQL text, a few times a
-    /// decision; these are found by index. Used only on the writer, inside
-    /// its transactions, one job at a time.
-    final class Statements: @unchecked Sendable {
-        enum Query: Int, CaseIterable {
-            case selectTriplet, selectClient, upsert, updateCounts, refreshClient, countClientPass, flushTriplet, flushBlockedTriplet,
-                 flushClient
-            var sql: String {
-                switch self {
-                case .selectTriplet: SQLiteHotPath.selectTriplet
-                case .selectClient: SQLiteHotPath.selectClient
-                case .upsert: SQLiteHotPath.upsertTriplet
-                case .updateCounts: SQLiteHotPath.updateCounts
-                case .refreshClient: SQLiteHotPath.refreshClient
-                case .countClientPass: SQLiteHotPath.countClientPass
-                case .flushTriplet: SQLiteHotPath.flushTriplet
-                case .flushBlockedTriplet: SQLiteHotPath.flushBlockedTriplet
-                case .flushClient: SQLiteHotPath.flushClient
-                }
+    /// The hot path's statements, prepared once on the writer's connection.
+    typealias Statements = PreparedStatements<Query>
+
+    enum Query: Int, PreparedQuery {
+        case selectTriplet, selectClient, upsert, updateCounts, refreshClient, countClientPass, flushTriplet,
+             flushBlockedTriplet, flushClient
+        var sql: String {
+            switch self {
+            case .selectTriplet: SQLiteHotPath.selectTriplet
+            case .selectClient: SQLiteHotPath.selectClient
+            case .upsert: SQLiteHotPath.upsertTriplet
+            case .updateCounts: SQLiteHotPath.updateCounts
+            case .refreshClient: SQLiteHotPath.refreshClient
+            case .countClientPass: SQLiteHotPath.countClientPass
+            case .flushTriplet: SQLiteHotPath.flushTriplet
+            case .flushBlockedTriplet: SQLiteHotPath.flushBlockedTriplet
+            case .flushClient: SQLiteHotPath.flushClient
             }
-        }
-
-        /// The connection the statements were prepared on.
-        private var connection: ObjectIdentifier?
-        private var prepared: [Statement?] = Array(repeating: nil, count: Query.allCases.count)
-
-        init() {}
-
-        /// `query`'s statement on `db`, prepared now if it is not yet. Another
-        /// connection than the last one drops every statement first.
-        func statement(_ query: Query, in db: Database) throws -> OpaquePointer {
-            if connection != ObjectIdentifier(db) {
-                prepared = Array(repeating: nil, count: Query.allCases.count)
-                connection = ObjectIdentifier(db)
-            }
-            if let statement = prepared[query.rawValue] { return statement.sqliteStatement }
-            let statement = try db.makeStatement(sql: query.sql)
-            prepared[query.rawValue] = statement
-            return statement.sqliteStatement
-        }
-
-        /// Finalizes every statement: SQLite does not close a connection
-        /// that has statements left. Called on the writer before the pool closes.
-        func drop() {
-            prepared = Array(repeating: nil, count: Query.allCases.count)
-            connection = nil
         }
     }
 
@@ -74,7 +44,7 @@ enum SQLiteHotPath {
     /// `touches` (the writes not yet flushed) laid over them.
     static func state(of triplet: Triplet, now: Int64, touches: RetryTouches? = nil, in db: Database,
                       _ statements: Statements) throws -> TripletState {
-        let select = try statements.statement(.selectTriplet, in: db)
+        let select = try statements.statement(.selectTriplet, in: db).sqliteStatement
         var record: GreylistRecord? = nil
         try withBound(triplet, to: select) {
             switch sqlite3_step(select) {
@@ -93,7 +63,7 @@ enum SQLiteHotPath {
                 throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
             }
         }
-        let client = try statements.statement(.selectClient, in: db)
+        let client = try statements.statement(.selectClient, in: db).sqliteStatement
         var passed: Int64 = 0
         try withBound(triplet.network, to: client) {
             switch sqlite3_step(client) {
@@ -157,9 +127,9 @@ enum SQLiteHotPath {
 
     /// Runs `query` with the triplet bound to ?1 to ?3, `values` to the
     /// parameters after it and `text`, if any, to the last one.
-    private static func execute(_ query: Statements.Query, _ t: Triplet, _ values: Int64..., text: String? = nil,
+    private static func execute(_ query: Query, _ t: Triplet, _ values: Int64..., text: String? = nil,
                                 in db: Database, _ s: Statements) throws {
-        let statement = try s.statement(query, in: db)
+        let statement = try s.statement(query, in: db).sqliteStatement
         for (i, value) in values.enumerated() { sqlite3_bind_int64(statement, Int32(4 + i), value) }
         try withBound(t, to: statement) {
             guard var text else { return try run(statement, in: db) }
@@ -268,9 +238,9 @@ enum SQLiteHotPath {
     }
 
     /// Runs one of the client statements: network, a time, an expiry.
-    private static func client(_ query: Statements.Query, _ network: String, _ time: Int64, _ expires: Int64,
+    private static func client(_ query: Query, _ network: String, _ time: Int64, _ expires: Int64,
                                in db: Database, _ s: Statements) throws {
-        let statement = try s.statement(query, in: db)
+        let statement = try s.statement(query, in: db).sqliteStatement
         sqlite3_bind_int64(statement, 2, time)
         sqlite3_bind_int64(statement, 3, expires)
         try withBound(network, to: statement) { try run(statement, in: db) }

@@ -169,14 +169,12 @@ public final class SQLiteStore: GreylistStore {
     /// A decision for the writer: its state read, the engine's change
     /// applied, the caller answered after the commit. One object per
     /// decision instead of a closure for each of those steps.
-    private final class DecisionJob: GroupJob, @unchecked Sendable {
+    private final class DecisionJob: ResultJob<Decision>, @unchecked Sendable {
         let triplet: Triplet
         let now: Int64
         let decide: @Sendable (TripletState) -> Decision
-        let completion: @Sendable (Result<Decision, any Error>) -> Void
         let touches: RetryTouches?
         let statements: SQLiteHotPath.Statements
-        private var result: Result<Decision, any Error>?
 
         init(triplet: Triplet, now: Int64, decide: @escaping @Sendable (TripletState) -> Decision,
              completion: @escaping @Sendable (Result<Decision, any Error>) -> Void, touches: RetryTouches?,
@@ -184,30 +182,20 @@ public final class SQLiteStore: GreylistStore {
             self.triplet = triplet
             self.now = now
             self.decide = decide
-            self.completion = completion
             self.touches = touches
             self.statements = statements
+            super.init(completion: completion)
         }
 
-        override func run(_ db: Database) {
-            result = Result {
-                let state = try SQLiteHotPath.state(of: triplet, now: now, touches: touches, in: db, statements)
-                let decision = decide(state)
-                try SQLiteHotPath.apply(decision.change, for: triplet, previous: state.record, now: now,
-                                        touches: touches, in: db, statements)
-                if let touches, touches.overLimit(SQLiteStore.maxTouches) {
-                    try SQLiteHotPath.flush(touches, in: db, statements)
-                }
-                return decision
+        override func work(_ db: Database) throws -> Decision {
+            let state = try SQLiteHotPath.state(of: triplet, now: now, touches: touches, in: db, statements)
+            let decision = decide(state)
+            try SQLiteHotPath.apply(decision.change, for: triplet, previous: state.record, now: now,
+                                    touches: touches, in: db, statements)
+            if let touches, touches.overLimit(SQLiteStore.maxTouches) {
+                try SQLiteHotPath.flush(touches, in: db, statements)
             }
-        }
-
-        override func committed() {
-            completion(result ?? .failure(DatabaseError(resultCode: .SQLITE_MISUSE, message: "a decision answered before it ran")))
-        }
-
-        override func abort(_ error: any Error) {
-            completion(.failure(error))
+            return decision
         }
     }
 
