@@ -28,7 +28,6 @@ final class MilterServerHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<MilterCommand>()
     private let decoder = NIOSingleStepByteToMessageProcessor(MilterDecoder())
-    private let encoder = MilterEncoder()
     /// Replies not yet written (see `reply` and `flush`).
     private var outbound: ByteBuffer?
     /// Set when the connection is closing: nothing more is read from it.
@@ -87,7 +86,7 @@ final class MilterServerHandler: ChannelInboundHandler {
     /// Adds `response` to the replies to write.
     private func reply(_ response: MilterResponse, _ context: ChannelHandlerContext) {
         if outbound == nil { outbound = context.channel.allocator.buffer(capacity: 64) }
-        try? encoder.encode(data: response, out: &outbound!)  // it does not throw
+        response.write(into: &outbound!)
     }
 
     /// Writes the replies added so far, and flushes.

@@ -130,9 +130,16 @@ public struct MilterEncoder: MessageToByteEncoder {
     public init() {}
 
     public func encode(data: MilterResponse, out: inout ByteBuffer) throws {
+        data.write(into: &out)
+    }
+}
+
+extension MilterResponse {
+    /// Appends the reply's packet (length, letter, data) to `out`.
+    public func write(into out: inout ByteBuffer) {
         let start = out.writerIndex
         out.writeInteger(UInt32(0))  // length, filled in below
-        switch data {
+        switch self {
         case .negotiate(let version, let actions, let flags):
             out.writeInteger(UInt8(ascii: "O"))
             out.writeInteger(version)
