@@ -223,8 +223,8 @@ extension BrokenStore: @unchecked Sendable {}
             let client = try await PolicyTestClient(addresses[0])
             #expect(try await client.ask(rcptRequest()) == "action=DUNNO")
         }
-        #expect(log.contains("store degraded: "))
-        #expect(log.contains("reason=store_unavailable"))
+        #expect(log.contains("store degraded: "), "\(log.all)")
+        #expect(log.contains("reason=store_unavailable"), "\(log.all)")
         try await withDaemon(configure: { $0.failureMode = .defer },
                              store: { try BrokenStore(.fail, config: $0) }) { addresses, _ in
             let client = try await PolicyTestClient(addresses[0])
