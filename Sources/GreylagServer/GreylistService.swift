@@ -33,6 +33,26 @@ public final class GreylistService: Sendable {
             self.generation = generation
         }
 
+        // The engine's steps, called on the snapshot in place. Called as
+        // `current.engine.prepare(...)` from the service, the optimizer
+        // copied the whole engine (some thirty references: its rule lists)
+        // for each decision.
+        func prepare(_ query: GreylistQuery, now: Int64) -> Engine.Preparation {
+            engine.prepare(query, now: now)
+        }
+
+        func screen(_ triplet: Triplet, _ query: GreylistQuery, facts: DNSFacts, rule: Engine.RuleSettings?) -> Engine.Screening {
+            engine.screen(triplet, query, facts: facts, rule: rule)
+        }
+
+        func decide(_ triplet: Triplet, state: TripletState, now: Int64, dryRun: RuleMatch?, delay: Int64?,
+                    rule: Engine.RuleSettings?) -> Decision {
+            engine.decide(triplet, state: state, now: now, dryRun: dryRun, delay: delay, rule: rule)
+        }
+
+        /// Whether DNS facts can change a decision.
+        var needsDNS: Bool { engine.dns.isActive || !checks.lists.isEmpty }
+
         func with(engine: Engine? = nil, replies: PolicyReplyConfig? = nil, milterReplies: MilterReplyConfig? = nil,
                   checks: DNSCheckSettings? = nil) -> Current {
             Current(engine: engine ?? self.engine, replies: replies ?? self.replies,
@@ -175,12 +195,12 @@ public final class GreylistService: Sendable {
     public func decide(_ query: GreylistQuery, now: Int64, completion: @escaping @Sendable (Verdict) -> Void) {
         let current = self.current
         let started = StoreHealth.now()
-        switch current.engine.prepare(query, now: now) {
+        switch current.prepare(query, now: now) {
         case .decided(let verdict):
             metrics.decisionTook(nanoseconds: StoreHealth.now() &- started)
             completion(verdict)
         case .lookup(let triplet, let dryRun, let rule):
-            guard current.engine.dns.isActive || !current.checks.lists.isEmpty, let address = IPAddress(query.clientAddress) else {
+            guard current.needsDNS, let address = IPAddress(query.clientAddress) else {
                 lookup(triplet, query, current: current, dryRun: dryRun, rule: rule, now: now, started: started,
                        completion: completion)
                 return
@@ -204,7 +224,7 @@ public final class GreylistService: Sendable {
                     v.skipped = facts.skipped
                     return v
                 }
-                switch current.engine.screen(triplet, query, facts: facts, rule: rule) {
+                switch current.screen(triplet, query, facts: facts, rule: rule) {
                 case .decided(var verdict):
                     if verdict.reason == .dnsRejected, verdict.reply == nil { verdict.reply = current.checks.rejectReply }
                     self.metrics.decisionTook(nanoseconds: StoreHealth.now() &- started)
@@ -225,7 +245,7 @@ public final class GreylistService: Sendable {
         let delay = query.delayOverride
         let client = query.clientAddress  // all the answer needs of the query: not a copy of all of it
         store.decide(triplet, now: now, {
-            current.engine.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay, rule: rule)
+            current.decide(triplet, state: $0, now: now, dryRun: dryRun, delay: delay, rule: rule)
         }) { result in
             self.finish(result, triplet: triplet, client: client, startedAt: started, completion: completion)
         }
