@@ -190,14 +190,14 @@ public struct Engine: Sendable {
 
     /// A defer, or in dry-run mode (global, or for this recipient by
     /// `dryRun`) the pass that replaces it. The record is written either
-    /// way, so dry-run learns the same state as live mode.
-    func deferral(_ verdict: Verdict, record: GreylistRecord, dryRun: RuleMatch?) -> Decision {
-        var v = verdict
+    /// way, so dry-run learns the same state as live mode. Both values are
+    /// made for the call and changed in place (`consuming`), not copied.
+    func deferral(_ verdict: consuming Verdict, record: consuming GreylistRecord, dryRun: RuleMatch?) -> Decision {
         if policy.dryRun || dryRun != nil {
-            v.action = .pass
-            v.wouldDefer = true
-            v.rule = dryRun
+            verdict.action = .pass
+            verdict.wouldDefer = true
+            verdict.rule = dryRun
         }
-        return Decision(verdict: v, change: StoreChange(record: record))
+        return Decision(verdict: verdict, change: StoreChange(record: record))
     }
 }

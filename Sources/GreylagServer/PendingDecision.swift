@@ -93,8 +93,7 @@ struct PendingDecision<Payload> {
     /// already ended (the timeout answered first, or the decision did).
     /// The timer stays armed: it finds nothing late when it fires.
     mutating func finish(_ token: UInt64) -> Payload? {
-        guard let c = current, c.token == token else { return nil }
-        current = nil
+        guard current?.token == token, let c = current.take() else { return nil }  // moved out, not copied
         deadline = nil
         return c.payload
     }
