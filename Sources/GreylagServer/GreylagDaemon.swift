@@ -541,8 +541,6 @@ public final class GreylagDaemon: Service {
                               tracker: tracker, limit: limits.policy, optional: optional) { channel in
             try channel.pipeline.syncOperations.addHandlers([
                 IdleStateHandler(readTimeout: idle),
-                ByteToMessageHandler(PolicyRequestDecoder()),
-                MessageToByteHandler(PolicyReplyEncoder()),
                 PolicyServerHandler(session: session, service: service, decisionTimeout: timeout,
                                     mailbox: mailboxes.mailbox(for: channel.eventLoop), logger: logger,
                                     helperLog: helperLog),

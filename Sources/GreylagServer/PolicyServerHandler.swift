@@ -5,9 +5,13 @@ import PolicyProtocol
 
 /// Serves one policy connection: requests are answered in order, one at a
 /// time, each after its decision (and the store commit behind it) is done.
+///
+/// The handler cuts the requests out of the bytes itself and writes its
+/// replies as bytes: a request passed between handlers is boxed (it is
+/// larger than NIO keeps inline), and each handler passed costs its call.
 final class PolicyServerHandler: ChannelInboundHandler {
-    typealias InboundIn = PolicyRequest
-    typealias OutboundOut = PolicyReply
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// Asks the handler to close once the request in flight is answered.
     struct Drain: Sendable {}
@@ -26,6 +30,11 @@ final class PolicyServerHandler: ChannelInboundHandler {
     private var peer = "local"
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<PolicyRequest>()
+    private let decoder = NIOSingleStepByteToMessageProcessor(PolicyRequestDecoder())
+    /// Replies not yet written (see `reply` and `flush`).
+    private var outbound: ByteBuffer?
+    /// Set when the connection is closing: nothing more is read from it.
+    private var closing = false
     /// The request whose decision is awaited, with its query and time.
     private var pending = PendingDecision<(request: PolicyRequest, query: GreylistQuery, now: Int64)>()
     private var inputClosed = false
@@ -53,19 +62,61 @@ final class PolicyServerHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if queue.count >= Self.maxQueued {
+        guard !closing else { return }
+        decoded(context) { try decoder.process(buffer: unwrapInboundIn(data), $0) }
+    }
+
+    /// Queues the requests `decode` finds, then answers them; closes the
+    /// connection when the bytes are not a request or too many wait.
+    private func decoded(_ context: ChannelHandlerContext,
+                         _ decode: ((PolicyRequest) throws -> Void) throws -> Void) {
+        do {
+            try decode { request in
+                guard queue.count < Self.maxQueued else { throw TooManyQueued() }
+                queue.append(request)
+            }
+        } catch is TooManyQueued {
             logger.warning("closing policy connection: more than \(Self.maxQueued) requests sent ahead of answers")
-            context.close(promise: nil)
+            close(context)
+            return
+        } catch {
+            errorCaught(context: context, error: error)
             return
         }
-        queue.append(unwrapInboundIn(data))
         if !pending.isWaiting { processQueue() }
+    }
+
+    private struct TooManyQueued: Error {}
+
+    /// Closes the connection; what was read and not answered is dropped.
+    private func close(_ context: ChannelHandlerContext) {
+        closing = true
+        queue.removeAll()
+        context.close(promise: nil)
+    }
+
+    /// Adds `reply` to the replies to write.
+    private func reply(_ reply: PolicyReply, _ context: ChannelHandlerContext) {
+        if outbound == nil { outbound = context.channel.allocator.buffer(capacity: 64) }
+        reply.write(into: &outbound!)
+    }
+
+    /// Writes the replies added so far, and flushes.
+    private func flush(_ context: ChannelHandlerContext) {
+        if let bytes = outbound {
+            outbound = nil
+            context.write(wrapOutboundOut(bytes), promise: nil)
+        }
+        context.flush()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case ChannelEvent.inputClosed:
-            // The peer sent everything (Exim's readsocket half-closes): answer, then close.
+            // The peer sent everything (Exim's readsocket half-closes): a
+            // last request may end without its empty line. Answer, then close.
+            if !closing { decoded(context) { try decoder.finishProcessing(seenEOF: true, $0) } }
+            if closing { return }
             inputClosed = true
             if !pending.isWaiting && queue.isEmpty { context.close(promise: nil) }
         case is Drain:
@@ -87,25 +138,33 @@ final class PolicyServerHandler: ChannelInboundHandler {
         } else {
             logger.debug("policy connection error: \(error)")
         }
-        context.close(promise: nil)
+        close(context)
     }
 
     /// Answers queued requests until one needs a decision.
     private func processQueue() {
         guard let context else { return }
         while let request = queue.popFirst() {
-            helperLog.note(session.helperNotes(request), peer: peer)
-            switch session.requestReceived(request) {
-            case .reply(let reply):
-                context.write(wrapOutboundOut(reply), promise: nil)
+            // Through `inout`: a method of `self.session` called directly
+            // works on a copy of the whole session (all its reply texts).
+            let (notes, action) = Self.received(request, by: &session)
+            helperLog.note(notes, peer: peer)
+            switch action {
+            case .reply(let r):
+                reply(r, context)
             case .decide(let query):
-                context.flush()
+                flush(context)
                 startDecision(query, request: request, context: context)
                 return
             }
         }
-        context.flush()
+        flush(context)
         if inputClosed || draining { context.close(promise: nil) }
+    }
+
+    private static func received(_ request: PolicyRequest, by session: inout PolicySession)
+        -> ([PolicySession.HelperAttributeNote], PolicySession.Action) {
+        (session.helperNotes(request), session.requestReceived(request))
     }
 
     private func startDecision(_ query: GreylistQuery, request: PolicyRequest, context: ChannelHandlerContext) {
@@ -134,8 +193,7 @@ final class PolicyServerHandler: ChannelInboundHandler {
             session.config = current.replies
             repliesGeneration = current.generation
         }
-        let reply = session.verdictReceived(verdict, for: request, query: query, now: timedOut ? service.now() : now)
-        context.write(wrapOutboundOut(reply), promise: nil)
+        reply(session.verdictReceived(verdict, for: request, query: query, now: timedOut ? service.now() : now), context)
         processQueue()
     }
 }
