@@ -28,8 +28,10 @@ final class MilterServerHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<MilterCommand>()
     private let decoder = NIOSingleStepByteToMessageProcessor(MilterDecoder())
-    /// Replies not yet written (see `reply` and `flush`).
-    private var outbound: ByteBuffer?
+    /// Replies not yet written (see `reply` and `flush`). The buffer is
+    /// kept: once the socket has taken its bytes it is reused, not allocated
+    /// again for the next step.
+    private var outbound = ByteBuffer()
     /// Set when the connection is closing: nothing more is read from it.
     private var closing = false
     /// The RCPT whose decision is awaited.
@@ -85,15 +87,15 @@ final class MilterServerHandler: ChannelInboundHandler {
 
     /// Adds `response` to the replies to write.
     private func reply(_ response: MilterResponse, _ context: ChannelHandlerContext) {
-        if outbound == nil { outbound = context.channel.allocator.buffer(capacity: 64) }
-        response.write(into: &outbound!)
+        if outbound.readableBytes == 0 { outbound.clear() }  // in place when no write still holds it
+        response.write(into: &outbound)
     }
 
     /// Writes the replies added so far, and flushes.
     private func flush(_ context: ChannelHandlerContext) {
-        if let bytes = outbound {
-            outbound = nil
-            context.write(wrapOutboundOut(bytes), promise: nil)
+        if outbound.readableBytes > 0 {
+            context.write(wrapOutboundOut(outbound), promise: nil)
+            outbound.moveReaderIndex(to: outbound.writerIndex)
         }
         context.flush()
     }

@@ -31,8 +31,10 @@ final class PolicyServerHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<PolicyRequest>()
     private let decoder = NIOSingleStepByteToMessageProcessor(PolicyRequestDecoder())
-    /// Replies not yet written (see `reply` and `flush`).
-    private var outbound: ByteBuffer?
+    /// Replies not yet written (see `reply` and `flush`). The buffer is
+    /// kept: once the socket has taken its bytes it is reused, not allocated
+    /// again for the next reply.
+    private var outbound = ByteBuffer()
     /// Set when the connection is closing: nothing more is read from it.
     private var closing = false
     /// The request whose decision is awaited, with its query and time.
@@ -97,15 +99,15 @@ final class PolicyServerHandler: ChannelInboundHandler {
 
     /// Adds `reply` to the replies to write.
     private func reply(_ reply: PolicyReply, _ context: ChannelHandlerContext) {
-        if outbound == nil { outbound = context.channel.allocator.buffer(capacity: 64) }
-        reply.write(into: &outbound!)
+        if outbound.readableBytes == 0 { outbound.clear() }  // in place when no write still holds it
+        reply.write(into: &outbound)
     }
 
     /// Writes the replies added so far, and flushes.
     private func flush(_ context: ChannelHandlerContext) {
-        if let bytes = outbound {
-            outbound = nil
-            context.write(wrapOutboundOut(bytes), promise: nil)
+        if outbound.readableBytes > 0 {
+            context.write(wrapOutboundOut(outbound), promise: nil)
+            outbound.moveReaderIndex(to: outbound.writerIndex)
         }
         context.flush()
     }
