@@ -184,6 +184,24 @@ extension BrokenStore: @unchecked Sendable {}
         }
     }
 
+    /// While a request waits for its decision, the requests after it wait
+    /// in a bounded queue: past 64, only that connection is closed.
+    @Test func requestsFarAheadOfAnAnswerCloseOnlyThatConnection() async throws {
+        let log = CapturedLog()
+        try await withDaemon(configure: { $0.storeTimeout = 10 },
+                             store: { try BrokenStore(.hang, config: $0) }, log: log) { addresses, _ in
+            let other = try await PolicyTestClient(addresses[0])
+            let flood = try await PolicyTestClient(addresses[0])
+            let request = rcptRequest().map { "\($0.0)=\($0.1)\n" }.joined() + "\n"
+            try await flood.send(String(repeating: request, count: 70))
+            #expect(try await flood.isClosedByServer())
+            // A request decided without the store is still answered on the other one.
+            try await other.send("request=smtpd_access_policy\nprotocol_state=MAIL\nclient_address=192.0.2.9\n\n")
+            #expect(try await other.reply() == "action=DUNNO")
+        }
+        #expect(log.contains("closing policy connection: more than 64 requests sent ahead of answers"))
+    }
+
     @Test func oversizedLineClosesOnlyThatConnection() async throws {
         let log = CapturedLog()
         try await withDaemon(log: log) { addresses, _ in
