@@ -19,6 +19,10 @@
 #   BENCH_BUILD       release (default) or debug (only to try the script out)
 #   BENCH_BIN         a greylag binary to measure instead of building one
 #                     (another commit's, to compare)
+#   BENCH_RETAINS=1   also count swift_retain calls (a uprobe in
+#                     libswiftCore.so): reference counting of copies that
+#                     allocate nothing. The probe slows the daemon a lot,
+#                     so commit groups are smaller than in a free run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${BENCH_SECONDS:-4}"
@@ -45,6 +49,19 @@ else
 fi
 LIBC="$(ldd "$BIN" | awk '$1 == "libc.so.6" { print $3 }')"
 ADDED_PROBE=""
+ADDED_RETAIN_PROBE=""
+EVENTS=(-e probe_libc:malloc)
+if [[ -n "${BENCH_RETAINS:-}" ]]; then
+    CORE="$(ldd "$BIN" | awk '$1 == "libswiftCore.so" { print $3 }')"
+    if ! perf probe --list 2>/dev/null | grep -q 'probe_libswiftCore:swift_retain'; then
+        if [[ -z "$CORE" ]] || ! perf probe -q -x "$CORE" --add swift_retain 2>/dev/null; then
+            log "cannot add a uprobe on swift_retain in '$CORE' (run as root)"
+            exit 2
+        fi
+        ADDED_RETAIN_PROBE=1
+    fi
+    EVENTS+=(-e probe_libswiftCore:swift_retain)
+fi
 if ! perf probe --list 2>/dev/null | grep -q 'probe_libc:malloc'; then
     if [[ -z "$LIBC" ]] || ! perf probe -q -x "$LIBC" --add malloc 2>/dev/null; then
         log "cannot add a uprobe on malloc in '$LIBC' (run as root)"
@@ -57,6 +74,7 @@ PID=""
 cleanup() {
     if [[ -n "$PID" ]]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
     if [[ -n "$ADDED_PROBE" ]]; then perf probe -q --del probe_libc:malloc 2>/dev/null || true; fi
+    if [[ -n "$ADDED_RETAIN_PROBE" ]]; then perf probe -q --del probe_libswiftCore:swift_retain 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -78,7 +96,7 @@ count() {
     sleep 0.5
     local before after allocations
     before=$(grep -c '' "$WORK/greylag.log")
-    perf stat -x, -e probe_libc:malloc -p "$PID" -o "$WORK/perf.csv" &
+    perf stat -x, "${EVENTS[@]}" -p "$PID" -o "$WORK/perf.csv" &
     local perf_pid=$!
     sleep 0.2
     "$BIN" "$command" --target "127.0.0.1:$port" --connections "$connections" --new-share "$share" \
@@ -92,9 +110,12 @@ count() {
         log "no count for $path at $connections connections, $share new"
         exit 1
     fi
-    awk -v a="$allocations" -v d=$((after - before)) -v p="$path" -v c="$connections" -v s="$share" \
-        'BEGIN { printf "%s: %s connections, %d%% new: %.1f allocations per decision (%d in %d decisions)\n",
-                 p, c, s * 100 + 0.5, a / d, a, d }'
+    retains=$(awk -F, '/probe_libswiftCore:swift_retain/ { print $1 }' "$WORK/perf.csv")
+    awk -v a="$allocations" -v r="$retains" -v d=$((after - before)) -v p="$path" -v c="$connections" -v s="$share" \
+        'BEGIN { printf "%s: %s connections, %d%% new: %.1f allocations per decision (%d in %d decisions)",
+                 p, c, s * 100 + 0.5, a / d, a, d
+                 if (r != "" && r != "<not counted>") printf ", %.1f retains per decision", r / d
+                 printf "\n" }'
 }
 
 for workload in $WORKLOADS; do
