@@ -190,18 +190,31 @@ final class RetryTouches: Sendable {
     /// the generation to write, unless the last is still being written.
     /// Returns whether there is anything to write.
     func tick() -> Bool {
-        state.withLock { state in
-            if state.flushingRecords.isEmpty && state.flushingClients.isEmpty {
-                swap(&state.records, &state.flushingRecords)
-                swap(&state.clients, &state.flushingClients)
-                // In key order, a chunk's updates share leaf pages: each
-                // page is written to the WAL once per chunk, not once per
-                // touch on it.
-                state.flushOrder = state.flushingRecords.keys.sorted(by: Self.keyOrder)
+        // Under the lock, only the swap and a copy of the new generation
+        // (a reference: it is copy-on-write). Its keys are sorted outside
+        // it: sorted under it, the tens of thousands of keys of a busy
+        // interval held every decision's touch, and the event loop that
+        // runs the writer, for the length of the sort.
+        let generation = state.withLock { state -> [Triplet: Record]? in
+            guard state.flushingRecords.isEmpty && state.flushingClients.isEmpty else { return nil }
+            swap(&state.records, &state.flushingRecords)
+            swap(&state.clients, &state.flushingClients)
+            state.flushOrder = []
+            state.flushCursor = 0
+            return state.flushingRecords
+        }
+        if let generation, !generation.isEmpty {
+            // In key order, a chunk's updates share leaf pages: each page is
+            // written to the WAL once per chunk, not once per touch on it.
+            // Keys gone meanwhile are skipped when taken; a chunk taken
+            // before this order is in place sorts what is left itself.
+            let order = generation.keys.sorted(by: Self.keyOrder)
+            state.withLock { state in
+                state.flushOrder = order
                 state.flushCursor = 0
             }
-            return !state.flushingRecords.isEmpty || !state.flushingClients.isEmpty
         }
+        return state.withLock { !$0.flushingRecords.isEmpty || !$0.flushingClients.isEmpty }
     }
 
     /// The triplets table's key order (SQLite's BINARY collation compares
