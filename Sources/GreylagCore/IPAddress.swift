@@ -11,7 +11,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     public init?(_ text: some StringProtocol) {
         var s = Substring(text)
         if s.utf8.first == UInt8(ascii: "["), s.utf8.last == UInt8(ascii: "]") { s = s.dropFirst().dropLast() }
-        if s.utf8.count > 5, s.utf8.prefix(5).map({ $0 | 0x20 }).elementsEqual("ipv6:".utf8) { s = s.dropFirst(5) }
+        if s.utf8.count > 5, s.utf8.prefix(5).lazy.map({ $0 | 0x20 }).elementsEqual("ipv6:".utf8) { s = s.dropFirst(5) }
         if let zone = s.utf8.firstIndex(of: UInt8(ascii: "%")) { s = s[..<zone] }
         if s.isEmpty || s.utf8.count > 45 { return nil }
         if s.utf8.contains(UInt8(ascii: ":")) {
