@@ -28,10 +28,8 @@ final class MilterServerHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<MilterCommand>()
     private let decoder = NIOSingleStepByteToMessageProcessor(MilterDecoder())
-    /// Replies not yet written (see `reply` and `flush`). The buffer is
-    /// kept: once the socket has taken its bytes it is reused, not allocated
-    /// again for the next step.
-    private var outbound = ByteBuffer()
+    /// Replies not yet written (see `reply` and `flush`).
+    private var outbound = ReplyBuffer()
     /// Set when the connection is closing: nothing more is read from it.
     private var closing = false
     /// The RCPT whose decision is awaited.
@@ -86,18 +84,8 @@ final class MilterServerHandler: ChannelInboundHandler {
     }
 
     /// Adds `response` to the replies to write.
-    private func reply(_ response: MilterResponse, _ context: ChannelHandlerContext) {
-        if outbound.readableBytes == 0 { outbound.clear() }  // in place when no write still holds it
-        response.write(into: &outbound)
-    }
-
-    /// Writes the replies added so far, and flushes.
-    private func flush(_ context: ChannelHandlerContext) {
-        if outbound.readableBytes > 0 {
-            context.write(wrapOutboundOut(outbound), promise: nil)
-            outbound.moveReaderIndex(to: outbound.writerIndex)
-        }
-        context.flush()
+    private func reply(_ response: MilterResponse) {
+        outbound.add { response.write(into: &$0) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -128,7 +116,7 @@ final class MilterServerHandler: ChannelInboundHandler {
         guard let context else { return }
         while let command = queue.popFirst() {
             if case .quit = command {
-                flush(context)
+                outbound.flush(context)
                 close(context)
                 return
             }
@@ -139,14 +127,14 @@ final class MilterServerHandler: ChannelInboundHandler {
             case .none:
                 continue
             case .reply(let replies):
-                for r in replies { reply(r, context) }
+                for r in replies { reply(r) }
             case .decide(let query):
-                flush(context)
+                outbound.flush(context)
                 startDecision(query, context: context)
                 return
             }
         }
-        flush(context)
+        outbound.flush(context)
         if draining { close(context) }
     }
 
@@ -183,12 +171,12 @@ final class MilterServerHandler: ChannelInboundHandler {
                 startDecision(next, context: context)
                 return
             case .reply(let replies):
-                for r in replies { reply(r, context) }
+                for r in replies { reply(r) }
             case .none:
                 break
             }
         } else {
-            reply(session.verdictReceived(verdict), context)
+            reply(session.verdictReceived(verdict))
         }
         processQueue()
     }

@@ -31,10 +31,8 @@ final class PolicyServerHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<PolicyRequest>()
     private let decoder = NIOSingleStepByteToMessageProcessor(PolicyRequestDecoder())
-    /// Replies not yet written (see `reply` and `flush`). The buffer is
-    /// kept: once the socket has taken its bytes it is reused, not allocated
-    /// again for the next reply.
-    private var outbound = ByteBuffer()
+    /// Replies not yet written (see `reply` and `flush`).
+    private var outbound = ReplyBuffer()
     /// Set when the connection is closing: nothing more is read from it.
     private var closing = false
     /// The request whose decision is awaited, with its query and time.
@@ -98,18 +96,8 @@ final class PolicyServerHandler: ChannelInboundHandler {
     }
 
     /// Adds `reply` to the replies to write.
-    private func reply(_ reply: PolicyReply, _ context: ChannelHandlerContext) {
-        if outbound.readableBytes == 0 { outbound.clear() }  // in place when no write still holds it
-        reply.write(into: &outbound)
-    }
-
-    /// Writes the replies added so far, and flushes.
-    private func flush(_ context: ChannelHandlerContext) {
-        if outbound.readableBytes > 0 {
-            context.write(wrapOutboundOut(outbound), promise: nil)
-            outbound.moveReaderIndex(to: outbound.writerIndex)
-        }
-        context.flush()
+    private func reply(_ reply: PolicyReply) {
+        outbound.add { reply.write(into: &$0) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -153,14 +141,14 @@ final class PolicyServerHandler: ChannelInboundHandler {
             helperLog.note(notes, peer: peer)
             switch action {
             case .reply(let r):
-                reply(r, context)
+                reply(r)
             case .decide(let query):
-                flush(context)
+                outbound.flush(context)
                 startDecision(query, request: request, context: context)
                 return
             }
         }
-        flush(context)
+        outbound.flush(context)
         if inputClosed || draining { context.close(promise: nil) }
     }
 
@@ -195,7 +183,7 @@ final class PolicyServerHandler: ChannelInboundHandler {
             session.config = current.replies
             repliesGeneration = current.generation
         }
-        reply(session.verdictReceived(verdict, for: request, query: query, now: timedOut ? service.now() : now), context)
+        reply(session.verdictReceived(verdict, for: request, query: query, now: timedOut ? service.now() : now))
         processQueue()
     }
 }
