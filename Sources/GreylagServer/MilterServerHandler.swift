@@ -28,7 +28,7 @@ final class MilterServerHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<MilterCommand>()
     private let decoder = NIOSingleStepByteToMessageProcessor(MilterDecoder())
-    /// Replies not yet written (see `reply` and `flush`).
+    /// Replies not yet written (see `reply`).
     private var outbound = ReplyBuffer()
     /// Set when the connection is closing: nothing more is read from it.
     private var closing = false

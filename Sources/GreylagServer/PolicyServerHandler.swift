@@ -31,7 +31,7 @@ final class PolicyServerHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var queue = CircularBuffer<PolicyRequest>()
     private let decoder = NIOSingleStepByteToMessageProcessor(PolicyRequestDecoder())
-    /// Replies not yet written (see `reply` and `flush`).
+    /// Replies not yet written (see `reply`).
     private var outbound = ReplyBuffer()
     /// Set when the connection is closing: nothing more is read from it.
     private var closing = false
@@ -105,8 +105,9 @@ final class PolicyServerHandler: ChannelInboundHandler {
         case ChannelEvent.inputClosed:
             // The peer sent everything (Exim's readsocket half-closes): a
             // last request may end without its empty line. Answer, then close.
-            if !closing { decoded(context) { try decoder.finishProcessing(seenEOF: true, $0) } }
-            if closing { return }
+            guard !closing else { return }
+            decoded(context) { try decoder.finishProcessing(seenEOF: true, $0) }
+            if closing { return }  // what was left was not a request
             inputClosed = true
             if !pending.isWaiting && queue.isEmpty { context.close(promise: nil) }
         case is Drain:
