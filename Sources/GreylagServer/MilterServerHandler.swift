@@ -26,8 +26,7 @@ final class MilterServerHandler: ChannelInboundHandler {
     private var repliesGeneration: UInt64 = 0
     private var logger: Logger
     private var context: ChannelHandlerContext?
-    private var queue = CircularBuffer<MilterCommand>()
-    private let decoder = NIOSingleStepByteToMessageProcessor(MilterDecoder())
+    private var queue = InboundQueue(MilterDecoder(), limit: MilterServerHandler.maxQueued)
     /// Replies not yet written (see `reply`).
     private var outbound = ReplyBuffer()
     /// Set when the connection is closing: nothing more is read from it.
@@ -59,11 +58,8 @@ final class MilterServerHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
         do {
-            try decoder.process(buffer: unwrapInboundIn(data)) { command in
-                guard queue.count < Self.maxQueued else { throw TooManyQueued() }
-                queue.append(command)
-            }
-        } catch is TooManyQueued {
+            try queue.read(unwrapInboundIn(data))
+        } catch is InboundQueue<MilterDecoder>.Full {
             logger.warning("closing milter connection: more than \(Self.maxQueued) commands sent ahead of answers")
             close(context)
             return
@@ -73,8 +69,6 @@ final class MilterServerHandler: ChannelInboundHandler {
         }
         if !pending.isWaiting { processQueue() }
     }
-
-    private struct TooManyQueued: Error {}
 
     /// Closes the connection; what was read and not handled is dropped.
     private func close(_ context: ChannelHandlerContext) {

@@ -29,8 +29,7 @@ final class PolicyServerHandler: ChannelInboundHandler {
     private let helperLog: HelperAttributeLog
     private var peer = "local"
     private var context: ChannelHandlerContext?
-    private var queue = CircularBuffer<PolicyRequest>()
-    private let decoder = NIOSingleStepByteToMessageProcessor(PolicyRequestDecoder())
+    private var queue = InboundQueue(PolicyRequestDecoder(), limit: PolicyServerHandler.maxQueued)
     /// Replies not yet written (see `reply`).
     private var outbound = ReplyBuffer()
     /// Set when the connection is closing: nothing more is read from it.
@@ -63,19 +62,16 @@ final class PolicyServerHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        decoded(context) { try decoder.process(buffer: unwrapInboundIn(data), $0) }
+        decoded(context) { try $0.read(unwrapInboundIn(data)) }
     }
 
     /// Queues the requests `decode` finds, then answers them; closes the
     /// connection when the bytes are not a request or too many wait.
     private func decoded(_ context: ChannelHandlerContext,
-                         _ decode: ((PolicyRequest) throws -> Void) throws -> Void) {
+                         _ decode: (inout InboundQueue<PolicyRequestDecoder>) throws -> Void) {
         do {
-            try decode { request in
-                guard queue.count < Self.maxQueued else { throw TooManyQueued() }
-                queue.append(request)
-            }
-        } catch is TooManyQueued {
+            try decode(&queue)
+        } catch is InboundQueue<PolicyRequestDecoder>.Full {
             logger.warning("closing policy connection: more than \(Self.maxQueued) requests sent ahead of answers")
             close(context)
             return
@@ -85,8 +81,6 @@ final class PolicyServerHandler: ChannelInboundHandler {
         }
         if !pending.isWaiting { processQueue() }
     }
-
-    private struct TooManyQueued: Error {}
 
     /// Closes the connection; what was read and not answered is dropped.
     private func close(_ context: ChannelHandlerContext) {
@@ -106,7 +100,7 @@ final class PolicyServerHandler: ChannelInboundHandler {
             // The peer sent everything (Exim's readsocket half-closes): a
             // last request may end without its empty line. Answer, then close.
             guard !closing else { return }
-            decoded(context) { try decoder.finishProcessing(seenEOF: true, $0) }
+            decoded(context) { try $0.finish() }
             if closing { return }  // what was left was not a request
             inputClosed = true
             if !pending.isWaiting && queue.isEmpty { context.close(promise: nil) }
