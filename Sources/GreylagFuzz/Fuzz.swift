@@ -31,7 +31,6 @@ public enum Fuzz {
         var sessions = [PolicySession(config: PolicyReplyConfig()),
                         PolicySession(config: PolicyReplyConfig(), helperAttributes: true)]
         var out = ByteBuffer()
-        let encoder = PolicyReplyEncoder()
         do {
             while let request = try decoder.decode(buffer: &buffer) {
                 for i in sessions.indices {
@@ -41,8 +40,7 @@ public enum Fuzz {
                     let triplet = engine.triplet(for: query)
                     for verdict in [Verdict(action: .defer, reason: .newTriplet, timeLeft: 300, triplet: triplet),
                                     Verdict(action: .pass, reason: .delayElapsed, delayed: 400, triplet: triplet)] {
-                        try encoder.encode(data: sessions[i].verdictReceived(verdict, for: request, now: now),
-                                           out: &out)
+                        sessions[i].verdictReceived(verdict, for: request, now: now).write(into: &out)
                     }
                 }
             }
@@ -59,12 +57,11 @@ public enum Fuzz {
         var decoder = MilterDecoder()
         var session = MilterSession(config: MilterReplyConfig())
         var out = ByteBuffer()
-        let encoder = MilterEncoder()
         do {
             while let command = try decoder.decode(buffer: &buffer) {
                 switch session.received(command, now: now) {
                 case .reply(let responses):
-                    for r in responses { try encoder.encode(data: r, out: &out) }
+                    for r in responses { r.write(into: &out) }
                 case .decide(var query):
                     // A null-sender message's recipients are decided one
                     // after another at DATA or end of message, as the handler does.
@@ -73,7 +70,7 @@ public enum Fuzz {
                         let verdict = Verdict(action: .defer, reason: .newTriplet, timeLeft: 300,
                                               triplet: engine.triplet(for: query))
                         guard session.isDecidingHeld else {
-                            try encoder.encode(data: session.verdictReceived(verdict), out: &out)
+                            session.verdictReceived(verdict).write(into: &out)
                             break
                         }
                         switch session.heldVerdictReceived(verdict, now: now) {
@@ -81,7 +78,7 @@ public enum Fuzz {
                             query = next
                             continue
                         case .reply(let responses):
-                            for r in responses { try encoder.encode(data: r, out: &out) }
+                            for r in responses { r.write(into: &out) }
                         case .none:
                             break
                         }

@@ -123,17 +123,6 @@ public struct MilterDecoder: NIOSingleStepByteToMessageDecoder {
     }
 }
 
-/// Writes milter replies.
-public struct MilterEncoder: MessageToByteEncoder {
-    public typealias OutboundIn = MilterResponse
-
-    public init() {}
-
-    public func encode(data: MilterResponse, out: inout ByteBuffer) throws {
-        data.write(into: &out)
-    }
-}
-
 extension MilterResponse {
     /// Appends the reply's packet (length, letter, data) to `out`.
     public func write(into out: inout ByteBuffer) {

@@ -25,14 +25,3 @@ public struct PolicyReply: Sendable, Hashable {
         buffer.writeStaticString("\n\n")
     }
 }
-
-/// Encodes replies onto the channel.
-public struct PolicyReplyEncoder: MessageToByteEncoder {
-    public typealias OutboundIn = PolicyReply
-
-    public init() {}
-
-    public func encode(data: PolicyReply, out: inout ByteBuffer) throws {
-        data.write(into: &out)
-    }
-}

@@ -86,7 +86,7 @@ let postfixV2Negotiation: [UInt8] = [0x00, 0x00, 0x00, 0x0D, 0x4F, 0x00, 0x00, 0
     @Test func encodesReplies() throws {
         func bytes(_ r: MilterResponse) throws -> [UInt8] {
             var out = ByteBuffer()
-            try MilterEncoder().encode(data: r, out: &out)
+            r.write(into: &out)
             return Array(out.readableBytesView)
         }
         #expect(try bytes(.continue) == [0, 0, 0, 1, UInt8(ascii: "c")])
