@@ -159,8 +159,10 @@ public protocol GreylistStore: Sendable {
     /// twice changes nothing. Written in batches; each batch is atomic.
     func importState(records: [GreylistRecord], clients: [ClientRecord]) async throws
 
-    /// Up to `limit` records, expired or not, after `after` in key order
-    /// (network, sender, recipient), for export.
+    /// Up to `limit` records, expired or not, after `after` in the store's
+    /// own order of triplets, for export: PostgreSQL and MySQL by network,
+    /// sender and recipient, SQLite by its key hash (`TripletHash`) and then
+    /// those. Paging from the last record returned lists every record once.
     func exportRecords(after: Triplet?, limit: Int) async throws -> [GreylistRecord]
 
     /// Up to `limit` client records, expired or not, after network `after` in order, for export.
@@ -216,8 +218,8 @@ public enum ImportMerge {
 }
 
 extension GreylistStore {
-    /// Every record and then every client record, expired or not, in key
-    /// order, `page` rows at a time: each page is handed to `records` or
+    /// Every record and then every client record, expired or not, in the
+    /// store's order, `page` rows at a time: each page is handed to `records` or
     /// `clients` as it is read.
     public func exportAll(page: Int, records: ([GreylistRecord]) throws -> Void,
                           clients: ([ClientRecord]) throws -> Void) async throws {

@@ -23,6 +23,9 @@ final class RetryTouches: Sendable {
     /// (first sighting and block expiry) they belong to: a touch of a record
     /// that has since been replaced or removed is dropped, never applied.
     struct Record: Sendable, Hashable {
+        /// The id of the record's row, where the flush writes it (checked
+        /// there against the triplet and the generation).
+        var row: Int64
         var firstSeen: Int64
         var blockExpires: Int64
         var lastSeen: Int64
@@ -30,7 +33,8 @@ final class RetryTouches: Sendable {
         var passedCount: Int64
         var recordExpires: Int64
 
-        init(_ r: GreylistRecord) {
+        init(_ r: GreylistRecord, row: Int64) {
+            self.row = row
             firstSeen = r.firstSeen
             blockExpires = r.blockExpires
             lastSeen = r.lastSeen
@@ -138,11 +142,12 @@ final class RetryTouches: Sendable {
         }
     }
 
-    /// Keeps `record`'s lagging columns (writer only). An older touch of it
-    /// still being flushed stays: the statements keep the larger values.
-    func touch(_ record: GreylistRecord) {
+    /// Keeps `record`'s lagging columns, stored in row `row` (writer only).
+    /// An older touch of it still being flushed stays: the statements keep
+    /// the larger values.
+    func touch(_ record: GreylistRecord, row: Int64) {
         state.withLock { state in
-            let old = state.records.updateValue(Record(record), forKey: record.triplet)
+            let old = state.records.updateValue(Record(record, row: row), forKey: record.triplet)
             state.undo.append(.record(.current, record.triplet, old))
         }
     }
@@ -204,11 +209,11 @@ final class RetryTouches: Sendable {
             return state.flushingRecords
         }
         if let generation, !generation.isEmpty {
-            // In key order, a chunk's updates share leaf pages: each page is
+            // In row order, a chunk's updates share leaf pages: each page is
             // written to the WAL once per chunk, not once per touch on it.
             // Keys gone meanwhile are skipped when taken; a chunk taken
             // before this order is in place sorts what is left itself.
-            let order = generation.keys.sorted(by: Self.keyOrder)
+            let order = Self.rowOrder(generation)
             state.withLock { state in
                 state.flushOrder = order
                 state.flushCursor = 0
@@ -217,13 +222,9 @@ final class RetryTouches: Sendable {
         return state.withLock { !$0.flushingRecords.isEmpty || !$0.flushingClients.isEmpty }
     }
 
-    /// The triplets table's key order (SQLite's BINARY collation compares
-    /// UTF-8 bytes; Swift's order is the same for ASCII and close enough
-    /// for locality otherwise).
-    static func keyOrder(_ a: Triplet, _ b: Triplet) -> Bool {
-        if a.network != b.network { return a.network < b.network }
-        if a.sender != b.sender { return a.sender < b.sender }
-        return a.recipient < b.recipient
+    /// The triplets of `records` in the order of their rows in the table.
+    static func rowOrder(_ records: [Triplet: Record]) -> [Triplet] {
+        records.sorted { $0.value.row < $1.value.row }.map(\.key)
     }
 
     /// Up to `limit` touches of the generation being written, to be written
@@ -240,7 +241,7 @@ final class RetryTouches: Sendable {
             }
             if state.flushCursor >= state.flushOrder.count && !state.flushingRecords.isEmpty {
                 // Touches a failed transaction left behind the cursor.
-                state.flushOrder = state.flushingRecords.keys.sorted(by: Self.keyOrder)
+                state.flushOrder = Self.rowOrder(state.flushingRecords)
                 state.flushCursor = 0
             }
             state.undo.append(.cursor(state.flushCursor))

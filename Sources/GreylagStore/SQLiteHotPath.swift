@@ -32,35 +32,47 @@ enum SQLiteHotPath {
         }
     }
 
+    /// The rows of a hash (`TripletHash`): the triplet's, if stored, and
+    /// any other whose hash is the same, told apart by their texts.
     static let selectTriplet = """
-        SELECT first_seen, last_seen, block_expires, record_expires, blocked_count, passed_count, origin
-        FROM triplets WHERE client_network = ?1 AND sender = ?2 AND recipient = ?3
+        SELECT id, client_network, sender, recipient, first_seen, last_seen, block_expires, record_expires,
+            blocked_count, passed_count, origin
+        FROM triplets WHERE triplet_hash = ?1
         """
     static let selectClient = """
         SELECT passed_triplets, record_expires FROM clients WHERE client_network = ?1
         """
 
-    /// The triplet's record and its network's passed count at `now`, with
-    /// `touches` (the writes not yet flushed) laid over them.
-    static func state(of triplet: Triplet, now: Int64, touches: RetryTouches? = nil, in db: Database,
-                      _ statements: Statements) throws -> TripletState {
+    /// The triplet's record, the id of its row and its network's passed
+    /// count at `now`, with `touches` (the writes not yet flushed) laid
+    /// over them. `hash` is the triplet's `TripletHash`.
+    static func state(of triplet: Triplet, hash: Int64, now: Int64, touches: RetryTouches? = nil, in db: Database,
+                      _ statements: Statements) throws -> (state: TripletState, row: Int64?) {
         let select = try statements.statement(.selectTriplet, in: db).sqliteStatement
         var record: GreylistRecord? = nil
-        try withBound(triplet, to: select) {
-            switch sqlite3_step(select) {
-            case SQLITE_ROW:
-                let origin = sqlite3_column_text(select, 6).map { String(cString: $0) } ?? "AUTO"
-                record = GreylistRecord(
-                    triplet: triplet,
-                    firstSeen: sqlite3_column_int64(select, 0), lastSeen: sqlite3_column_int64(select, 1),
-                    blockExpires: sqlite3_column_int64(select, 2), recordExpires: sqlite3_column_int64(select, 3),
-                    blockedCount: sqlite3_column_int64(select, 4), passedCount: sqlite3_column_int64(select, 5),
-                    origin: RecordOrigin(rawValue: origin) ?? .auto)
-                if let touches, let r = record { record = touches.overlay(r) }
-            case SQLITE_DONE:
-                break
-            case let code:
-                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        var row: Int64? = nil
+        sqlite3_bind_int64(select, 1, hash)
+        defer { sqlite3_reset(select) }
+        try withUTF8(of: triplet) { n, s, r in
+            while true {
+                switch sqlite3_step(select) {
+                case SQLITE_ROW:
+                    guard same(select, 1, n), same(select, 2, s), same(select, 3, r) else { continue }
+                    let origin = sqlite3_column_text(select, 10).map { String(cString: $0) } ?? "AUTO"
+                    row = sqlite3_column_int64(select, 0)
+                    record = GreylistRecord(
+                        triplet: triplet,
+                        firstSeen: sqlite3_column_int64(select, 4), lastSeen: sqlite3_column_int64(select, 5),
+                        blockExpires: sqlite3_column_int64(select, 6), recordExpires: sqlite3_column_int64(select, 7),
+                        blockedCount: sqlite3_column_int64(select, 8), passedCount: sqlite3_column_int64(select, 9),
+                        origin: RecordOrigin(rawValue: origin) ?? .auto)
+                    if let touches, let r = record { record = touches.overlay(r) }
+                    return
+                case SQLITE_DONE:
+                    return
+                case let code:
+                    throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                }
             }
         }
         let client = try statements.statement(.selectClient, in: db).sqliteStatement
@@ -76,22 +88,44 @@ enum SQLiteHotPath {
                 throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
             }
         }
-        return TripletState(record: record, clientPassedTriplets: passed)
+        return (TripletState(record: record, clientPassedTriplets: passed), row)
     }
 
+    /// Whether text column `column` of the current row holds exactly `bytes`.
+    private static func same(_ statement: OpaquePointer, _ column: Int32, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let text = sqlite3_column_text(statement, column) else { return bytes.isEmpty }
+        let count = Int(sqlite3_column_bytes(statement, column))
+        return count == bytes.count && UnsafeBufferPointer(start: text, count: count).elementsEqual(bytes)
+    }
+
+    /// The id of `triplet`'s row, if it is stored.
+    static func row(of triplet: Triplet, hash: Int64, in db: Database, _ statements: Statements) throws -> Int64? {
+        try state(of: triplet, hash: hash, now: 0, in: db, statements).row
+    }
+
+    /// Every statement on a triplet's row has its texts at ?1 to ?3 and the
+    /// row's id at ?4: NULL here for a triplet not stored, a new row.
     static let upsertTriplet = """
-        INSERT INTO triplets (\(SQLiteSchema.columns)) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-        ON CONFLICT (client_network, sender, recipient) DO UPDATE SET
+        INSERT INTO triplets (id, triplet_hash, \(SQLiteSchema.columns))
+        VALUES (?4, ?5, ?1, ?2, ?3, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+        ON CONFLICT (id) DO UPDATE SET
             first_seen = excluded.first_seen, last_seen = excluded.last_seen,
             block_expires = excluded.block_expires, record_expires = excluded.record_expires,
             blocked_count = excluded.blocked_count, passed_count = excluded.passed_count,
             origin = excluded.origin
         """
 
-    /// Inserts or replaces a record.
-    static func upsert(_ r: GreylistRecord, in db: Database, _ s: Statements) throws {
-        try execute(.upsert, r.triplet, r.firstSeen, r.lastSeen, r.blockExpires, r.recordExpires,
+    /// Replaces the record in row `row`, or inserts it when `row` is nil
+    /// (the caller looked it up in the same transaction and found none).
+    static func upsert(_ r: GreylistRecord, row: Int64?, hash: Int64, in db: Database, _ s: Statements) throws {
+        try execute(.upsert, r.triplet, row: row, hash, r.firstSeen, r.lastSeen, r.blockExpires, r.recordExpires,
                     r.blockedCount, r.passedCount, text: r.origin.rawValue, in: db, s)
+    }
+
+    /// Writes a record whole, found by its triplet (imports, tests, manual entries).
+    static func put(_ r: GreylistRecord, hash: TripletHash, in db: Database, _ s: Statements) throws {
+        let h = hash(r.triplet)
+        try upsert(r, row: row(of: r.triplet, hash: h, in: db, s), hash: h, in: db, s)
     }
 
     static let refreshClient = """
@@ -108,33 +142,36 @@ enum SQLiteHotPath {
         """
 
     static let updateCounts = """
-        UPDATE triplets SET last_seen = ?4, blocked_count = ?5, passed_count = ?6
-        WHERE client_network = ?1 AND sender = ?2 AND recipient = ?3
+        UPDATE triplets SET last_seen = ?5, blocked_count = ?6, passed_count = ?7 WHERE id = ?4
         """
 
     /// Writes a record that `previous` was read for in the same transaction.
     /// A retry that is still blocked changes only the counters and the time
     /// last seen: an UPDATE of just those columns leaves the expiry index
     /// alone, which saves a page in the WAL for most decisions.
-    static func write(_ r: GreylistRecord, previous: GreylistRecord?, in db: Database, _ s: Statements) throws {
-        guard let p = previous, p.firstSeen == r.firstSeen, p.blockExpires == r.blockExpires,
+    /// `previous` is in row `row` (nil: none is stored); `hash` is the triplet's.
+    static func write(_ r: GreylistRecord, previous: GreylistRecord?, row: Int64?, hash: Int64, in db: Database,
+                      _ s: Statements) throws {
+        guard let p = previous, let row, p.firstSeen == r.firstSeen, p.blockExpires == r.blockExpires,
               p.recordExpires == r.recordExpires, p.origin == r.origin else {
-            try upsert(r, in: db, s)
+            try upsert(r, row: row, hash: hash, in: db, s)
             return
         }
-        try execute(.updateCounts, r.triplet, r.lastSeen, r.blockedCount, r.passedCount, in: db, s)
+        try execute(.updateCounts, r.triplet, row: row, r.lastSeen, r.blockedCount, r.passedCount, in: db, s)
     }
 
-    /// Runs `query` with the triplet bound to ?1 to ?3, `values` to the
-    /// parameters after it and `text`, if any, to the last one.
-    private static func execute(_ query: Query, _ t: Triplet, _ values: Int64..., text: String? = nil,
+    /// Runs `query` with the triplet bound to ?1 to ?3, `row` (or NULL) to
+    /// ?4, `values` to the parameters after it and `text`, if any, to the
+    /// last one.
+    private static func execute(_ query: Query, _ t: Triplet, row: Int64?, _ values: Int64..., text: String? = nil,
                                 in db: Database, _ s: Statements) throws {
         let statement = try s.statement(query, in: db).sqliteStatement
-        for (i, value) in values.enumerated() { sqlite3_bind_int64(statement, Int32(4 + i), value) }
+        if let row { sqlite3_bind_int64(statement, 4, row) } else { sqlite3_bind_null(statement, 4) }
+        for (i, value) in values.enumerated() { sqlite3_bind_int64(statement, Int32(5 + i), value) }
         try withBound(t, to: statement) {
             guard var text else { return try run(statement, in: db) }
             try text.withUTF8 { bytes in
-                bindText(bytes, to: statement, at: Int32(4 + values.count))
+                bindText(bytes, to: statement, at: Int32(5 + values.count))
                 try run(statement, in: db)
             }
         }
@@ -144,14 +181,14 @@ enum SQLiteHotPath {
     /// was made on. With `touches`, a change that leaves the record's state
     /// as it was (`onlyTouches`) and a client network's refresh are kept
     /// there instead, to be written by `flush`.
-    static func apply(_ change: StoreChange, for triplet: Triplet, previous: GreylistRecord?, now: Int64,
-                      touches: RetryTouches? = nil, in db: Database, _ s: Statements) throws {
+    static func apply(_ change: StoreChange, for triplet: Triplet, previous: GreylistRecord?, row: Int64?, hash: Int64,
+                      now: Int64, touches: RetryTouches? = nil, in db: Database, _ s: Statements) throws {
         if let record = change.record {
-            if let touches, let p = previous, onlyTouches(record, previous: p) {
-                touches.touch(record)
+            if let touches, let p = previous, let row, onlyTouches(record, previous: p) {
+                touches.touch(record, row: row)
             } else {
                 touches?.remove(record.triplet)
-                try write(record, previous: previous, in: db, s)
+                try write(record, previous: previous, row: row, hash: hash, in: db, s)
             }
         }
         switch change.client {
@@ -185,10 +222,13 @@ enum SQLiteHotPath {
         return r.recordExpires == p.recordExpires || (p.hasPassed && r.recordExpires > p.recordExpires)
     }
 
+    /// A touch's row, found by its id and checked to be the same triplet's
+    /// and the same generation's (first sighting and block expiry).
     static let flushTriplet = """
-        UPDATE triplets SET last_seen = max(last_seen, ?4), blocked_count = max(blocked_count, ?5),
-            passed_count = max(passed_count, ?6), record_expires = max(record_expires, ?7)
-        WHERE client_network = ?1 AND sender = ?2 AND recipient = ?3 AND first_seen = ?8 AND block_expires = ?9
+        UPDATE triplets SET last_seen = max(last_seen, ?5), blocked_count = max(blocked_count, ?6),
+            passed_count = max(passed_count, ?7), record_expires = max(record_expires, ?8)
+        WHERE id = ?4 AND client_network = ?1 AND sender = ?2 AND recipient = ?3 AND first_seen = ?9
+            AND block_expires = ?10
         """
     /// `flushTriplet` for a record that never passed, whose expiry no touch
     /// moves (see `onlyTouches`): without `record_expires` in the SET the
@@ -196,9 +236,10 @@ enum SQLiteHotPath {
     /// entry whose column is set even to the same value, which made every
     /// such row dirty a random leaf of the index.
     static let flushBlockedTriplet = """
-        UPDATE triplets SET last_seen = max(last_seen, ?4), blocked_count = max(blocked_count, ?5),
-            passed_count = max(passed_count, ?6)
-        WHERE client_network = ?1 AND sender = ?2 AND recipient = ?3 AND first_seen = ?7 AND block_expires = ?8
+        UPDATE triplets SET last_seen = max(last_seen, ?5), blocked_count = max(blocked_count, ?6),
+            passed_count = max(passed_count, ?7)
+        WHERE id = ?4 AND client_network = ?1 AND sender = ?2 AND recipient = ?3 AND first_seen = ?8
+            AND block_expires = ?9
         """
     static let flushClient = """
         UPDATE clients SET last_seen = max(last_seen, ?2), record_expires = max(record_expires, ?3)
@@ -225,11 +266,11 @@ enum SQLiteHotPath {
                               in db: Database, _ s: Statements) throws {
         for (t, r) in records {
             if r.passedCount == 0 {
-                try execute(.flushBlockedTriplet, t, r.lastSeen, r.blockedCount, r.passedCount, r.firstSeen,
+                try execute(.flushBlockedTriplet, t, row: r.row, r.lastSeen, r.blockedCount, r.passedCount, r.firstSeen,
                             r.blockExpires, in: db, s)
             } else {
-                try execute(.flushTriplet, t, r.lastSeen, r.blockedCount, r.passedCount, r.recordExpires, r.firstSeen,
-                            r.blockExpires, in: db, s)
+                try execute(.flushTriplet, t, row: r.row, r.lastSeen, r.blockedCount, r.passedCount, r.recordExpires,
+                            r.firstSeen, r.blockExpires, in: db, s)
             }
         }
         for (network, c) in clients {
@@ -255,16 +296,22 @@ enum SQLiteHotPath {
     /// for `body`, so `body` runs the statement, and the statement is
     /// reset and its bindings cleared before they go.
     private static func withBound<R>(_ t: Triplet, to statement: OpaquePointer, _ body: () throws -> R) throws -> R {
+        try withUTF8(of: t) { n, s, r in
+            bindText(n, to: statement, at: 1)
+            bindText(s, to: statement, at: 2)
+            bindText(r, to: statement, at: 3)
+            defer { unbind(statement) }
+            return try body()
+        }
+    }
+
+    /// Runs `body` with the UTF-8 bytes of the triplet's network, sender and recipient.
+    private static func withUTF8<R>(of t: Triplet, _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>,
+                                                            UnsafeBufferPointer<UInt8>) throws -> R) throws -> R {
         var network = t.network, sender = t.sender, recipient = t.recipient
         return try network.withUTF8 { n in
             try sender.withUTF8 { s in
-                try recipient.withUTF8 { r in
-                    bindText(n, to: statement, at: 1)
-                    bindText(s, to: statement, at: 2)
-                    bindText(r, to: statement, at: 3)
-                    defer { unbind(statement) }
-                    return try body()
-                }
+                try recipient.withUTF8 { r in try body(n, s, r) }
             }
         }
     }

@@ -62,16 +62,81 @@ enum SQLiteSchema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v4: triplets appended, found by a keyed hash") { db in
+            // See TripletHash: rows in the order first seen, an index of
+            // 64-bit hashes to find them.
+            let key = TripletHash.random()
+            try db.execute(sql: """
+                CREATE TABLE store_settings (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID
+                """)
+            try db.execute(sql: "INSERT INTO store_settings (name, value) VALUES (?, ?), (?, ?)",
+                           arguments: [hashKeyNames.0, Int64(bitPattern: key.k0), hashKeyNames.1, Int64(bitPattern: key.k1)])
+            let function = hashFunction(key)
+            db.add(function: function)
+            defer { db.remove(function: function) }
+            try db.execute(sql: """
+                CREATE TABLE triplets_v4 (
+                    id INTEGER PRIMARY KEY,
+                    triplet_hash INTEGER NOT NULL,
+                    client_network TEXT NOT NULL,
+                    sender TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    first_seen INTEGER NOT NULL,
+                    last_seen INTEGER NOT NULL,
+                    block_expires INTEGER NOT NULL,
+                    record_expires INTEGER NOT NULL,
+                    blocked_count INTEGER NOT NULL DEFAULT 0,
+                    passed_count INTEGER NOT NULL DEFAULT 0,
+                    origin TEXT NOT NULL DEFAULT 'AUTO' CHECK (origin IN ('AUTO', 'MANUAL'))
+                );
+                INSERT INTO triplets_v4 (triplet_hash, \(columns))
+                    SELECT greylag_triplet_hash(client_network, sender, recipient), \(columns)
+                    FROM triplets ORDER BY first_seen;
+                DROP TABLE triplets;
+                ALTER TABLE triplets_v4 RENAME TO triplets;
+                CREATE INDEX triplets_hash ON triplets (triplet_hash);
+                CREATE INDEX triplets_record_expires ON triplets (record_expires);
+                """)
+        }
         return migrator
+    }
+
+    /// The rows of `store_settings` that hold the store's `TripletHash` key.
+    static let hashKeyNames = ("triplet_hash_key_0", "triplet_hash_key_1")
+
+    /// The store's `TripletHash` key; an error naming what is wrong when
+    /// the file has none.
+    static func tripletHash(in db: Database) throws -> TripletHash {
+        var k0: Int64? = nil, k1: Int64? = nil
+        for row in try Row.fetchAll(db, sql: "SELECT name, value FROM store_settings WHERE name IN (?, ?)",
+                                    arguments: [hashKeyNames.0, hashKeyNames.1]) {
+            let value: DatabaseValue = row[1]
+            guard case .int64(let v) = value.storage else { continue }
+            if row.text(0) == hashKeyNames.0 { k0 = v } else { k1 = v }
+        }
+        guard let k0, let k1 else {
+            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "the store has no triplet hash key in "
+                                + "store_settings (\(hashKeyNames.0), \(hashKeyNames.1)): not a file greylag made")
+        }
+        return TripletHash(k0: UInt64(bitPattern: k0), k1: UInt64(bitPattern: k1))
+    }
+
+    /// `greylag_triplet_hash(network, sender, recipient)` for the migration
+    /// that fills the hash column.
+    static func hashFunction(_ key: TripletHash) -> DatabaseFunction {
+        DatabaseFunction("greylag_triplet_hash", argumentCount: 3, pure: true) { values in
+            key.hash(Row.text(values[0]), Row.text(values[1]), Row.text(values[2]))
+        }
     }
 
     /// Every table with the columns greylag reads and writes.
     static let tableColumns: [(table: String, columns: [String])] = [
-        ("triplets", ["client_network", "sender", "recipient", "first_seen", "last_seen", "block_expires",
-                      "record_expires", "blocked_count", "passed_count", "origin"]),
+        ("triplets", ["id", "triplet_hash", "client_network", "sender", "recipient", "first_seen", "last_seen",
+                      "block_expires", "record_expires", "blocked_count", "passed_count", "origin"]),
         ("clients", ["client_network", "passed_triplets", "first_seen", "last_seen", "record_expires"]),
         ("manual_entries", ["id", "list", "field", "value", "comment", "origin", "created", "expires"]),
         ("history", ["hour", "name", "count"]),
+        ("store_settings", ["name", "value"]),
     ]
 
     /// Reads one row of every table, with every column greylag uses. A file
@@ -144,9 +209,21 @@ enum SQLiteSchema {
         blocked_count, passed_count, origin
         """
 
-    static func record(_ triplet: Triplet, in db: Database) throws -> GreylistRecord? {
-        try Row.fetchOne(db, sql: "SELECT \(columns) FROM triplets WHERE client_network = ? AND sender = ? AND recipient = ?",
-                         arguments: [triplet.network, triplet.sender, triplet.recipient]).map(decode)
+    /// The row of `triplet`: its hash through the index, then its texts.
+    static let findTriplet = "triplet_hash = ? AND client_network = ? AND sender = ? AND recipient = ?"
+
+    static func findArguments(_ t: Triplet, _ hash: TripletHash) -> StatementArguments {
+        [hash(t), t.network, t.sender, t.recipient]
+    }
+
+    static func record(_ triplet: Triplet, hash: TripletHash, in db: Database) throws -> GreylistRecord? {
+        try Row.fetchOne(db, sql: "SELECT \(columns) FROM triplets WHERE \(findTriplet)",
+                         arguments: findArguments(triplet, hash)).map(decode)
+    }
+
+    static func delete(_ triplet: Triplet, hash: TripletHash, in db: Database) throws -> Bool {
+        try db.execute(sql: "DELETE FROM triplets WHERE \(findTriplet)", arguments: findArguments(triplet, hash))
+        return db.changesCount > 0
     }
 
     static func records(_ filter: RecordFilter, now: Int64, in db: Database) throws -> [GreylistRecord] {
@@ -168,8 +245,7 @@ enum SQLiteSchema {
 
     static func expire(now: Int64, limit: Int, in db: Database) throws -> Int {
         try db.execute(sql: """
-            DELETE FROM triplets WHERE (client_network, sender, recipient) IN (
-                SELECT client_network, sender, recipient FROM triplets WHERE record_expires < ? LIMIT ?)
+            DELETE FROM triplets WHERE id IN (SELECT id FROM triplets WHERE record_expires < ? LIMIT ?)
             """, arguments: [now, limit])
         var removed = db.changesCount
         if removed < limit {
@@ -196,16 +272,21 @@ enum SQLiteSchema {
         return StoreCounts(pending: row?.int64(0) ?? 0, passed: row?.int64(1) ?? 0, clients: clients)
     }
 
-    static func importState(records: [GreylistRecord], clients: [ClientRecord], in db: Database) throws {
+    static func importState(records: [GreylistRecord], clients: [ClientRecord], hash: TripletHash,
+                            in db: Database) throws {
         let set = { (columns: [(String, String)]) in
             ImportMerge.assignments(columns, min: "min", max: "max", old: { $0 }, new: { "excluded.\($0)" })
         }
+        let find = try db.cachedStatement(sql: "SELECT id FROM triplets WHERE \(findTriplet)")
+        // With the row's id when it is stored (a conflict merges), NULL when not (a new row).
         let triplet = try db.cachedStatement(sql: """
-            INSERT INTO triplets (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (client_network, sender, recipient) DO UPDATE SET \(set(ImportMerge.tripletColumns))
+            INSERT INTO triplets (id, triplet_hash, \(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET \(set(ImportMerge.tripletColumns))
             """)
         for r in records {
-            try triplet.execute(arguments: [r.triplet.network, r.triplet.sender, r.triplet.recipient, r.firstSeen,
+            let h = hash(r.triplet)
+            let id = try Int64.fetchOne(find, arguments: [h, r.triplet.network, r.triplet.sender, r.triplet.recipient])
+            try triplet.execute(arguments: [id, h, r.triplet.network, r.triplet.sender, r.triplet.recipient, r.firstSeen,
                                             r.lastSeen, r.blockExpires, r.recordExpires, r.blockedCount,
                                             r.passedCount, r.origin.rawValue])
         }
@@ -219,15 +300,39 @@ enum SQLiteSchema {
         }
     }
 
-    static func exportRecords(after: Triplet?, limit: Int, in db: Database) throws -> [GreylistRecord] {
-        guard let a = after else {
-            return try Row.fetchAll(db, sql: "SELECT \(columns) FROM triplets ORDER BY client_network, sender, recipient LIMIT ?",
-                                    arguments: [limit]).map(decode)
+    /// Records in the order of the hash index (hash, then the texts), each
+    /// page after the record `after`. A row whose stored hash is not its
+    /// triplet's (a file changed by other means) is passed over: no lookup
+    /// finds it either, and the next page starts after the last record
+    /// returned, exactly where it stands in that order.
+    static func exportRecords(after: Triplet?, limit: Int, hash: TripletHash,
+                              in db: Database) throws -> [GreylistRecord] {
+        var cursor: [DatabaseValue]? = after.map {
+            [hash($0).databaseValue, $0.network.databaseValue, $0.sender.databaseValue, $0.recipient.databaseValue]
         }
-        return try Row.fetchAll(db, sql: """
-            SELECT \(columns) FROM triplets WHERE (client_network, sender, recipient) > (?, ?, ?)
-            ORDER BY client_network, sender, recipient LIMIT ?
-            """, arguments: [a.network, a.sender, a.recipient, limit]).map(decode)
+        var out: [GreylistRecord] = []
+        while out.count < limit {
+            let want = limit - out.count
+            let order = "ORDER BY triplet_hash, client_network, sender, recipient LIMIT ?"
+            let rows: [Row]
+            if let cursor {
+                rows = try Row.fetchAll(db, sql: """
+                    SELECT triplet_hash, \(columns) FROM triplets
+                    WHERE (triplet_hash, client_network, sender, recipient) > (?, ?, ?, ?) \(order)
+                    """, arguments: StatementArguments(cursor + [want.databaseValue]))
+            } else {
+                rows = try Row.fetchAll(db, sql: "SELECT triplet_hash, \(columns) FROM triplets \(order)",
+                                        arguments: [want])
+            }
+            for row in rows {
+                let record = decode(row, from: 1)
+                cursor = Array(row.databaseValues.prefix(4))
+                let stored: DatabaseValue = row[0]
+                if case .int64(let h) = stored.storage, h == hash(record.triplet) { out.append(record) }
+            }
+            if rows.count < want { break }
+        }
+        return out
     }
 
     static func exportClients(after: String?, limit: Int, in db: Database) throws -> [ClientRecord] {
@@ -240,12 +345,15 @@ enum SQLiteSchema {
         }
     }
 
-    static func decode(_ row: Row) -> GreylistRecord {
+    static func decode(_ row: Row) -> GreylistRecord { decode(row, from: 0) }
+
+    /// A record from `columns`, starting at column `b` of `row`.
+    static func decode(_ row: Row, from b: Int) -> GreylistRecord {
         GreylistRecord(
-            triplet: Triplet(network: row.text(0), sender: row.text(1), recipient: row.text(2)),
-            firstSeen: row.int64(3), lastSeen: row.int64(4), blockExpires: row.int64(5), recordExpires: row.int64(6),
-            blockedCount: row.int64(7), passedCount: row.int64(8),
-            origin: RecordOrigin(rawValue: row.text(9)) ?? .auto)
+            triplet: Triplet(network: row.text(b), sender: row.text(b + 1), recipient: row.text(b + 2)),
+            firstSeen: row.int64(b + 3), lastSeen: row.int64(b + 4), blockExpires: row.int64(b + 5),
+            recordExpires: row.int64(b + 6), blockedCount: row.int64(b + 7), passedCount: row.int64(b + 8),
+            origin: RecordOrigin(rawValue: row.text(b + 9)) ?? .auto)
     }
 }
 
@@ -278,8 +386,10 @@ extension Row {
 
     /// A text column: a blob as UTF-8 (invalid bytes repaired), a number as
     /// its digits, NULL as "".
-    func text(_ index: Int) -> String {
-        let value: DatabaseValue = self[index]
+    func text(_ index: Int) -> String { Row.text(self[index]) }
+
+    /// `text(_:)` of a value.
+    static func text(_ value: DatabaseValue) -> String {
         switch value.storage {
         case .string(let s): return s
         case .blob(let b): return String(decoding: b, as: UTF8.self)

@@ -28,6 +28,8 @@ public final class SQLiteStore: GreylistStore {
     private let flusher: RepeatingTimer?
     /// The hot path's statements on the writer's connection.
     private let statements: SQLiteHotPath.Statements
+    /// The key of the triplets' hash index (`TripletHash`), the store's own.
+    private let hash: TripletHash
 
     /// How many touches may wait for the timer: past this, the next
     /// decision's transaction writes them all, so memory stays bounded
@@ -78,6 +80,7 @@ public final class SQLiteStore: GreylistStore {
         try pool.barrierWriteWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync)") }
         try SQLiteSchema.migrator.migrate(pool)
         try pool.read { db in try SQLiteSchema.check(in: db) }
+        hash = try pool.read { db in try SQLiteSchema.tripletHash(in: db) }
         let touches: RetryTouches? = flushInterval > .zero ? RetryTouches() : nil
         self.touches = touches
         let statements = SQLiteHotPath.Statements()
@@ -162,8 +165,8 @@ public final class SQLiteStore: GreylistStore {
 
     public func decide(_ triplet: Triplet, now: Int64, _ decide: @escaping @Sendable (TripletState) -> Decision,
                        completion: @escaping @Sendable (Result<Decision, any Error>) -> Void) {
-        writer.submit(DecisionJob(triplet: triplet, now: now, decide: decide, completion: completion, touches: touches,
-                                  statements: statements))
+        writer.submit(DecisionJob(triplet: triplet, hash: hash(triplet), now: now, decide: decide, completion: completion,
+                                  touches: touches, statements: statements))
     }
 
     /// A decision for the writer: its state read, the engine's change
@@ -171,15 +174,17 @@ public final class SQLiteStore: GreylistStore {
     /// decision instead of a closure for each of those steps.
     private final class DecisionJob: ResultJob<Decision>, @unchecked Sendable {
         let triplet: Triplet
+        let hash: Int64
         let now: Int64
         let decide: @Sendable (TripletState) -> Decision
         let touches: RetryTouches?
         let statements: SQLiteHotPath.Statements
 
-        init(triplet: Triplet, now: Int64, decide: @escaping @Sendable (TripletState) -> Decision,
+        init(triplet: Triplet, hash: Int64, now: Int64, decide: @escaping @Sendable (TripletState) -> Decision,
              completion: @escaping @Sendable (Result<Decision, any Error>) -> Void, touches: RetryTouches?,
              statements: SQLiteHotPath.Statements) {
             self.triplet = triplet
+            self.hash = hash
             self.now = now
             self.decide = decide
             self.touches = touches
@@ -188,9 +193,10 @@ public final class SQLiteStore: GreylistStore {
         }
 
         override func work(_ db: Database) throws -> Decision {
-            let state = try SQLiteHotPath.state(of: triplet, now: now, touches: touches, in: db, statements)
+            let (state, row) = try SQLiteHotPath.state(of: triplet, hash: hash, now: now, touches: touches, in: db,
+                                                       statements)
             let decision = decide(state)
-            try SQLiteHotPath.apply(decision.change, for: triplet, previous: state.record, now: now,
+            try SQLiteHotPath.apply(decision.change, for: triplet, previous: state.record, row: row, hash: hash, now: now,
                                     touches: touches, in: db, statements)
             if let touches, touches.overLimit(SQLiteStore.maxTouches) {
                 try SQLiteHotPath.flush(touches, in: db, statements)
@@ -201,7 +207,7 @@ public final class SQLiteStore: GreylistStore {
 
     public func record(for triplet: Triplet) async throws -> GreylistRecord? {
         let touched = touches?.snapshot()  // before the read: see RetryTouches.snapshot
-        let record = try await pool.read { db in try SQLiteSchema.record(triplet, in: db) }
+        let record = try await pool.read { [hash] db in try SQLiteSchema.record(triplet, hash: hash, in: db) }
         guard let touched, let record else { return record }
         return touched.applied(record)
     }
@@ -213,11 +219,9 @@ public final class SQLiteStore: GreylistStore {
     }
 
     public func delete(_ triplet: Triplet) async throws -> Bool {
-        try await writer.write { [touches] db in
+        try await writer.write { [touches, hash] db in
             touches?.remove(triplet)
-            try db.execute(sql: "DELETE FROM triplets WHERE client_network = ? AND sender = ? AND recipient = ?",
-                           arguments: [triplet.network, triplet.sender, triplet.recipient])
-            return db.changesCount > 0
+            return try SQLiteSchema.delete(triplet, hash: hash, in: db)
         }
     }
 
@@ -252,9 +256,9 @@ public final class SQLiteStore: GreylistStore {
             let end = start + 5_000
             let r = Array(records[min(start, records.count)..<min(end, records.count)])
             let c = Array(clients[min(start, clients.count)..<min(end, clients.count)])
-            try await writer.write { [touches, statements] db in
+            try await writer.write { [touches, statements, hash] db in
                 if let touches { try SQLiteHotPath.flush(touches, in: db, statements) }
-                try SQLiteSchema.importState(records: r, clients: c, in: db)
+                try SQLiteSchema.importState(records: r, clients: c, hash: hash, in: db)
             }
             start = end
         }
@@ -262,7 +266,9 @@ public final class SQLiteStore: GreylistStore {
 
     public func exportRecords(after: Triplet?, limit: Int) async throws -> [GreylistRecord] {
         let touched = touches?.snapshot()
-        let records = try await pool.read { db in try SQLiteSchema.exportRecords(after: after, limit: limit, in: db) }
+        let records = try await pool.read { [hash] db in
+            try SQLiteSchema.exportRecords(after: after, limit: limit, hash: hash, in: db)
+        }
         return touched?.applied(records) ?? records
     }
 
@@ -296,9 +302,9 @@ public final class SQLiteStore: GreylistStore {
 
     /// Writes a record as it is (imports, tests, manual entries).
     public func put(_ record: GreylistRecord) async throws {
-        try await writer.write { [touches, statements] db in
+        try await writer.write { [touches, statements, hash] db in
             touches?.remove(record.triplet)
-            try SQLiteHotPath.upsert(record, in: db, statements)
+            try SQLiteHotPath.put(record, hash: hash, in: db, statements)
         }
     }
 

@@ -172,11 +172,11 @@ import Testing
         var later = r
         later.blockedCount = 2
         later.lastSeen = t0 + 5
-        touches.touch(later)
+        touches.touch(later, row: 1)
         touches.end(committed: true)
         var latest = later
         latest.blockedCount = 3
-        touches.touch(latest)
+        touches.touch(latest, row: 1)
         touches.touchClient("192.0.2.0/24", lastSeen: t0 + 6, expires: t0 + 100)
         touches.end(committed: false)
         #expect(touches.snapshot().applied(r) == later)
@@ -200,10 +200,10 @@ import Testing
             GreylistRecord(triplet: triplet(i), firstSeen: t0, lastSeen: t0 + 1, blockExpires: t0 + 300,
                            recordExpires: t0 + 86_400, blockedCount: 2, passedCount: 0)
         }
-        for i in 0..<5_000 { touches.touch(record(i)) }
+        for i in 0..<5_000 { touches.touch(record(i), row: Int64(i) + 1) }
         touches.end(committed: true)
         #expect(touches.tick())
-        touches.touch(record(9_999))  // the next generation
+        touches.touch(record(9_999), row: 10_000)  // the next generation
         touches.end(committed: true)
         var written = Set<Triplet>()
         var chunk = touches.takeChunk(2_000)

@@ -46,7 +46,7 @@ func triplet(_ i: Int, network: String = "192.0.2.0/24") -> Triplet {
         #expect(record.origin == .auto)
         #expect(try await decide(reopened, triplet(1), at: t0 + 300).reason == .delayElapsed)
         #expect(try reopened.appliedMigrations() == ["v1: triplets and clients", "v2: manual list entries",
-                                                    "v3: hourly history"])
+                                                    "v3: hourly history", "v4: triplets appended, found by a keyed hash"])
         try await reopened.close()
     }
 

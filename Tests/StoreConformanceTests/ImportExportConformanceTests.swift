@@ -9,11 +9,14 @@ import Testing
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../GreylagImportTests/Fixtures").standardized
 
-    /// Every record of the store, in key order, through the export pages.
+    /// Every record of the store, in the store's order, through the export
+    /// pages; each exactly once (checked here).
     static func exportAll(_ store: any GreylistStore, page: Int) async throws -> ([GreylistRecord], [ClientRecord]) {
         var records: [GreylistRecord] = []
         var clients: [ClientRecord] = []
         try await store.exportAll(page: page, records: { records += $0 }, clients: { clients += $0 })
+        #expect(Set(records.map(\.triplet)).count == records.count, "a record exported twice")
+        #expect(Set(clients.map(\.network)).count == clients.count, "a client exported twice")
         return (records, clients)
     }
 
@@ -37,7 +40,7 @@ import Testing
             try await backend.withStore { store in
                 try await store.importState(records: parsed.records, clients: parsed.clients)
                 let (records, clients) = try await Self.exportAll(store, page: 3)
-                #expect(records == Self.sorted(parsed.records), "\(file)")
+                #expect(Self.sorted(records) == Self.sorted(parsed.records), "\(file)")
                 #expect(Set(clients) == Set(parsed.clients), "\(file)")
                 // The imported state decides: a passed triplet passes at once.
                 if let passed = parsed.records.first(where: { $0.hasPassed && $0.recordExpires > at + 1 }) {
@@ -67,7 +70,7 @@ import Testing
             #expect(merged.blockedCount == 1 && merged.passedCount == 3 && merged.recordExpires == t0 + 86_400 * 30)
             #expect(try await store.record(for: triplet(2)) == other)
             let (records, clients) = try await Self.exportAll(store, page: 1)
-            #expect(records.map(\.triplet) == [triplet(1), triplet(2)])
+            #expect(Set(records.map(\.triplet)) == [triplet(1), triplet(2)] && records.count == 2)
             #expect(clients == [client])
             // The merged triplet passed: it is known, and the client's count is what was imported.
             #expect(try await decide(store, t, at: t0 + 10).reason == .knownTriplet)
