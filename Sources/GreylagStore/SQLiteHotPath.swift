@@ -43,38 +43,42 @@ enum SQLiteHotPath {
         SELECT passed_triplets, record_expires FROM clients WHERE client_network = ?1
         """
 
-    /// The triplet's record, the id of its row and its network's passed
-    /// count at `now`, with `touches` (the writes not yet flushed) laid
-    /// over them. `hash` is the triplet's `TripletHash`.
-    static func state(of triplet: Triplet, hash: Int64, now: Int64, touches: RetryTouches? = nil, in db: Database,
-                      _ statements: Statements) throws -> (state: TripletState, row: Int64?) {
+    /// The triplet's record as stored and the id of its row, if any.
+    static func find(_ triplet: Triplet, hash: Int64, in db: Database,
+                     _ statements: Statements) throws -> (record: GreylistRecord?, row: Int64?) {
         let select = try statements.statement(.selectTriplet, in: db).sqliteStatement
-        var record: GreylistRecord? = nil
-        var row: Int64? = nil
         sqlite3_bind_int64(select, 1, hash)
         defer { sqlite3_reset(select) }
-        try withUTF8(of: triplet) { n, s, r in
+        return try withUTF8(of: triplet) { n, s, r in
             while true {
                 switch sqlite3_step(select) {
                 case SQLITE_ROW:
                     guard same(select, 1, n), same(select, 2, s), same(select, 3, r) else { continue }
                     let origin = sqlite3_column_text(select, 10).map { String(cString: $0) } ?? "AUTO"
-                    row = sqlite3_column_int64(select, 0)
-                    record = GreylistRecord(
+                    let record = GreylistRecord(
                         triplet: triplet,
                         firstSeen: sqlite3_column_int64(select, 4), lastSeen: sqlite3_column_int64(select, 5),
                         blockExpires: sqlite3_column_int64(select, 6), recordExpires: sqlite3_column_int64(select, 7),
                         blockedCount: sqlite3_column_int64(select, 8), passedCount: sqlite3_column_int64(select, 9),
                         origin: RecordOrigin(rawValue: origin) ?? .auto)
-                    if let touches, let r = record { record = touches.overlay(r) }
-                    return
+                    return (record, sqlite3_column_int64(select, 0))
                 case SQLITE_DONE:
-                    return
+                    return (nil, nil)
                 case let code:
                     throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
                 }
             }
         }
+    }
+
+    /// The triplet's record, the id of its row and its network's passed
+    /// count at `now`, with `touches` (the writes not yet flushed) laid
+    /// over them. `hash` is the triplet's `TripletHash`.
+    static func state(of triplet: Triplet, hash: Int64, now: Int64, touches: RetryTouches? = nil, in db: Database,
+                      _ statements: Statements) throws -> (state: TripletState, row: Int64?) {
+        let found = try find(triplet, hash: hash, in: db, statements)
+        var record = found.record
+        if let touches, let r = record { record = touches.overlay(r) }
         let client = try statements.statement(.selectClient, in: db).sqliteStatement
         var passed: Int64 = 0
         try withBound(triplet.network, to: client) {
@@ -88,7 +92,7 @@ enum SQLiteHotPath {
                 throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
             }
         }
-        return (TripletState(record: record, clientPassedTriplets: passed), row)
+        return (TripletState(record: record, clientPassedTriplets: passed), found.row)
     }
 
     /// Whether text column `column` of the current row holds exactly `bytes`.
@@ -96,11 +100,6 @@ enum SQLiteHotPath {
         guard let text = sqlite3_column_text(statement, column) else { return bytes.isEmpty }
         let count = Int(sqlite3_column_bytes(statement, column))
         return count == bytes.count && UnsafeBufferPointer(start: text, count: count).elementsEqual(bytes)
-    }
-
-    /// The id of `triplet`'s row, if it is stored.
-    static func row(of triplet: Triplet, hash: Int64, in db: Database, _ statements: Statements) throws -> Int64? {
-        try state(of: triplet, hash: hash, now: 0, in: db, statements).row
     }
 
     /// Every statement on a triplet's row has its texts at ?1 to ?3 and the
@@ -125,7 +124,7 @@ enum SQLiteHotPath {
     /// Writes a record whole, found by its triplet (imports, tests, manual entries).
     static func put(_ r: GreylistRecord, hash: TripletHash, in db: Database, _ s: Statements) throws {
         let h = hash(r.triplet)
-        try upsert(r, row: row(of: r.triplet, hash: h, in: db, s), hash: h, in: db, s)
+        try upsert(r, row: find(r.triplet, hash: h, in: db, s).row, hash: h, in: db, s)
     }
 
     static let refreshClient = """

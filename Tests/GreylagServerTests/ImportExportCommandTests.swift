@@ -80,7 +80,8 @@ import Testing
                 let out = dir.path + "/\(server.rawValue).jsonl"
                 let export = try await runProgram(binary, ["export", "-c", config, "-o", out])
                 #expect(export.status == 0, "\(server): \(export.output)")
-                #expect(try Self.body(out) == lines, "\(server)")
+                // Each store lists in its own order (SQLite by its key hash).
+                #expect(try Self.body(out).sorted() == lines.sorted(), "\(server)")
                 return out
             }
         }
