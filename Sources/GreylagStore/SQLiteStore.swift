@@ -78,7 +78,14 @@ public final class SQLiteStore: GreylistStore {
         // would silently undo a FULL set there. Readers do not commit, so
         // their setting does not matter.
         try pool.barrierWriteWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync)") }
+        let migrating = try pool.read { db in try !SQLiteSchema.migrator.hasCompletedMigrations(db) }
         try SQLiteSchema.migrator.migrate(pool)
+        if migrating {
+            // A migration that rewrote a table left all of it in the
+            // write-ahead log: into the file now, before decisions, rather
+            // than by the checkpointer's RESTART holding a decision's commit.
+            try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        }
         try pool.read { db in try SQLiteSchema.check(in: db) }
         hash = try pool.read { db in try SQLiteSchema.tripletHash(in: db) }
         let touches: RetryTouches? = flushInterval > .zero ? RetryTouches() : nil
@@ -323,6 +330,12 @@ public final class SQLiteStore: GreylistStore {
         await writer.drained()
         try writer.dropStatements(also: { [statements] in statements.drop() })
         try checkpointer.close()
+        // The write-ahead log into the file and emptied, so that the next
+        // start does not begin by copying it (after a bulk import, hundreds
+        // of MB: SQLite's own checkpoint at the last close does not run when
+        // a read-only reader of the pool closes last). Best effort: another
+        // program reading the file may hold it back.
+        _ = try? await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
         try pool.close()
         if let failure { throw failure }
     }
