@@ -70,6 +70,8 @@ import Testing
         }
         let store = try SQLiteStore(path: path)
         #expect(try store.appliedMigrations().last == "v4: triplets appended, found by a keyed hash")
+        // The rewritten table is in the file, not left in the log for the first decisions' commits.
+        #expect(Self.walSize(path) == 0)
         let kept = try #require(try await store.record(for: passed))
         #expect(kept.firstSeen == t0 - 3_600 && kept.blockExpires == t0 - 3_300 && kept.passedCount == 2)
         #expect(try await store.record(for: other)?.firstSeen == t0 - 7_200)
@@ -122,6 +124,25 @@ import Testing
         try await store.exportAll(page: 1, records: { exported += $0 }, clients: { _ in })
         #expect(exported.map(\.triplet) == [first])
         try await store.close()
+    }
+
+    /// The size of the store's write-ahead log, 0 when there is none.
+    static func walSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int) ?? 0
+    }
+
+    /// A clean close leaves no log for the next start to copy.
+    @Test func closingEmptiesTheWriteAheadLog() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/greylag.db"
+        let store = try SQLiteStore(path: path)
+        for i in 0..<200 { _ = try await decide(store, triplet(i), at: t0) }
+        #expect(Self.walSize(path) > 0)
+        try await store.close()
+        #expect(Self.walSize(path) == 0)
+        let reopened = try SQLiteStore(path: path)
+        #expect(try await reopened.record(for: triplet(199))?.firstSeen == t0)
+        try await reopened.close()
     }
 
     /// Schema v3 as greylag made it, with its migrations marked applied.
