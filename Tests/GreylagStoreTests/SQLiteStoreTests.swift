@@ -19,14 +19,15 @@ func triplet(_ i: Int, network: String = "192.0.2.0/24") -> Triplet {
     Triplet(network: network, sender: "sender\(i)@example.org", recipient: "rcpt@example.net")
 }
 
+/// The verdict of `t` at `now` with the default engine, its change written.
+func decide(_ store: SQLiteStore, _ t: Triplet, at now: Int64) async throws -> Verdict {
+    let engine = Engine()
+    return try await store.decide(t, now: now) { engine.decide(t, state: $0, now: now) }.verdict
+}
+
 @Suite struct SQLiteStoreTests {
     let t0: Int64 = 1_700_000_000
     let engine = Engine()
-
-    func decide(_ store: SQLiteStore, _ t: Triplet, at now: Int64) async throws -> Verdict {
-        let engine = self.engine
-        return try await store.decide(t, now: now) { engine.decide(t, state: $0, now: now) }.verdict
-    }
 
     @Test func recordSurvivesAReopen() async throws {
         let dir = TemporaryDirectory()

@@ -9,12 +9,6 @@ import Testing
 /// a hash.
 @Suite struct TripletHashTests {
     let t0: Int64 = 1_700_000_000
-    let engine = Engine()
-
-    func decide(_ store: SQLiteStore, _ t: Triplet, at now: Int64) async throws -> Verdict {
-        let engine = self.engine
-        return try await store.decide(t, now: now) { engine.decide(t, state: $0, now: now) }.verdict
-    }
 
     /// The reference vector of the SipHash paper (appendix A): key 00..0f,
     /// message 00..0e; and the same fed in uneven pieces.
