@@ -85,15 +85,15 @@ struct SipHash24 {
 
     mutating func add(_ bytes: UnsafeBufferPointer<UInt8>) {
         var i = 0
-        // Whole words straight from the buffer once the tail is empty.
+        // Bytes into the tail until it is empty, then whole words straight
+        // from the buffer, then the rest into the tail.
         while i < bytes.count && length & 7 != 0 {
             add(bytes[i])
             i += 1
         }
+        let raw = UnsafeRawBufferPointer(bytes)
         while bytes.count - i >= 8 {
-            var m: UInt64 = 0
-            for j in 0..<8 { m |= UInt64(bytes[i + j]) << (UInt64(j) * 8) }
-            compress(m)
+            compress(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
             length &+= 8
             i += 8
         }
