@@ -86,8 +86,10 @@ public final class SQLiteStore: GreylistStore {
             // than by the checkpointer's RESTART holding a decision's commit.
             try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
         }
-        try pool.read { db in try SQLiteSchema.check(in: db) }
-        hash = try pool.read { db in try SQLiteSchema.tripletHash(in: db) }
+        hash = try pool.read { db in
+            try SQLiteSchema.check(in: db)
+            return try SQLiteSchema.tripletHash(in: db)
+        }
         let touches: RetryTouches? = flushInterval > .zero ? RetryTouches() : nil
         self.touches = touches
         let statements = SQLiteHotPath.Statements()
